@@ -1,0 +1,76 @@
+"""The contract a domain plugin fulfils; pipelines drive domains only through it.
+
+A domain is an instance of a :class:`Domain` subclass exposed through the ``suite.domains``
+entry-point group. Built-in domains are registered exactly as a third party's would be.
+"""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar
+
+
+@dataclass
+class DemoItem:
+    """One before/after result that ``suite demo`` puts in its report.
+
+    Attributes:
+        title: a short caption.
+        before_png: path of the degraded or input picture.
+        after_png: path of the enhanced picture.
+        metrics: metric name -> value (the name carries the convention).
+        reference_png: optional path of the clean reference picture.
+        note: free text shown under the pictures.
+    """
+
+    title: str
+    before_png: Path
+    after_png: Path
+    metrics: dict[str, float] = field(default_factory=dict)
+    reference_png: Path | None = None
+    note: str = ""
+
+
+class Domain:
+    """Base class of every domain plugin.
+
+    Subclasses set the class attributes and override the operations they support; an operation
+    left out raises :class:`NotImplementedError`, which the CLI reports as unsupported.
+    """
+
+    name: ClassVar[str] = ""
+    task: ClassVar[str] = ""
+    input_kinds: ClassVar[tuple[str, ...]] = ()
+
+    def default_weights(self) -> Path | None:
+        """Path of the shipped default weights (safetensors), or ``None`` if there are none."""
+        return None
+
+    def add_arguments(self, command: str, parser: argparse.ArgumentParser) -> None:
+        """Add this domain's own options to the parser of ``command`` (enhance, degrade, ...)."""
+
+    def enhance(self, inputs: list[Path], output: Path, options: argparse.Namespace) -> dict[str, Any]:
+        """Enhance ``inputs`` and write ``output`` (already a temporary path; see pipelines)."""
+        raise NotImplementedError(f"{self.name} does not support enhance")
+
+    def degrade(self, inputs: list[Path], output: Path, options: argparse.Namespace) -> dict[str, Any]:
+        """Write a realistically degraded copy of ``inputs`` to ``output``."""
+        raise NotImplementedError(f"{self.name} does not support degrade")
+
+    def train(self, options: argparse.Namespace) -> Path:
+        """Train from ``options.data`` into ``options.out``; return the weights written."""
+        raise NotImplementedError(f"{self.name} does not support train")
+
+    def evaluate(self, pred: Path, ref: Path, options: argparse.Namespace) -> dict[str, float]:
+        """Compare a prediction with a reference; metric names carry their conventions."""
+        raise NotImplementedError(f"{self.name} does not support evaluate")
+
+    def demo(self, out_dir: Path, options: argparse.Namespace) -> list[DemoItem]:
+        """Run on the bundled sample data and return what the demo report shows."""
+        raise NotImplementedError(f"{self.name} has no demo")
+
+    def batch_output_name(self, item: Path) -> str:
+        """Name of the output for one batch item (a file or a DICOM folder)."""
+        return item.name

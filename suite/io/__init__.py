@@ -1,0 +1,1 @@
+"""Readers and writers that carry metadata beside every array: DICOM, NIfTI, photos, rasters."""

@@ -1,0 +1,76 @@
+"""Atomic output: write under a temporary name beside the target, rename at the end.
+
+A failed run therefore leaves no partial output, and the target is replaced in one step.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+from suite.errors import InputError
+
+
+def check_output_path(output: str | Path, inputs: list[str | Path] | tuple[str | Path, ...] = ()) -> Path:
+    """Refuse an output path that cannot be written or that would overwrite an input.
+
+    Args:
+        output: the target file or folder.
+        inputs: input paths that must not be touched.
+
+    Returns:
+        The output as an absolute :class:`~pathlib.Path`.
+
+    Raises:
+        InputError: the parent folder is missing or read-only, or the output is an input.
+    """
+    out = Path(output).absolute()
+    for item in inputs:
+        src = Path(item).absolute()
+        if out == src or (src.is_dir() and src in out.parents):
+            raise InputError(output, "output path is the input (or inside it); inputs are never modified")
+    parent = out.parent
+    if not parent.is_dir():
+        raise InputError(output, f"output folder {parent} does not exist")
+    if not os.access(parent, os.W_OK):
+        raise InputError(output, f"output folder {parent} is not writable")
+    return out
+
+
+@contextlib.contextmanager
+def atomic_path(target: str | Path) -> Iterator[Path]:
+    """Yield a temporary path beside ``target``; on success move it onto ``target``.
+
+    Works for files and folders. On any exception the temporary is removed and the target is
+    left as it was.
+    """
+    target = Path(target)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".partial", dir=target.parent)
+    os.close(fd)
+    os.unlink(tmp_name)
+    tmp = Path(tmp_name)
+    if target.suffix:
+        # Keep the real suffix last so that format detection by extension still works.
+        tmp = tmp.with_name(tmp.name + target.name)
+    try:
+        yield tmp
+        _replace(tmp, target)
+    finally:
+        _remove(tmp)
+
+
+def _replace(tmp: Path, target: Path) -> None:
+    if tmp.is_dir() and target.exists():
+        _remove(target)
+    os.replace(tmp, target)
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
+    elif path.exists() or path.is_symlink():
+        path.unlink()

@@ -1,0 +1,99 @@
+"""Weights as safetensors plus a JSON model card; pickled checkpoints only on explicit trust.
+
+The card sits beside the weights with the same stem (``model.safetensors`` + ``model.json``)
+and says everything needed to rebuild and use the model: architecture and arguments,
+normalization, training data and recipe, validation metrics with their conventions.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+from suite.errors import InputError
+from suite.models.registry import create_model
+
+CARD_KEYS = ("architecture", "arguments", "normalization", "training", "validation")
+PICKLE_SUFFIXES = (".pt", ".pth", ".ckpt", ".bin", ".pkl")
+
+
+def card_path(weights: str | Path) -> Path:
+    """Path of the model card that belongs to ``weights``."""
+    return Path(weights).with_suffix(".json")
+
+
+def save_weights(path: str | Path, model: nn.Module, card: dict[str, Any]) -> Path:
+    """Write ``model``'s state as safetensors and ``card`` as JSON beside it.
+
+    Raises:
+        ValueError: the card lacks one of :data:`CARD_KEYS`.
+    """
+    missing = [k for k in CARD_KEYS if k not in card]
+    if missing:
+        raise ValueError(f"model card lacks {missing}")
+    path = Path(path)
+    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    save_file(state, str(path), metadata={"architecture": str(card["architecture"])})
+    card_path(path).write_text(json.dumps(card, indent=2, sort_keys=True, default=str) + "\n")
+    return path
+
+
+def read_card(path: str | Path) -> dict[str, Any]:
+    """Read the model card of a weights file.
+
+    Raises:
+        InputError: the card is missing or not valid JSON.
+    """
+    cpath = card_path(path)
+    if not cpath.is_file():
+        raise InputError(path, f"no model card {cpath.name} beside the weights")
+    try:
+        card: dict[str, Any] = json.loads(cpath.read_text())
+    except json.JSONDecodeError as exc:
+        raise InputError(cpath, f"model card is not valid JSON ({exc.msg})") from None
+    return card
+
+
+def load_state(path: str | Path, trust: bool = False) -> dict[str, torch.Tensor]:
+    """Load a state dict from safetensors, or from a pickled checkpoint when ``trust`` is set.
+
+    Raises:
+        InputError: missing file, unreadable file, or a pickled checkpoint without ``trust``.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(path, "weights file not found")
+    if path.suffix in PICKLE_SUFFIXES:
+        if not trust:
+            raise InputError(path, "pickled checkpoints can run code when loaded; convert to "
+                             "safetensors or pass --trust-checkpoint")
+        # Explicit user trust: the full unpickler is allowed here and nowhere else.
+        obj = torch.load(path, map_location="cpu", weights_only=False)
+        state = obj.get("model", obj) if isinstance(obj, dict) else obj
+        return dict(state)
+    try:
+        return load_file(str(path))
+    except Exception as exc:
+        raise InputError(path, f"not a readable safetensors file ({exc})") from None
+
+
+def load_model(path: str | Path, trust: bool = False) -> tuple[nn.Module, dict[str, Any]]:
+    """Rebuild the model described by the card beside ``path`` and load its weights.
+
+    Returns:
+        The model in eval mode and its card.
+    """
+    card = read_card(path)
+    model = create_model(card["architecture"], **card.get("arguments", {}))
+    state = load_state(path, trust=trust)
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as exc:
+        first = str(exc).splitlines()[0]
+        raise InputError(path, f"weights do not fit {card['architecture']}: {first}") from None
+    return model.eval(), card
