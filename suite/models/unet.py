@@ -1,0 +1,142 @@
+"""2D/3D U-Net: a lean normalization-free variant and a wrapper of MONAI's UNet."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Sequence
+
+import torch
+from monai.networks.nets import UNet as MonaiUNet
+from torch import nn
+
+from suite.errors import ShapeError
+from suite.models.blocks import conv_nd
+from suite.models.registry import register_model
+
+
+def _double_conv(conv: type[nn.Conv2d] | type[nn.Conv3d], cin: int, cout: int) -> nn.Sequential:
+    """Two 3x3(x3) convolutions with LeakyReLU, no normalization."""
+    return nn.Sequential(
+        conv(cin, cout, 3, padding=1),
+        nn.LeakyReLU(0.1, inplace=True),
+        conv(cout, cout, 3, padding=1),
+        nn.LeakyReLU(0.1, inplace=True),
+    )
+
+
+class LeanUNet(nn.Module):
+    """U-Net without normalization layers, friendly to ``channels_last(_3d)`` inputs.
+
+    Downsampling is a strided 2x convolution, upsampling a 2x transposed convolution, skips are
+    concatenated. Every op keeps the memory format of its input, so a ``channels_last_3d``
+    input runs the fast CPU kernels end to end. Spatial sizes must be divisible by
+    ``2 ** (len(channels) - 1)``.
+
+    Args:
+        spatial_dims: 2 for ``(B, C, H, W)``, 3 for ``(B, C, D, H, W)``.
+        in_channels: input channels.
+        out_channels: output channels.
+        channels: width per level, e.g. ``(16, 32, 64)``.
+        residual: add the input to the output (needs ``in_channels == out_channels``), so the
+            network learns the correction, e.g. the negative noise for CT denoising.
+
+    References:
+        Ronneberger, Fischer, Brox, "U-Net: Convolutional Networks for Biomedical Image
+        Segmentation", MICCAI 2015.
+    """
+
+    def __init__(
+        self,
+        spatial_dims: int = 2,
+        in_channels: int = 1,
+        out_channels: int = 1,
+        channels: Sequence[int] = (16, 32, 64),
+        residual: bool = False,
+    ) -> None:
+        super().__init__()
+        if residual and in_channels != out_channels:
+            raise ValueError("residual=True needs in_channels == out_channels")
+        conv = conv_nd(spatial_dims)
+        tconv = nn.ConvTranspose2d if spatial_dims == 2 else nn.ConvTranspose3d
+        ch = list(channels)
+        self.stem = _double_conv(conv, in_channels, ch[0])
+        self.down = nn.ModuleList(conv(a, b, 2, stride=2) for a, b in itertools.pairwise(ch))
+        self.enc = nn.ModuleList(_double_conv(conv, b, b) for b in ch[1:])
+        self.up = nn.ModuleList(tconv(b, a, 2, stride=2) for a, b in itertools.pairwise(ch))
+        self.dec = nn.ModuleList(_double_conv(conv, 2 * a, a) for a in ch[:-1])
+        self.head = conv(ch[0], out_channels, 1)
+        self.spatial_dims, self.in_channels, self.residual = spatial_dims, in_channels, residual
+        self.multiple = 2 ** (len(ch) - 1)
+
+    def _check(self, x: torch.Tensor) -> None:
+        """Raise ShapeError unless ``x`` is ``(B, C_in, *spatial)`` with divisible sizes."""
+        if (
+            x.ndim != self.spatial_dims + 2
+            or x.shape[1] != self.in_channels
+            or any(s % self.multiple for s in x.shape[2:])
+        ):
+            expected = f"(B, {self.in_channels}, *spatial) with spatial % {self.multiple} == 0"
+            raise ShapeError("x", expected, tuple(x.shape))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``(B, C_in, [D,] H, W) -> (B, C_out, [D,] H, W)``."""
+        self._check(x)
+        skips = [self.stem(x)]
+        for down, enc in zip(self.down, self.enc, strict=False):
+            skips.append(enc(down(skips[-1])))
+        h = skips.pop()
+        for i in reversed(range(len(self.up))):
+            h = self.dec[i](torch.cat([self.up[i](h), skips.pop()], dim=1))
+        out = self.head(h)
+        return out + x if self.residual else out
+
+
+class ResidualWrapper(nn.Module):
+    """Adds the input to a wrapped network's output: ``y = x + net(x)``."""
+
+    def __init__(self, net: nn.Module) -> None:
+        super().__init__()
+        self.net = net
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``(B, C, *spatial) -> (B, C, *spatial)``."""
+        return x + self.net(x)
+
+
+@register_model("unet")
+def unet(
+    spatial_dims: int = 2,
+    in_channels: int = 1,
+    out_channels: int = 1,
+    channels: Sequence[int] = (16, 32, 64),
+    residual: bool = False,
+    backend: str = "lean",
+    num_res_units: int = 0,
+) -> nn.Module:
+    """U-Net factory.
+
+    Args:
+        spatial_dims: 2 or 3.
+        in_channels: input channels.
+        out_channels: output channels.
+        channels: width per level.
+        residual: add the input to the output (in and out channels must match).
+        backend: ``"lean"`` (:class:`LeanUNet`, no normalization, fast on CPU) or ``"monai"``
+            (``monai.networks.nets.UNet`` with instance norm and ``num_res_units``).
+        num_res_units: residual units per level, MONAI backend only.
+    """
+    if backend == "lean":
+        return LeanUNet(spatial_dims, in_channels, out_channels, channels, residual)
+    if backend != "monai":
+        raise ValueError(f"backend must be 'lean' or 'monai', got {backend!r}")
+    if residual and in_channels != out_channels:
+        raise ValueError("residual=True needs in_channels == out_channels")
+    net = MonaiUNet(
+        spatial_dims=spatial_dims,
+        in_channels=in_channels,
+        out_channels=out_channels,
+        channels=tuple(channels),
+        strides=(2,) * (len(channels) - 1),
+        num_res_units=num_res_units,
+    )
+    return ResidualWrapper(net) if residual else net

@@ -1,0 +1,100 @@
+"""Every registered model builds with small arguments, runs forward and stays under a size cap."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+import torch
+
+from suite.errors import ShapeError
+from suite.models import SelfAttention2d, create_model, list_models
+
+# name -> (small kwargs, input shape, expected output shape, parameter cap at defaults)
+CASES: dict[str, tuple[dict[str, Any], tuple[int, ...], tuple[int, ...], int]] = {
+    "espcn": ({"in_channels": 1, "scale": 3, "features": 8}, (1, 1, 8, 8), (1, 1, 24, 24), 10**5),
+    "dae": ({"spatial_dims": 3, "features": 4}, (1, 1, 8, 8, 8), (1, 1, 8, 8, 8), 10**5),
+    "unet": (
+        {"spatial_dims": 3, "channels": (4, 8), "residual": True},
+        (1, 1, 8, 8, 8),
+        (1, 1, 8, 8, 8),
+        10**6,
+    ),
+    "edsr": (
+        {"in_channels": 4, "scale": 4, "features": 8, "num_blocks": 2},
+        (1, 4, 6, 6),
+        (1, 4, 24, 24),
+        10**6,
+    ),
+    "rcan": (
+        {"in_channels": 1, "scale": 3, "features": 16, "num_blocks": 2},
+        (1, 1, 6, 6),
+        (1, 1, 18, 18),
+        10**6,
+    ),
+    "resnet_generator": (
+        {"in_channels": 4, "out_channels": 3, "features": 4, "num_blocks": 2, "attention": True},
+        (1, 4, 16, 16),
+        (1, 3, 16, 16),
+        3 * 10**6,
+    ),
+    "patchgan": ({"in_channels": 2, "features": 4}, (1, 2, 64, 64), (1, 1, 6, 6), 10**6),
+}
+
+
+def test_every_registered_model_has_a_case() -> None:
+    assert set(list_models()) <= set(CASES)
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_model_forward_and_size(name: str) -> None:
+    kwargs, in_shape, out_shape, cap = CASES[name]
+    assert sum(p.numel() for p in create_model(name).parameters()) < cap
+    net = create_model(name, **kwargs).eval()
+    with torch.no_grad():
+        out = net(torch.rand(in_shape))
+    assert tuple(out.shape) == out_shape
+    assert torch.isfinite(out).all()
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_model_rejects_wrong_channels(name: str) -> None:
+    kwargs, in_shape, _, _ = CASES[name]
+    net = create_model(name, **kwargs)
+    bad = (in_shape[0], in_shape[1] + 1, *in_shape[2:])
+    with pytest.raises(ShapeError):
+        net(torch.rand(bad))
+
+
+def test_unet_channels_last_3d_matches_contiguous() -> None:
+    net = create_model("unet", spatial_dims=3, channels=(4, 8, 16), residual=True).eval()
+    x = torch.rand(1, 1, 8, 8, 8)
+    with torch.no_grad():
+        ref = net(x)
+        out = net.to(memory_format=torch.channels_last_3d)(
+            x.to(memory_format=torch.channels_last_3d)
+        )
+    torch.testing.assert_close(out, ref, atol=1e-5, rtol=1e-5)
+
+
+def test_unet_lean_has_no_norm_layers() -> None:
+    net = create_model("unet", spatial_dims=3)
+    norms = (torch.nn.BatchNorm3d, torch.nn.InstanceNorm3d, torch.nn.GroupNorm)
+    assert not any(isinstance(m, norms) for m in net.modules())
+
+
+def test_unet_monai_backend_residual() -> None:
+    net = create_model("unet", spatial_dims=2, channels=(4, 8), residual=True, backend="monai")
+    net.eval()
+    with torch.no_grad():
+        assert net(torch.rand(1, 1, 16, 16)).shape == (1, 1, 16, 16)
+
+
+def test_residual_needs_matching_channels() -> None:
+    with pytest.raises(ValueError, match="residual"):
+        create_model("unet", in_channels=1, out_channels=2, residual=True)
+
+
+def test_self_attention_starts_as_identity() -> None:
+    x = torch.rand(2, 8, 5, 7)
+    torch.testing.assert_close(SelfAttention2d(8)(x), x)
