@@ -1,0 +1,391 @@
+"""DICOM series: read a folder into a RAS+ ``Volume`` and write a derived series back.
+
+Slices are ordered by the projection of ImagePositionPatient on the slice normal (never by file
+name or InstanceNumber), and a series that cannot be stacked honestly (missing or duplicated
+slices, uneven spacing, gantry tilt, mixed orientations or sizes) is refused with an
+:class:`~suite.errors.InputError` that names the folder and the problem. Compressed transfer
+syntaxes decode through pydicom's pixel handlers (pylibjpeg plugins for JPEG 2000 / JPEG-LS).
+"""
+
+from __future__ import annotations
+
+import copy
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pydicom
+from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.pixels import apply_modality_lut
+from pydicom.sequence import Sequence as DicomSequence
+from pydicom.uid import (
+    CTImageStorage,
+    ExplicitVRLittleEndian,
+    MRImageStorage,
+    SecondaryCaptureImageStorage,
+    generate_uid,
+)
+
+from suite.errors import InputError
+from suite.io.atomic import atomic_path, check_output_path
+from suite.io.volume import Volume, VolumeMeta
+
+GAP_FACTOR = 1.5  # a step this many times the median step means slices are missing
+SPACING_RTOL = 0.01  # relative tolerance on slice steps before spacing counts as uneven
+ORIENTATION_ATOL = 1e-4  # direction cosines printed with ~6 digits differ by this much
+TILT_RTOL = 1e-3  # in-plane drift of the positions per mm travelled (about 0.06 degrees)
+DUPLICATE_MM = 1e-3  # positions closer than this along the normal are the same slice
+LPS_TO_RAS = np.diag([-1.0, -1.0, 1.0, 1.0])
+
+Header = tuple[Path, Dataset]
+
+
+def read_dicom_series(
+    path: str | Path, series_uid: str | None = None, recursive: bool = False
+) -> Volume:
+    """Read one DICOM series from a folder (or one ``.dcm`` file) into a volume.
+
+    Args:
+        path: folder of DICOM files (non-DICOM files are skipped) or a single DICOM file.
+        series_uid: SeriesInstanceUID to read when the folder holds several series.
+        recursive: also read sub-folders.
+
+    Returns:
+        Volume with float32 data ``(I, J, K)`` (``i`` along columns, ``j`` along rows, ``k``
+        along the sorted slice normal) in rescaled units (HU for CT), and a RAS+ mm affine.
+
+    Raises:
+        InputError: no DICOM files, several series and none chosen, an unreadable file, or a
+            series that cannot be stacked (the message says which problem).
+    """
+    root = Path(path)
+    headers = _select_series(root, _read_headers(root, recursive), series_uid)
+    headers = _sort_and_check(root, headers)
+    affine = _affine(headers)
+    data = np.stack([_slice_values(f) for f, _ in headers], axis=-1)
+    first = headers[0][1]
+    meta = VolumeMeta(
+        affine=affine,
+        spacing=tuple(float(s) for s in np.linalg.norm(affine[:3, :3], axis=0)),
+        source_format="dicom",
+        source_path=root,
+        datasets=[ds for _, ds in headers],
+        modality=str(first.Modality) if "Modality" in first else None,
+        series_uid=str(first.SeriesInstanceUID) if "SeriesInstanceUID" in first else None,
+    )
+    return Volume(data=data, meta=meta)
+
+
+# --------------------------------------------------------------------------- reading headers
+
+
+def _candidate_files(root: Path, recursive: bool) -> list[Path]:
+    if root.is_file():
+        return [root]
+    if not root.is_dir():
+        raise InputError(root, "does not exist")
+    found = root.rglob("*") if recursive else root.iterdir()
+    return sorted(p for p in found if p.is_file() and not p.name.startswith("."))
+
+
+def _looks_like_dicom(path: Path) -> bool:
+    """A Part 10 preamble, or a bare dataset that pydicom can parse into an image instance."""
+    with path.open("rb") as fh:
+        head = fh.read(132)
+    if head[128:132] == b"DICM":
+        return True
+    # Files written without a preamble still exist in the wild; parsing random bytes with
+    # force=True may warn or raise, and either way the file is simply not ours to read.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            ds = pydicom.dcmread(path, force=True, stop_before_pixels=True)
+            return "SOPInstanceUID" in ds and "Rows" in ds
+        except Exception:
+            return False
+
+
+def _read_headers(root: Path, recursive: bool) -> list[Header]:
+    headers: list[Header] = []
+    for file in _candidate_files(root, recursive):
+        if not _looks_like_dicom(file):
+            continue
+        try:
+            ds = pydicom.dcmread(file, stop_before_pixels=True, force=True)
+        except Exception as exc:
+            raise InputError(file, f"unreadable DICOM file ({exc})") from exc
+        if "PixelData" not in ds and "Rows" not in ds:
+            continue  # DICOMDIR, structured reports and other non-image objects
+        headers.append((file, ds))
+    if not headers:
+        raise InputError(root, "no DICOM files")
+    return headers
+
+
+def _select_series(root: Path, headers: list[Header], series_uid: str | None) -> list[Header]:
+    groups: dict[str, list[Header]] = {}
+    for item in headers:
+        groups.setdefault(str(item[1].get("SeriesInstanceUID", "")), []).append(item)
+    if series_uid is not None:
+        if series_uid not in groups:
+            problem = f"no series with SeriesInstanceUID {series_uid}; {_listing(groups)}"
+            raise InputError(root, problem)
+        return groups[series_uid]
+    if len(groups) > 1:
+        problem = f"{len(groups)} series found, choose one with series_uid: {_listing(groups)}"
+        raise InputError(root, problem)
+    return next(iter(groups.values()))
+
+
+def _listing(groups: dict[str, list[Header]]) -> str:
+    parts = []
+    for uid, items in groups.items():
+        desc = items[0][1].get("SeriesDescription", "") or "no description"
+        parts.append(f"{uid or '(no UID)'} '{desc}' ({len(items)} slices)")
+    return "; ".join(parts)
+
+
+# --------------------------------------------------------------------------- geometry checks
+
+
+def _cosines(ds: Dataset, file: Path) -> np.ndarray:
+    """(2, 3) row and column direction cosines (LPS)."""
+    if "ImageOrientationPatient" not in ds or "ImagePositionPatient" not in ds:
+        raise InputError(file, "no ImageOrientationPatient/ImagePositionPatient: geometry unknown")
+    return np.asarray(ds.ImageOrientationPatient, dtype=np.float64).reshape(2, 3)
+
+
+def _sort_and_check(root: Path, headers: list[Header]) -> list[Header]:
+    """Sort slices along the normal and refuse any series that cannot be stacked honestly."""
+    _check_uniform(root, headers)
+    cos = _cosines(headers[0][1], headers[0][0])
+    normal = np.cross(cos[0], cos[1])
+    pos = np.array([np.asarray(ds.ImagePositionPatient, dtype=np.float64) for _, ds in headers])
+    order = np.argsort(pos @ normal, kind="stable")
+    headers = [headers[i] for i in order]
+    pos = pos[order]
+    if len(headers) > 1:
+        _check_steps(root, headers, pos, normal)
+    return headers
+
+
+def _check_uniform(root: Path, headers: list[Header]) -> None:
+    sizes = {(int(ds.Rows), int(ds.Columns)) for _, ds in headers}
+    if len(sizes) > 1:
+        raise InputError(root, f"mixed image sizes (Rows, Columns) {sorted(sizes)} in one series")
+    cos0 = _cosines(headers[0][1], headers[0][0])
+    for file, ds in headers:
+        if not np.allclose(_cosines(ds, file), cos0, atol=ORIENTATION_ATOL):
+            first = headers[0][0].name
+            raise InputError(root, f"mixed orientations: {file.name} differs from {first}")
+        if abs(float(ds.get("GantryDetectorTilt", 0) or 0)) > 1e-6:
+            raise InputError(root, f"gantry tilt {ds.GantryDetectorTilt} degrees in {file.name}")
+        if int(ds.get("NumberOfFrames", 1) or 1) > 1 or int(ds.get("SamplesPerPixel", 1)) != 1:
+            raise InputError(file, "multi-frame or colour DICOM is not a slice of a volume series")
+
+
+def _check_steps(root: Path, headers: list[Header], pos: np.ndarray, normal: np.ndarray) -> None:
+    steps = np.diff(pos @ normal)
+    names = [f.name for f, _ in headers]
+    dup = np.flatnonzero(steps < DUPLICATE_MM)
+    if dup.size:
+        i = int(dup[0])
+        raise InputError(root, f"duplicate slice positions: {names[i]} and {names[i + 1]}")
+    travel = pos[-1] - pos[0]
+    drift = np.linalg.norm(travel - (travel @ normal) * normal)
+    if drift > TILT_RTOL * np.linalg.norm(travel) + 1e-4:
+        problem = f"gantry tilt: slice positions drift {drift:.3f} mm off the slice normal"
+        raise InputError(root, problem)
+    median = float(np.median(steps))
+    gap = np.flatnonzero(steps > GAP_FACTOR * median)
+    if gap.size:
+        i = int(gap[0])
+        raise InputError(
+            root,
+            f"missing slices: gap of {steps[i]:.3f} mm between {names[i]} and {names[i + 1]} "
+            f"(median step {median:.3f} mm)",
+        )
+    worst = float(np.max(np.abs(steps - median)) / median)
+    if worst > SPACING_RTOL:
+        raise InputError(
+            root, f"uneven slice spacing: steps {steps.min():.3f} to {steps.max():.3f} mm"
+        )
+
+
+def _affine(headers: list[Header]) -> np.ndarray:
+    """RAS+ affine: i along the row cosine, j along the column cosine, k along the slice step."""
+    first = headers[0][1]
+    cos = _cosines(first, headers[0][0])
+    row_mm, col_mm = (float(v) for v in first.get("PixelSpacing", [1.0, 1.0]))
+    p0 = np.asarray(first.ImagePositionPatient, dtype=np.float64)
+    if len(headers) > 1:
+        last = np.asarray(headers[-1][1].ImagePositionPatient, dtype=np.float64)
+        step = (last - p0) / (len(headers) - 1)
+    else:
+        step = np.cross(cos[0], cos[1]) * float(first.get("SliceThickness", 1.0) or 1.0)
+    lps = np.eye(4)
+    lps[:3, 0] = cos[0] * col_mm
+    lps[:3, 1] = cos[1] * row_mm
+    lps[:3, 2] = step
+    lps[:3, 3] = p0
+    return LPS_TO_RAS @ lps
+
+
+def _slice_values(file: Path) -> np.ndarray:
+    """Decode one slice into rescaled float32 values ``(I, J)`` = ``(Columns, Rows)``."""
+    try:
+        ds = pydicom.dcmread(file, force=True)
+        values = apply_modality_lut(ds.pixel_array, ds)
+    except Exception as exc:
+        problem = f"cannot decode pixel data, file truncated or corrupt ({exc})"
+        raise InputError(file, problem) from exc
+    return np.asarray(values, dtype=np.float32).T
+
+
+# --------------------------------------------------------------------------- writing
+
+
+def write_dicom_series(
+    path: str | Path, data: np.ndarray, meta: VolumeMeta, description: str, derivation: str
+) -> Path:
+    """Write ``data`` as a derived DICOM series, one file per slice (``IM00001.dcm``...).
+
+    Patient and study tags, positions and orientation come from the source headers; the series
+    gets a new SeriesInstanceUID, new SOPInstanceUIDs, ImageType DERIVED\\SECONDARY, the
+    description appended to SeriesDescription and a DerivationDescription. Values are stored
+    uncompressed (Explicit VR Little Endian) as 16-bit integers with RescaleSlope/Intercept
+    chosen so that they read back within half a unit (0.5 HU) whenever the value range spans
+    at most 65535 units.
+
+    Args:
+        path: the output folder (replaced atomically).
+        data: array ``(I, J, K)`` = ``(Columns, Rows, slices)`` in source units (HU for CT).
+        meta: metadata of a volume read from DICOM, with the same grid as ``data``.
+        description: suffix for SeriesDescription, e.g. ``"denoised"``.
+        derivation: DerivationDescription, e.g. the model and weights used.
+
+    Returns:
+        The absolute output folder.
+
+    Raises:
+        InputError: the source is not DICOM, shapes disagree, values are not finite, or the
+            output path is unusable.
+    """
+    out = check_output_path(path, [meta.source_path])
+    sources = _check_writable(out, data, meta)
+    stored, slope, intercept, signed = _encode(out, np.asarray(data))
+    series_uid = generate_uid()
+    with atomic_path(out) as tmp:
+        tmp.mkdir()
+        for k, src in enumerate(sources):
+            ds = _derived_slice(src, series_uid, description, derivation, k + 1)
+            _set_pixels(ds, stored[:, :, k].T, slope, intercept, signed)
+            ds.save_as(tmp / f"IM{k + 1:05d}.dcm", enforce_file_format=True)
+    return out
+
+
+def _check_writable(out: Path, data: np.ndarray, meta: VolumeMeta) -> Sequence[Dataset]:
+    if meta.source_format != "dicom" or not meta.datasets:
+        raise InputError(
+            out, "DICOM output needs a DICOM input (the source is NIfTI); write .nii.gz instead"
+        )
+    first = meta.datasets[0]
+    grid = (int(first.Columns), int(first.Rows), len(meta.datasets))
+    if data.ndim != 3 or tuple(data.shape) != grid:
+        raise InputError(out, f"data shape {data.shape} does not match the source series {grid}")
+    return meta.datasets
+
+
+def _encode(out: Path, data: np.ndarray) -> tuple[np.ndarray, float, float, bool]:
+    """Choose 16-bit storage ``(stored, slope, intercept, signed)``; value = stored*slope+intercept.
+
+    Integer-valued data that fit int16 (or uint16) are stored exactly with slope 1; anything
+    else is mapped linearly onto the full uint16 range, so the error is at most slope/2.
+    """
+    bad = int(np.count_nonzero(~np.isfinite(data)))
+    if bad:
+        raise InputError(out, f"{bad} voxels are NaN or Inf; cannot store them in DICOM")
+    lo, hi = float(data.min()), float(data.max())
+    if np.array_equal(data, np.round(data)):
+        if lo >= -32768 and hi <= 32767:
+            return data.astype(np.int16), 1.0, 0.0, True
+        if lo >= 0 and hi <= 65535:
+            return data.astype(np.uint16), 1.0, 0.0, False
+    intercept = float(np.floor(lo))
+    # DS strings hold 16 characters: round the slope *up* to 8 significant digits so that the
+    # written value is exactly the one used here and the range still fits in 65535 steps.
+    slope = float(f"{max(hi - intercept, 1e-6) / 65535 * (1 + 1e-7):.8g}")
+    stored = np.clip(np.round((data.astype(np.float64) - intercept) / slope), 0, 65535)
+    return stored.astype(np.uint16), slope, intercept, False
+
+
+def _derived_slice(
+    src: Dataset, series_uid: str, description: str, derivation: str, number: int
+) -> Dataset:
+    """Copy of a source header turned into one instance of the derived series."""
+    ds = copy.deepcopy(src)
+    ds.SOPClassUID = _sop_class(src)
+    ds.SeriesInstanceUID = series_uid
+    ds.SOPInstanceUID = generate_uid()
+    ds.InstanceNumber = number
+    ds.ImageType = ["DERIVED", "SECONDARY", *list(src.get("ImageType", []))[2:]]
+    ds.SeriesDescription = f"{src.get('SeriesDescription', '')} {description}".strip()[:64]
+    ds.DerivationDescription = derivation[:1024]
+    if "SeriesNumber" in src and src.SeriesNumber is not None:
+        ds.SeriesNumber = int(src.SeriesNumber) + 1000  # viewers list series by number
+    ref = Dataset()
+    ref.ReferencedSOPClassUID = ds.SOPClassUID
+    ref.ReferencedSOPInstanceUID = src.get("SOPInstanceUID") or src.file_meta.get(
+        "MediaStorageSOPInstanceUID", ""
+    )
+    ds.SourceImageSequence = DicomSequence([ref])
+    ds.file_meta = _file_meta(ds)
+    return ds
+
+
+def _sop_class(src: Dataset) -> str:
+    """SOPClassUID of the source; anonymisers sometimes leave it only in the file meta."""
+    meta = getattr(src, "file_meta", None) or FileMetaDataset()
+    found = src.get("SOPClassUID") or meta.get("MediaStorageSOPClassUID")
+    if found:
+        return str(found)
+    return {"CT": CTImageStorage, "MR": MRImageStorage}.get(
+        str(src.get("Modality", "")), SecondaryCaptureImageStorage
+    )
+
+
+def _file_meta(ds: Dataset) -> FileMetaDataset:
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID = ds.SOPClassUID
+    meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
+    meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    return meta
+
+
+def _set_pixels(
+    ds: Dataset, rows_cols: np.ndarray, slope: float, intercept: float, signed: bool
+) -> None:
+    """Store a ``(Rows, Columns)`` 16-bit slice with consistent pixel-module tags."""
+    for tag in (
+        "SmallestImagePixelValue",
+        "LargestImagePixelValue",
+        "PixelPaddingValue",
+        "PixelPaddingRangeLimit",
+        "PlanarConfiguration",
+        "NumberOfFrames",
+    ):
+        if tag in ds:
+            del ds[tag]  # their meaning and VR (US/SS) depend on the old storage
+    ds.SamplesPerPixel = 1
+    ds.PhotometricInterpretation = "MONOCHROME2"
+    ds.BitsAllocated = 16
+    ds.BitsStored = 16
+    ds.HighBit = 15
+    ds.PixelRepresentation = 1 if signed else 0
+    if slope != 1.0 or intercept != 0.0 or "RescaleSlope" in ds or "RescaleIntercept" in ds:
+        ds.RescaleSlope = f"{slope:.8g}"
+        ds.RescaleIntercept = f"{intercept:.8g}"
+    dtype = "<i2" if signed else "<u2"
+    ds.PixelData = np.ascontiguousarray(rows_cols, dtype=dtype).tobytes()
+    ds["PixelData"].VR = "OW"

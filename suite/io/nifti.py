@@ -1,0 +1,122 @@
+"""NIfTI volumes through nibabel: read 3D volumes with their header, write float32, affine kept.
+
+Dtype policy: volumes are read as float32 with ``scl_slope``/``scl_inter`` applied and are
+always written as float32 (slope 1, intercept 0), so no value is rounded or clipped on output.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+
+from suite.errors import InputError
+from suite.io.atomic import atomic_path, check_output_path
+from suite.io.volume import Volume, VolumeMeta
+
+SCANNER_CODE = 1  # NIfTI xform code "scanner anat": world coordinates of the scanner (DICOM)
+
+
+def read_nifti(path: str | Path, allow_4d: bool = False) -> Volume:
+    """Read a NIfTI-1/2 file as a float32 volume.
+
+    Args:
+        path: ``.nii`` or ``.nii.gz`` file.
+        allow_4d: return a 4D volume ``(I, J, K, T)`` instead of refusing it.
+
+    Returns:
+        Volume with ``data`` float32 ``(I, J, K)`` (scaling applied), ``meta.affine`` the image
+        affine (sform if set, else qform) in RAS+ mm, and the header kept.
+
+    Raises:
+        InputError: unreadable file, a 4D volume without ``allow_4d``, or NaN/Inf voxels.
+    """
+    p = Path(path)
+    try:
+        img = nib.load(p)
+        if not isinstance(img, nib.Nifti1Image):  # Nifti2Image is a subclass
+            raise TypeError(f"{type(img).__name__} is not a NIfTI image")
+        data = _squeeze_trailing(np.asarray(img.get_fdata(dtype=np.float32)))
+    except Exception as exc:
+        raise InputError(p, f"unreadable NIfTI file ({exc})") from exc
+    if data.ndim == 4 and not allow_4d:
+        raise InputError(p, f"4D volume, choose a volume (shape {data.shape})")
+    if data.ndim > 4:
+        raise InputError(p, f"{data.ndim}D data (shape {data.shape}) is not a volume")
+    bad = int(np.count_nonzero(~np.isfinite(data)))
+    if bad:
+        raise InputError(p, f"{bad} of {data.size} voxels are NaN or Inf")
+    affine = np.asarray(img.affine, dtype=np.float64)
+    meta = VolumeMeta(
+        affine=affine,
+        spacing=tuple(float(s) for s in np.linalg.norm(affine[:3, :3], axis=0)),
+        source_format="nifti",
+        source_path=p,
+        nifti_header=img.header.copy(),
+    )
+    return Volume(data=data, meta=meta)
+
+
+def _squeeze_trailing(data: np.ndarray) -> np.ndarray:
+    """Drop singleton axes after the third (a ``(I, J, K, 1)`` file is a 3D volume)."""
+    while data.ndim > 3 and data.shape[-1] == 1:
+        data = data[..., 0]
+    if data.ndim == 2:
+        data = data[..., np.newaxis]
+    return data
+
+
+def write_nifti(
+    path: str | Path,
+    data: np.ndarray,
+    meta: VolumeMeta,
+    description: str = "",
+    derivation: str = "",
+) -> Path:
+    """Write a float32 NIfTI with the source affine, xform codes and units.
+
+    Args:
+        path: ``.nii`` or ``.nii.gz`` output (replaced atomically).
+        data: array ``(I, J, K)`` (or ``(I, J, K, T)``) on the grid of ``meta.affine``.
+        meta: source metadata; a NIfTI source lends its header (codes, units, intent), a DICOM
+            source gets scanner-coordinate codes and millimetre units.
+        description: stored in the header's ``descrip`` field (80 bytes at most).
+        derivation: appended to ``descrip`` when it fits.
+
+    Returns:
+        The absolute output path.
+
+    Raises:
+        InputError: the output path is unusable.
+    """
+    out = check_output_path(path, [meta.source_path])
+    header = _output_header(meta)
+    img = nib.Nifti1Image(np.asarray(data, dtype=np.float32), meta.affine, header=header)
+    sform_code, qform_code = _xform_codes(meta)
+    img.set_sform(meta.affine, code=sform_code)
+    img.set_qform(meta.affine, code=qform_code)
+    img.set_data_dtype(np.float32)
+    img.header.set_slope_inter(1.0, 0.0)
+    img.header["descrip"] = "; ".join(s for s in (description, derivation) if s)[:79].encode()
+    with atomic_path(out) as tmp:
+        nib.save(img, tmp)
+    return out
+
+
+def _output_header(meta: VolumeMeta) -> nib.Nifti1Header:
+    if meta.nifti_header is not None:
+        # A NIfTI-2 or Analyze source header converts field by field into NIfTI-1.
+        return nib.Nifti1Header.from_header(meta.nifti_header)
+    header = nib.Nifti1Header()
+    header.set_xyzt_units("mm", "sec")
+    return header
+
+
+def _xform_codes(meta: VolumeMeta) -> tuple[int, int]:
+    """(sform, qform) codes: the source's, else scanner; 0 would make readers ignore the affine."""
+    if meta.nifti_header is None:
+        return SCANNER_CODE, SCANNER_CODE
+    sform = int(meta.nifti_header["sform_code"]) or SCANNER_CODE
+    qform = int(meta.nifti_header["qform_code"]) or sform
+    return sform, qform

@@ -1,0 +1,127 @@
+"""Medical volumes: a float32 array in voxel order ``(I, J, K)`` with its geometry beside it.
+
+``read_volume`` and ``write_volume`` pick the DICOM or NIfTI reader/writer from the path, so a
+script never has to care which format a volume came from. See ``docs/CONVENTIONS.md``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Literal
+
+import numpy as np
+
+from suite.errors import InputError
+
+if TYPE_CHECKING:
+    import nibabel as nib
+    from pydicom.dataset import Dataset
+
+NIFTI_SUFFIXES = (".nii", ".nii.gz")
+
+
+@dataclass
+class VolumeMeta:
+    """Geometry and provenance of a volume, enough to write it back in its source format.
+
+    Attributes:
+        affine: (4, 4) float64 map from voxel ``(i, j, k, 1)`` to RAS+ world millimetres.
+        spacing: voxel size along ``i``, ``j``, ``k`` in millimetres (column norms of ``affine``).
+        source_format: ``"dicom"`` or ``"nifti"``.
+        source_path: the file or folder the volume was read from.
+        nifti_header: the source NIfTI header (``None`` for DICOM sources).
+        datasets: the source DICOM headers, one per slice, sorted along the slice normal
+            (pixel data dropped), or ``None`` for NIfTI sources.
+        modality: DICOM Modality (``"CT"``, ``"MR"``...) or ``None`` when unknown.
+        series_uid: DICOM SeriesInstanceUID of the source, or ``None``.
+    """
+
+    affine: np.ndarray
+    spacing: tuple[float, ...]
+    source_format: Literal["dicom", "nifti"]
+    source_path: Path
+    nifti_header: nib.Nifti1Header | None = None
+    datasets: list[Dataset] | None = field(default=None, repr=False)
+    modality: str | None = None
+    series_uid: str | None = None
+
+
+@dataclass
+class Volume:
+    """A volume and its metadata.
+
+    Attributes:
+        data: float32 array ``(I, J, K)`` (``(I, J, K, T)`` only when read with ``allow_4d``);
+            CT in Hounsfield units, other modalities in the scanner's rescaled units.
+        meta: geometry and source headers.
+    """
+
+    data: np.ndarray
+    meta: VolumeMeta
+
+
+def is_nifti_path(path: str | Path) -> bool:
+    """Whether ``path`` names a NIfTI file by its suffix (``.nii`` or ``.nii.gz``)."""
+    return str(path).lower().endswith(NIFTI_SUFFIXES)
+
+
+def read_volume(
+    path: str | Path,
+    series_uid: str | None = None,
+    recursive: bool = False,
+    allow_4d: bool = False,
+) -> Volume:
+    """Read a DICOM series (folder or ``.dcm`` file) or a NIfTI volume (``.nii``/``.nii.gz``).
+
+    Args:
+        path: a folder of DICOM files, one ``.dcm`` file (read as a one-slice series), or a
+            NIfTI file.
+        series_uid: which series to read when a folder holds several.
+        recursive: also read DICOM files in sub-folders.
+        allow_4d: accept a 4D NIfTI and return it as ``(I, J, K, T)``.
+
+    Returns:
+        The volume, float32 ``(I, J, K)`` with a RAS+ millimetre affine.
+
+    Raises:
+        InputError: the path is missing, of an unknown kind, or cannot be read honestly.
+    """
+    # Imported here because the format modules build Volume objects from this module.
+    from suite.io.dicom import read_dicom_series
+    from suite.io.nifti import read_nifti
+
+    p = Path(path)
+    if not p.exists():
+        raise InputError(p, "does not exist")
+    if p.is_dir() or p.suffix.lower() == ".dcm":
+        return read_dicom_series(p, series_uid=series_uid, recursive=recursive)
+    if is_nifti_path(p):
+        return read_nifti(p, allow_4d=allow_4d)
+    raise InputError(p, "unknown volume format: expected a DICOM folder, .dcm, .nii or .nii.gz")
+
+
+def write_volume(
+    path: str | Path, data: np.ndarray, meta: VolumeMeta, description: str, derivation: str
+) -> Path:
+    """Write a volume as NIfTI (path ending ``.nii``/``.nii.gz``) or else as a DICOM series folder.
+
+    Args:
+        path: the output file (NIfTI) or folder (DICOM series); replaced atomically.
+        data: float32-convertible array ``(I, J, K)`` in the units of the source.
+        meta: metadata of the source volume; DICOM output needs a DICOM source.
+        description: short text appended to the SeriesDescription (NIfTI: ``descrip``).
+        derivation: how the data were derived (DICOM DerivationDescription).
+
+    Returns:
+        The absolute output path.
+
+    Raises:
+        InputError: the output path is unusable, or DICOM output was asked from a NIfTI source.
+    """
+    from suite.io.dicom import write_dicom_series
+    from suite.io.nifti import write_nifti
+
+    if is_nifti_path(path):
+        return write_nifti(path, data, meta, description=description, derivation=derivation)
+    return write_dicom_series(path, data, meta, description=description, derivation=derivation)
