@@ -1,0 +1,222 @@
+"""Photos (PNG, JPEG, TIFF): ``(H, W, C)`` arrays in the file's own dtype, written back alike.
+
+PNG and JPEG go through Pillow. TIFF goes through tifffile (a dependency of scikit-image),
+because Pillow decodes 16-bit colour TIFF to 8 bits. Pillow also reduces 16-bit colour PNG to
+8 bits, so such files are refused rather than silently losing half their bits; 16-bit
+greyscale PNG is read exactly (Pillow mode ``I;16``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import tifffile
+from PIL import Image, UnidentifiedImageError
+
+from suite.errors import InputError, ShapeError
+from suite.io.atomic import atomic_path, check_output_path
+
+MODES = {1: "L", 2: "LA", 3: "RGB", 4: "RGBA"}  # channel count -> mode of the array
+PILLOW_8BIT = {"L", "LA", "RGB", "RGBA"}
+PILLOW_16BIT = {"I;16", "I;16L", "I;16B", "I;16N", "I"}
+TIFF_ICC_TAG = 34675
+JPEG_QUALITY = 95
+
+
+@dataclass
+class PhotoMeta:
+    """What is needed to write a photo back as it was read.
+
+    Attributes:
+        format: ``"PNG"``, ``"JPEG"`` or ``"TIFF"``.
+        bit_depth: bits per sample, 8 or 16.
+        mode: layout of the array's channels: ``"L"``, ``"LA"``, ``"RGB"`` or ``"RGBA"``.
+        size: ``(width, height)`` in pixels.
+        path: the source file.
+        icc_profile: embedded ICC colour profile, if any.
+        exif: raw EXIF block, if any (PNG and JPEG).
+    """
+
+    format: str
+    bit_depth: int
+    mode: str
+    size: tuple[int, int]
+    path: Path | None = None
+    icc_profile: bytes | None = None
+    exif: bytes | None = None
+
+
+@dataclass
+class Photo:
+    """A photo: ``data`` is ``(H, W, C)`` uint8 or uint16, C in 1..4, with its ``meta``."""
+
+    data: np.ndarray
+    meta: PhotoMeta
+
+
+def read_photo(path: str | Path) -> Photo:
+    """Read a PNG, JPEG or TIFF photo without changing its bit depth.
+
+    Args:
+        path: the image file.
+
+    Returns:
+        Photo with ``data`` ``(H, W, C)`` uint8 (8-bit files) or uint16 (16-bit files).
+
+    Raises:
+        InputError: missing, corrupt or unsupported file (the message says which).
+    """
+    p = Path(path)
+    if not p.is_file():
+        raise InputError(p, "does not exist or is not a file")
+    try:
+        with Image.open(p) as im:
+            fmt = str(im.format)
+            if fmt == "TIFF":
+                return _read_tiff(p)
+            if fmt not in ("PNG", "JPEG"):
+                raise InputError(p, f"unsupported photo format {fmt}; expected PNG, JPEG or TIFF")
+            return _read_pillow(p, im)
+    except InputError:
+        raise
+    except (
+        OSError,
+        UnidentifiedImageError,
+        SyntaxError,
+        ValueError,
+        tifffile.TiffFileError,
+    ) as exc:
+        raise InputError(p, f"corrupt or unreadable image ({exc})") from exc
+
+
+def _read_pillow(path: Path, im: Image.Image) -> Photo:
+    if im.format == "PNG" and im.mode in ("RGB", "RGBA", "LA") and _png_is_16bit(im):
+        raise InputError(path, "16-bit colour PNG: Pillow would reduce it to 8 bits (use TIFF)")
+    if im.mode == "P":
+        im = im.convert("RGBA" if "transparency" in im.info else "RGB")
+    elif im.mode == "1":
+        im = im.convert("L")
+    im.load()  # decodes now, so truncated data fails here and is reported as corrupt
+    if im.mode in PILLOW_16BIT:
+        data, depth = _as_uint16(path, np.asarray(im)), 16
+    elif im.mode in PILLOW_8BIT:
+        data, depth = np.asarray(im, dtype=np.uint8), 8
+    else:
+        raise InputError(path, f"colour mode {im.mode} is not supported (L, LA, RGB, RGBA)")
+    data = data[..., np.newaxis] if data.ndim == 2 else data
+    return Photo(data=np.ascontiguousarray(data), meta=_meta(path, str(im.format), data, depth, im))
+
+
+def _png_is_16bit(im: Image.Image) -> bool:
+    """Pillow keeps the PNG raw mode (e.g. ``RGB;16B``) in the tile before decoding."""
+    return any(";16" in str(tile.args) for tile in (getattr(im, "tile", None) or []))
+
+
+def _as_uint16(path: Path, data: np.ndarray) -> np.ndarray:
+    if data.dtype != np.uint16 and (data.min() < 0 or data.max() > 65535):
+        raise InputError(path, "32-bit integer image values do not fit 16 bits")
+    return data.astype(np.uint16)
+
+
+def _meta(path: Path, fmt: str, data: np.ndarray, depth: int, im: Image.Image) -> PhotoMeta:
+    exif = im.info.get("exif")
+    return PhotoMeta(
+        format=fmt,
+        bit_depth=depth,
+        mode=MODES[data.shape[2]],
+        size=(data.shape[1], data.shape[0]),
+        path=path,
+        icc_profile=im.info.get("icc_profile") or None,
+        exif=exif if isinstance(exif, bytes) and exif else None,
+    )
+
+
+def _read_tiff(path: Path) -> Photo:
+    with tifffile.TiffFile(path) as tif:
+        if len(tif.pages) != 1:
+            raise InputError(path, f"multi-page TIFF ({len(tif.pages)} pages) is not a photo")
+        page = tif.pages[0]
+        if not isinstance(page, tifffile.TiffPage):
+            raise InputError(path, "TIFF first page is not an image")
+        data = page.asarray()
+        if page.planarconfig == tifffile.PLANARCONFIG.SEPARATE and data.ndim == 3:
+            data = np.moveaxis(data, 0, -1)  # stored (C, H, W), photos travel as (H, W, C)
+        icc = page.tags.get(TIFF_ICC_TAG)
+        icc_bytes = bytes(icc.value) if icc is not None else None
+    if data.dtype not in (np.uint8, np.uint16):
+        raise InputError(path, f"TIFF samples of type {data.dtype} are not 8 or 16-bit photos")
+    data = data[..., np.newaxis] if data.ndim == 2 else data
+    if data.ndim != 3 or data.shape[2] not in MODES:
+        raise InputError(path, f"TIFF of shape {data.shape} is not a 1 to 4 channel photo")
+    depth = 8 * data.dtype.itemsize
+    meta = PhotoMeta("TIFF", depth, MODES[data.shape[2]], (data.shape[1], data.shape[0]), path)
+    meta.icc_profile = icc_bytes
+    return Photo(data=np.ascontiguousarray(data), meta=meta)
+
+
+def write_photo(path: str | Path, data: np.ndarray, meta: PhotoMeta) -> Path:
+    """Write a photo in the format and bit depth of ``meta`` (JPEG at quality 95, 4:4:4).
+
+    Args:
+        path: output file (replaced atomically).
+        data: ``(H, W, C)`` (or ``(H, W)``) uint8 for 8-bit or uint16 for 16-bit output.
+        meta: metadata of the source photo; its ICC profile and EXIF are written back.
+
+    Returns:
+        The absolute output path.
+
+    Raises:
+        ShapeError: ``data`` is not ``(H, W, C)`` with C in 1..4.
+        ValueError: ``data`` dtype does not match ``meta.bit_depth``.
+        InputError: unusable output path, or a layout the format cannot store.
+    """
+    out = check_output_path(path, [meta.path] if meta.path is not None else [])
+    arr = _check_data(data, meta)
+    with atomic_path(out) as tmp:
+        if meta.format == "TIFF":
+            _write_tiff(tmp, arr, meta)
+        else:
+            _write_pillow(out, tmp, arr, meta)
+    return out
+
+
+def _check_data(data: np.ndarray, meta: PhotoMeta) -> np.ndarray:
+    arr = np.asarray(data)
+    arr = arr[..., np.newaxis] if arr.ndim == 2 else arr
+    if arr.ndim != 3 or arr.shape[2] not in MODES:
+        raise ShapeError("data", "(H, W, C) with C in 1..4", arr.shape)
+    expected = np.uint16 if meta.bit_depth == 16 else np.uint8
+    if arr.dtype != expected:
+        raise ValueError(f"data dtype {arr.dtype} does not match {meta.bit_depth}-bit output")
+    return np.ascontiguousarray(arr)
+
+
+def _write_pillow(out: Path, tmp: Path, arr: np.ndarray, meta: PhotoMeta) -> None:
+    channels = arr.shape[2]
+    if meta.bit_depth == 16 and (meta.format != "PNG" or channels != 1):
+        raise InputError(out, f"Pillow cannot write 16-bit {MODES[channels]} {meta.format}")
+    if meta.format == "JPEG" and channels not in (1, 3):
+        raise InputError(out, f"JPEG cannot store {MODES[channels]} (no alpha channel)")
+    im = Image.fromarray(arr[..., 0] if channels == 1 else arr)
+    options: dict[str, object] = {}
+    if meta.icc_profile:
+        options["icc_profile"] = meta.icc_profile
+    if meta.exif:
+        options["exif"] = meta.exif
+    if meta.format == "JPEG":
+        options.update(quality=JPEG_QUALITY, subsampling=0)
+    im.save(tmp, format=meta.format, **options)
+
+
+def _write_tiff(tmp: Path, arr: np.ndarray, meta: PhotoMeta) -> None:
+    channels = arr.shape[2]
+    tifffile.imwrite(
+        tmp,
+        arr[..., 0] if channels == 1 else arr,
+        photometric="rgb" if channels >= 3 else "minisblack",
+        extrasamples=("unassalpha",) if channels in (2, 4) else None,
+        iccprofile=meta.icc_profile,
+        compression="zlib",  # lossless and needs no codec beyond Python's zlib
+    )
