@@ -1,0 +1,86 @@
+"""The ``suite`` command line: one console script, subcommands, exit codes 0 / 2 / 1.
+
+Exit codes: 0 done; 2 bad input or usage (one line on stderr naming the file and the problem);
+1 internal error (traceback only with ``--debug``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import traceback
+from collections.abc import Sequence
+
+from pipelines import commands
+from suite.errors import SuiteError, UsageError
+
+EPILOG = """examples:
+  suite demo -o demo_out
+  suite domains
+  suite enhance ct-denoise path/to/dicom_folder -o denoised_series/
+  suite enhance ct-denoise scan.nii.gz -o denoised.nii.gz --weights my.safetensors
+  suite degrade ct-denoise scan.nii.gz -o low_dose.nii.gz --dose 0.25 --seed 1
+  suite evaluate ct-denoise --pred denoised.nii.gz --ref scan.nii.gz --json metrics.json
+  suite train ct-denoise --data scan.nii.gz --out runs/ct --set train.steps=2000
+  suite convert path/to/dicom_folder -o volume.nii.gz
+  suite info suite_weights.safetensors
+"""
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """An argparse parser whose usage errors are one line and exit code 2."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise UsageError(f"{self.prog}: {message}")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Build the full parser, with each installed domain's own options."""
+    parser = OneLineParser(
+        prog="suite", description="Enhance medical volumes and satellite rasters.",
+        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
+    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=OneLineParser)
+    for name, (helptext, adder) in commands.COMMANDS.items():
+        cmd = sub.add_parser(name, help=helptext, description=helptext, epilog=EPILOG,
+                             formatter_class=argparse.RawDescriptionHelpFormatter)
+        cmd.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
+                         help=argparse.SUPPRESS)
+        cmd.add_argument("--quiet", action="store_true", default=argparse.SUPPRESS,
+                         help="no progress bars")
+        adder(cmd)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the CLI and return its exit code."""
+    args_list = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in args_list
+    try:
+        args = build_parser().parse_args(args_list)
+        if args.command is None:
+            build_parser().print_help()
+            return 2
+        return int(args.func(args) or 0)
+    except SuiteError as exc:
+        return _fail(exc, exc.exit_code, debug)
+    except KeyboardInterrupt:
+        print("error: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:
+        return _fail(exc, 1, debug, prefix="internal error: ")
+
+
+def _fail(exc: BaseException, code: int, debug: bool, prefix: str = "error: ") -> int:
+    if debug:
+        traceback.print_exc()
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    if prefix.startswith("internal"):
+        text = f"{type(exc).__name__}: {text} (rerun with --debug for the traceback)"
+    print(f"{prefix}{text}", file=sys.stderr)
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

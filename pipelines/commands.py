@@ -1,0 +1,142 @@
+"""Subcommands of the ``suite`` CLI: argument wiring only; the work lives in the run modules."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable
+from pathlib import Path
+
+from suite import plugins
+from suite.errors import UsageError
+
+Adder = Callable[[argparse.ArgumentParser], None]
+
+
+def _domain_subparsers(cmd: argparse.ArgumentParser, command: str,
+                       common: Adder, func: Callable[[argparse.Namespace], int]) -> None:
+    """Add one nested parser per installed domain, each with that domain's own options."""
+    sub = cmd.add_subparsers(dest="domain", metavar="DOMAIN", required=True,
+                             parser_class=type(cmd))
+    for name, entry in plugins.discover().items():
+        dom_parser = sub.add_parser(name, help=entry.domain.task if entry.domain else "BROKEN")
+        common(dom_parser)
+        if entry.domain is not None:
+            entry.domain.add_arguments(command, dom_parser)
+        dom_parser.set_defaults(func=func)
+
+
+def _enhance_common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("inputs", nargs="+", type=Path, metavar="INPUT")
+    p.add_argument("-o", "--output", type=Path, required=True, help="output file or folder")
+    p.add_argument("--weights", type=Path, help="weights (.safetensors with its .json card)")
+    p.add_argument("--trust-checkpoint", action="store_true",
+                   help="allow pickled checkpoints (.pt/.pth), which can run code when loaded")
+    p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+
+
+def _degrade_common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("inputs", nargs="+", type=Path, metavar="INPUT")
+    p.add_argument("-o", "--output", type=Path, required=True)
+    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+
+
+def _train_common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--config", type=Path, help="YAML config (default: the domain's shipped one)")
+    p.add_argument("--data", type=Path, nargs="+", help="training data files or folders")
+    p.add_argument("--out", type=Path, default=Path("runs/latest"), help="run folder")
+    p.add_argument("--resume", action="store_true", help="continue the run in --out")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a config value, e.g. --set train.steps=500")
+    p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+
+
+def _evaluate_common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--pred", type=Path, required=True, help="enhanced output")
+    p.add_argument("--ref", type=Path, required=True, help="clean reference")
+    p.add_argument("--json", type=Path, help="also write the metrics as JSON here")
+
+
+def _batch_common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("inputs", nargs="+", metavar="INPUT", help="files, folders or globs")
+    p.add_argument("-o", "--output", type=Path, required=True, help="output folder")
+    p.add_argument("--scheduler", help="Dask scheduler address, e.g. tcp://host:8786")
+    p.add_argument("--workers", type=int, default=None, help="local workers (default: cores)")
+    p.add_argument("--resume", action="store_true", help="skip items already done")
+    p.add_argument("--weights", type=Path)
+    p.add_argument("--trust-checkpoint", action="store_true")
+    p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="cpu")
+
+
+def _run(module: str, name: str) -> Callable[[argparse.Namespace], int]:
+    """Import the run module only when the command runs, keeping ``--help`` fast."""
+
+    def call(args: argparse.Namespace) -> int:
+        import importlib
+
+        return int(getattr(importlib.import_module(f"pipelines.{module}"), name)(args) or 0)
+
+    return call
+
+
+def add_enhance(cmd: argparse.ArgumentParser) -> None:
+    _domain_subparsers(cmd, "enhance", _enhance_common, _run("run", "enhance"))
+
+
+def add_degrade(cmd: argparse.ArgumentParser) -> None:
+    _domain_subparsers(cmd, "degrade", _degrade_common, _run("run", "degrade"))
+
+
+def add_train(cmd: argparse.ArgumentParser) -> None:
+    _domain_subparsers(cmd, "train", _train_common, _run("run", "train"))
+
+
+def add_evaluate(cmd: argparse.ArgumentParser) -> None:
+    _domain_subparsers(cmd, "evaluate", _evaluate_common, _run("run", "evaluate"))
+
+
+def add_batch(cmd: argparse.ArgumentParser) -> None:
+    _domain_subparsers(cmd, "batch", _batch_common, _run("batch", "batch"))
+
+
+def add_domains(cmd: argparse.ArgumentParser) -> None:
+    cmd.set_defaults(func=_run("run", "list_domains"))
+
+
+def add_convert(cmd: argparse.ArgumentParser) -> None:
+    cmd.add_argument("input", type=Path, help="DICOM folder/file or NIfTI")
+    cmd.add_argument("-o", "--output", type=Path, required=True,
+                     help="a .nii/.nii.gz file, or a folder for a DICOM series")
+    cmd.add_argument("--series", help="SeriesInstanceUID to pick when the folder holds several")
+    cmd.add_argument("--recursive", action="store_true", help="search sub-folders for DICOM")
+    cmd.set_defaults(func=_run("run", "convert"))
+
+
+def add_info(cmd: argparse.ArgumentParser) -> None:
+    cmd.add_argument("weights", type=Path, help="a .safetensors file with its .json card")
+    cmd.set_defaults(func=_run("run", "info"))
+
+
+def add_demo(cmd: argparse.ArgumentParser) -> None:
+    cmd.add_argument("-o", "--output", type=Path, default=Path("demo_out"),
+                     help="output folder (default: demo_out)")
+    cmd.add_argument("--domains", nargs="+", help="only these domains")
+    cmd.set_defaults(func=_run("demo", "demo"))
+
+
+def require(condition: bool, message: str) -> None:
+    """Raise a usage error unless ``condition`` holds."""
+    if not condition:
+        raise UsageError(message)
+
+
+COMMANDS: dict[str, tuple[str, Adder]] = {
+    "domains": ("list installed domains and their status", add_domains),
+    "enhance": ("enhance an image, volume or raster with a domain's model", add_enhance),
+    "degrade": ("make a realistically degraded copy (training pairs, tests)", add_degrade),
+    "train": ("train a domain's model", add_train),
+    "evaluate": ("compare an enhanced output with a reference", add_evaluate),
+    "batch": ("enhance many inputs on a Dask cluster (local by default)", add_batch),
+    "convert": ("convert DICOM <-> NIfTI keeping geometry and HU", add_convert),
+    "info": ("print the model card of a weights file", add_info),
+    "demo": ("run every installed domain on the bundled sample data and write a report", add_demo),
+}

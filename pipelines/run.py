@@ -1,0 +1,115 @@
+"""What the single-item CLI commands do: enhance, degrade, train, evaluate, convert, info."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from suite import plugins
+from suite.errors import InputError
+from suite.io.atomic import atomic_path, check_output_path
+
+
+def _say(args: argparse.Namespace, text: str) -> None:
+    if not getattr(args, "quiet", False):
+        print(text, file=sys.stderr)
+
+
+def _existing(paths: list[Path]) -> list[Path]:
+    for path in paths:
+        if not path.exists():
+            raise InputError(path, "no such file or folder")
+    return paths
+
+
+def enhance(args: argparse.Namespace) -> int:
+    """``suite enhance DOMAIN INPUT... -o OUTPUT``: atomic, inputs untouched."""
+    domain = plugins.get_domain(args.domain)
+    inputs = _existing(args.inputs)
+    out = check_output_path(args.output, inputs)
+    with atomic_path(out) as tmp:
+        summary = domain.enhance(inputs, tmp, args)
+    _say(args, f"wrote {out}" + _fmt(summary))
+    return 0
+
+
+def degrade(args: argparse.Namespace) -> int:
+    """``suite degrade DOMAIN INPUT... -o OUTPUT [--seed N]``."""
+    domain = plugins.get_domain(args.domain)
+    inputs = _existing(args.inputs)
+    out = check_output_path(args.output, inputs)
+    with atomic_path(out) as tmp:
+        summary = domain.degrade(inputs, tmp, args)
+    _say(args, f"wrote {out}" + _fmt(summary))
+    return 0
+
+
+def train(args: argparse.Namespace) -> int:
+    """``suite train DOMAIN [--config FILE] [--data PATH...] [--out RUN_DIR] [--resume]``."""
+    domain = plugins.get_domain(args.domain)
+    if args.data:
+        _existing(args.data)
+    weights = domain.train(args)
+    _say(args, f"weights: {weights}")
+    return 0
+
+
+def evaluate(args: argparse.Namespace) -> int:
+    """``suite evaluate DOMAIN --pred P --ref R [--json FILE]``: a metric per line."""
+    domain = plugins.get_domain(args.domain)
+    _existing([args.pred, args.ref])
+    metrics = domain.evaluate(args.pred, args.ref, args)
+    for name, value in metrics.items():
+        print(f"{name}\t{value:.4f}")
+    if args.json:
+        out = check_output_path(args.json, [args.pred, args.ref])
+        with atomic_path(out) as tmp:
+            tmp.write_text(json.dumps(metrics, indent=2) + "\n")
+    return 0
+
+
+def convert(args: argparse.Namespace) -> int:
+    """``suite convert INPUT -o OUTPUT``: DICOM or NIfTI in, NIfTI or a DICOM series out."""
+    from suite.io.volume import read_volume, write_volume
+
+    _existing([args.input])
+    out = check_output_path(args.output, [args.input])
+    vol = read_volume(args.input, series_uid=args.series, recursive=args.recursive)
+    write_volume(out, vol.data, vol.meta, description="converted", derivation="format conversion")
+    _say(args, f"wrote {out} ({'x'.join(map(str, vol.data.shape))} voxels)")
+    return 0
+
+
+def info(args: argparse.Namespace) -> int:
+    """``suite info WEIGHTS``: print the model card."""
+    from suite.weights import read_card
+
+    _existing([args.weights])
+    print(json.dumps(read_card(args.weights), indent=2, sort_keys=True))
+    return 0
+
+
+def list_domains(args: argparse.Namespace) -> int:
+    """``suite domains``: name, task, input kinds, default weights, status."""
+    entries = plugins.discover()
+    if not entries:
+        print("no domains installed")
+    for name, entry in entries.items():
+        if entry.domain is None:
+            print(f"{name}\tBROKEN\t{entry.error}")
+            continue
+        dom = entry.domain
+        weights = dom.default_weights()
+        print(f"{name}\tok\t{dom.task}\tinputs: {', '.join(dom.input_kinds)}\t"
+              f"weights: {weights.name if weights else 'none'}")
+    return 0
+
+
+def _fmt(summary: dict[str, Any] | None) -> str:
+    if not summary:
+        return ""
+    parts = [f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in summary.items()]
+    return " (" + ", ".join(parts) + ")"
