@@ -1,0 +1,418 @@
+"""GeoTIFF/COG reading and writing window by window, with the metadata that must round-trip.
+
+Arrays are ``(C, H, W)`` exactly as rasterio gives them. The metadata travels beside them as a
+:class:`RasterMeta`, whose ``profile`` is the keyword set that writes the file back.
+
+Normalization convention (:func:`detect_normalization`): ``uint8`` is divided by 255; ``uint16``
+is divided by 2047 (11-bit), 4095 (12-bit) or 65535, the bit depth taken from the ``NBITS``
+image-structure tag when present, else from the largest value seen (<= 2047 -> 11-bit, <= 4095 ->
+12-bit); any other integer type by its dtype maximum; float rasters are kept as they are
+(reflectance). :func:`denormalize` inverts it exactly for integer data (round, clip, cast).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import rasterio
+import rasterio.shutil
+from affine import Affine
+from rasterio.crs import CRS
+from rasterio.enums import Resampling
+from rasterio.errors import RasterioError
+from rasterio.windows import Window
+
+from suite.errors import InputError
+from suite.io.atomic import atomic_path
+
+BLOCK = 256
+"""Tile size (pixels) of every GeoTIFF the suite writes."""
+
+Producer = Callable[[Window], np.ndarray]
+"""Callable giving the ``(C, h, w)`` output of one window; a masked array marks nodata pixels."""
+
+GDAL_BATCH_ENV: dict[str, Any] = {
+    "GDAL_DISABLE_READDIR_ON_OPEN": "EMPTY_DIR",
+    "GDAL_CACHEMAX": 512,
+    "GDAL_NUM_THREADS": "ALL_CPUS",
+    "CPL_VSIL_CURL_ALLOWED_EXTENSIONS": ".tif,.tiff,.TIF,.TIFF,.vrt,.jp2",
+    "GDAL_HTTP_MERGE_CONSECUTIVE_RANGES": "YES",
+    "GDAL_HTTP_MULTIPLEX": "YES",
+    "VSI_CACHE": "TRUE",
+    "GDAL_TIFF_INTERNAL_MASK": "YES",
+}
+"""GDAL settings recommended for batch reading (rasterio/TorchGeo/rio-tiler practice)."""
+
+
+@dataclass
+class RasterMeta:
+    """Metadata of a raster; ``profile`` writes the file back with :func:`rasterio.open`.
+
+    Attributes:
+        profile: rasterio profile (driver, dtype, nodata, width, height, count, crs, transform,
+            tiling, compression).
+        descriptions: one band description (or ``None``) per band.
+        nodata: nodata value, or ``None`` (a per-dataset mask may still mark invalid pixels).
+        scales: per-band scale, physical value = DN * scale + offset.
+        offsets: per-band offset.
+        crs: coordinate reference system, or ``None`` for an ungeoreferenced raster.
+        transform: affine pixel -> CRS coordinates (upper-left corner convention).
+        dtype: NumPy dtype name of the stored values.
+        path: the file read, or ``None`` for metadata made in memory.
+        tags: image-structure tags (e.g. ``NBITS``) used by the normalization.
+    """
+
+    profile: dict[str, Any]
+    descriptions: tuple[str | None, ...]
+    nodata: float | None
+    scales: tuple[float, ...]
+    offsets: tuple[float, ...]
+    crs: CRS | None
+    transform: Affine
+    dtype: str
+    path: Path | None = None
+    tags: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def count(self) -> int:
+        """Number of bands."""
+        return int(self.profile["count"])
+
+    @property
+    def height(self) -> int:
+        """Rows (pixels)."""
+        return int(self.profile["height"])
+
+    @property
+    def width(self) -> int:
+        """Columns (pixels)."""
+        return int(self.profile["width"])
+
+    @property
+    def res(self) -> tuple[float, float]:
+        """Pixel size ``(x, y)`` in CRS units (metres for a projected CRS), both positive."""
+        return (abs(self.transform.a), abs(self.transform.e))
+
+    @property
+    def bounds(self) -> tuple[float, float, float, float]:
+        """``(left, bottom, right, top)`` in CRS units (north-up rasters)."""
+        left, top = self.transform * (0, 0)
+        right, bottom = self.transform * (self.width, self.height)
+        return (min(left, right), min(bottom, top), max(left, right), max(bottom, top))
+
+    def updated(self, **changes: Any) -> RasterMeta:
+        """Return a copy with fields and the matching profile keys changed.
+
+        Accepted keys: ``count``, ``height``, ``width``, ``dtype``, ``nodata``, ``transform``,
+        ``crs``, ``descriptions``, ``scales``, ``offsets``, ``path``.
+        """
+        profile = dict(self.profile)
+        for key in ("count", "height", "width", "dtype", "nodata", "transform", "crs"):
+            if key in changes:
+                profile[key] = changes[key]
+        fields = {k: v for k, v in changes.items() if k not in ("count", "height", "width")}
+        return replace(self, profile=profile, **fields)
+
+
+def _open(path: str | Path) -> Any:
+    """Open ``path`` with rasterio, turning any GDAL failure into an :class:`InputError`."""
+    try:
+        return rasterio.open(path)
+    except (RasterioError, OSError) as exc:
+        raise InputError(path, f"not a readable raster ({exc})") from exc
+
+
+def read_raster_meta(path: str | Path) -> RasterMeta:
+    """Read the metadata of a raster without reading its pixels.
+
+    Raises:
+        InputError: the file is missing or is not a raster GDAL can read.
+    """
+    with _open(path) as ds:
+        tags = {k: str(v) for k, v in ds.tags(ns="IMAGE_STRUCTURE").items()}
+        return RasterMeta(
+            profile=dict(ds.profile),
+            descriptions=tuple(ds.descriptions),
+            nodata=ds.nodata,
+            scales=tuple(float(s) for s in ds.scales),
+            offsets=tuple(float(o) for o in ds.offsets),
+            crs=ds.crs,
+            transform=ds.transform,
+            dtype=str(ds.dtypes[0]),
+            path=Path(path),
+            tags=tags,
+        )
+
+
+def scale_transform(transform: Affine, s: float) -> Affine:
+    """Transform of the same footprint sampled ``s`` times finer (pixel size divided by ``s``).
+
+    The upper-left corner stays where it is; ``s < 1`` makes the grid coarser.
+    """
+    return transform @ Affine.scale(1.0 / s)
+
+
+def iter_windows(
+    width: int, height: int, size: int = BLOCK, halo: int = 0
+) -> Iterator[tuple[Window, Window]]:
+    """Yield block-aligned windows covering a ``height x width`` raster.
+
+    Args:
+        width: raster width (pixels).
+        height: raster height (pixels).
+        size: window side, a multiple of :data:`BLOCK` to stay aligned with the tiles.
+        halo: context (pixels) added on each side, clipped at the raster edges.
+
+    Yields:
+        ``(window_with_halo, inner_window)``, both in raster pixel coordinates; use
+        :func:`inner_slices` to cut the inner part out of an array read on the outer window.
+    """
+    for row in range(0, height, size):
+        for col in range(0, width, size):
+            inner = Window(col, row, min(size, width - col), min(size, height - row))
+            c0, r0 = max(col - halo, 0), max(row - halo, 0)
+            c1 = min(col + inner.width + halo, width)
+            r1 = min(row + inner.height + halo, height)
+            yield Window(c0, r0, c1 - c0, r1 - r0), inner
+
+
+def inner_slices(outer: Window, inner: Window) -> tuple[slice, slice]:
+    """Row and column slices of ``inner`` inside an array read on ``outer``."""
+    r = int(inner.row_off - outer.row_off)
+    c = int(inner.col_off - outer.col_off)
+    return slice(r, r + int(inner.height)), slice(c, c + int(inner.width))
+
+
+def read_window(
+    path: str | Path,
+    window: Window | None,
+    boundless: bool = False,
+    indexes: list[int] | None = None,
+    masked: bool = False,
+) -> np.ndarray:
+    """Read ``(C, h, w)`` pixels of ``window``.
+
+    Args:
+        path: raster file.
+        window: pixel window (``None`` for the whole raster); with ``boundless`` it may reach
+            outside the raster, where the nodata value (or 0) is returned and, with ``masked``,
+            the pixels are masked.
+        boundless: allow windows outside the raster.
+        indexes: 1-based bands to read (all by default).
+        masked: return a :class:`numpy.ma.MaskedArray` built from the dataset masks.
+
+    Returns:
+        The pixels in the file's dtype.
+    """
+    with _open(path) as ds:
+        fill = ds.nodata if ds.nodata is not None else 0
+        data = ds.read(indexes, window=window, boundless=boundless, fill_value=fill)
+        if not masked:
+            return np.asarray(data)
+        valid = ds.read_masks(indexes, window=window, boundless=boundless) > 0
+        return np.ma.MaskedArray(data, mask=~valid)
+
+
+def read_valid_mask(
+    path: str | Path, window: Window | None = None, boundless: bool = False
+) -> np.ndarray:
+    """Per-pixel validity ``(h, w)`` (bool) from the dataset mask (nodata, alpha or mask band)."""
+    with _open(path) as ds:
+        if window is None:
+            return np.asarray(ds.dataset_mask() > 0)
+        return np.asarray(ds.dataset_mask(window=window, boundless=boundless) > 0)
+
+
+def write_profile(meta: RasterMeta) -> dict[str, Any]:
+    """Profile of a tiled (256x256), deflate-compressed GeoTIFF for ``meta``."""
+    profile = dict(meta.profile)
+    for key in ("blockxsize", "blockysize", "tiled", "compress", "predictor", "interleave"):
+        profile.pop(key, None)
+    floating = np.issubdtype(np.dtype(meta.dtype), np.floating)
+    profile.update(
+        driver="GTiff",
+        dtype=meta.dtype,
+        nodata=meta.nodata,
+        crs=meta.crs,
+        transform=meta.transform,
+        tiled=True,
+        blockxsize=BLOCK,
+        blockysize=BLOCK,
+        compress="deflate",
+        predictor=3 if floating else 2,
+        interleave="band",
+        BIGTIFF="IF_SAFER",
+    )
+    return profile
+
+
+def _write_window(dst: Any, window: Window, block: np.ndarray, meta: RasterMeta) -> bool:
+    """Write one window; return whether the block had masked pixels and no nodata value."""
+    if np.ndim(block) == 2:
+        block = block[None]
+    masked = isinstance(block, np.ma.MaskedArray) and bool(np.ma.is_masked(block))
+    data = np.ma.getdata(block)
+    if masked and meta.nodata is not None:
+        data = np.where(np.ma.getmaskarray(block), meta.nodata, data)
+    dst.write(np.asarray(data, dtype=meta.dtype), window=window)
+    if masked and meta.nodata is None:
+        valid = ~np.ma.getmaskarray(block).any(axis=0)
+        dst.write_mask(np.where(valid, 255, 0).astype("uint8"), window=window)
+        return True
+    return False
+
+
+def _write_tiled(path: Path, meta: RasterMeta, producer: Producer, size: int) -> None:
+    """Write ``meta``'s raster to ``path`` window by window (tiled, compressed GeoTIFF)."""
+    with (
+        rasterio.Env(GDAL_TIFF_INTERNAL_MASK="YES"),
+        rasterio.open(path, "w", **write_profile(meta)) as dst,
+    ):
+        for i, desc in enumerate(meta.descriptions[: meta.count], start=1):
+            if desc:
+                dst.set_band_description(i, desc)
+        if meta.scales:
+            dst.scales = meta.scales[: meta.count]
+        if meta.offsets:
+            dst.offsets = meta.offsets[: meta.count]
+        for _, window in iter_windows(meta.width, meta.height, size):
+            _write_window(dst, window, producer(window), meta)
+
+
+def _to_cog(tiled: Path, target: Path, meta: RasterMeta) -> None:
+    """Copy a tiled GeoTIFF to a Cloud-Optimized GeoTIFF (COG driver, else GTiff + overviews)."""
+    predictor = write_profile(meta)["predictor"]
+    with rasterio.Env() as env:
+        has_cog = "COG" in env.drivers()
+    if has_cog:
+        rasterio.shutil.copy(
+            tiled,
+            target,
+            driver="COG",
+            COMPRESS="DEFLATE",
+            PREDICTOR=predictor,
+            BLOCKSIZE=BLOCK,
+            BIGTIFF="IF_SAFER",
+        )
+        return
+    with rasterio.open(tiled, "r+") as ds:
+        factors = [2**i for i in range(1, 8) if max(ds.width, ds.height) // 2**i >= BLOCK]
+        ds.build_overviews(factors or [2], Resampling.average)
+    rasterio.shutil.copy(
+        tiled,
+        target,
+        driver="GTiff",
+        TILED=True,
+        BLOCKXSIZE=BLOCK,
+        BLOCKYSIZE=BLOCK,
+        COMPRESS="DEFLATE",
+        PREDICTOR=predictor,
+        COPY_SRC_OVERVIEWS=True,
+    )
+
+
+def write_raster_windows(
+    path: str | Path,
+    meta_out: RasterMeta,
+    producer: Producer,
+    cog: bool = False,
+    window_size: int = 2 * BLOCK,
+) -> Path:
+    """Write a raster window by window so that memory stays flat as the raster grows.
+
+    The file is a tiled (256x256), deflate-compressed GeoTIFF (predictor 2 for integers, 3 for
+    floats) carrying CRS, transform, nodata, band descriptions, dtype and scales/offsets of
+    ``meta_out``; with ``cog`` it is converted to a Cloud-Optimized GeoTIFF. Masked pixels of the
+    produced blocks become nodata (or, with no nodata value, an internal per-dataset mask).
+    The target appears only when complete (:func:`suite.io.atomic.atomic_path`).
+
+    Args:
+        path: output ``.tif``.
+        meta_out: metadata of the output (``width``, ``height``, ``count`` and ``dtype`` used).
+        producer: gives the ``(C, h, w)`` block of a window (in output pixels).
+        cog: write a COG.
+        window_size: side of the windows asked of ``producer``; a multiple of 256.
+
+    Returns:
+        The written path.
+    """
+    target = Path(path)
+    with atomic_path(target) as tmp:
+        if not cog:
+            _write_tiled(tmp, meta_out, producer, window_size)
+        else:
+            tiled = tmp.with_name(tmp.stem + ".tiled.tif")
+            try:
+                _write_tiled(tiled, meta_out, producer, window_size)
+                _to_cog(tiled, tmp, meta_out)
+            finally:
+                tiled.unlink(missing_ok=True)
+    return target
+
+
+@contextlib.contextmanager
+def gdal_env(**overrides: Any) -> Iterator[rasterio.Env]:
+    """Context with GDAL's recommended settings for batch reading (:data:`GDAL_BATCH_ENV`)."""
+    options = {**GDAL_BATCH_ENV, **overrides}
+    with rasterio.Env(**options) as env:
+        yield env
+
+
+@dataclass(frozen=True)
+class Normalization:
+    """Linear map from stored values to floats: ``x_float = x / scale``.
+
+    Attributes:
+        kind: ``"uint8"``, ``"uint16-11bit"``, ``"uint16-12bit"``, ``"uint16"``, ``"int"`` or
+            ``"float"`` (kept as is, e.g. reflectance).
+        scale: divisor (255, 2047, 4095, 65535, the dtype maximum, or 1).
+        dtype: dtype name to write back.
+    """
+
+    kind: str
+    scale: float
+    dtype: str
+
+
+def detect_normalization(meta: RasterMeta, max_value: float | None = None) -> Normalization:
+    """Choose the normalization of a raster from its dtype, ``NBITS`` tag or largest value."""
+    dtype = np.dtype(meta.dtype)
+    if np.issubdtype(dtype, np.floating):
+        return Normalization("float", 1.0, meta.dtype)
+    if dtype == np.uint8:
+        return Normalization("uint8", 255.0, meta.dtype)
+    nbits = int(meta.tags.get("NBITS", 0) or 0)
+    if dtype == np.uint16:
+        if nbits in (11, 12):
+            return Normalization(f"uint16-{nbits}bit", float(2**nbits - 1), meta.dtype)
+        if nbits == 0 and max_value is not None and max_value <= 4095:
+            bits = 11 if max_value <= 2047 else 12
+            return Normalization(f"uint16-{bits}bit", float(2**bits - 1), meta.dtype)
+        return Normalization("uint16", 65535.0, meta.dtype)
+    return Normalization("int", float(np.iinfo(dtype).max), meta.dtype)
+
+
+def normalize(data: np.ndarray, norm: Normalization) -> np.ndarray:
+    """Stored values -> float32 (``data / norm.scale``); any shape."""
+    return (np.asarray(data, dtype=np.float64) / norm.scale).astype(np.float32)
+
+
+def denormalize(data: np.ndarray, norm: Normalization) -> np.ndarray:
+    """Inverse of :func:`normalize`: scale back, and round and clip for integer dtypes."""
+    values = np.asarray(data, dtype=np.float64) * norm.scale
+    dtype = np.dtype(norm.dtype)
+    if np.issubdtype(dtype, np.floating):
+        return values.astype(dtype)
+    info = np.iinfo(dtype)
+    return np.clip(np.rint(values), info.min, info.max).astype(dtype)
+
+
+def window_grid_shape(meta: RasterMeta, size: int = BLOCK) -> tuple[int, int]:
+    """Number of ``size`` windows along rows and columns."""
+    return math.ceil(meta.height / size), math.ceil(meta.width / size)

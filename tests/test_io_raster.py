@@ -1,0 +1,193 @@
+"""Raster I/O: metadata round trip, windowed writing, masks, COG, normalization, errors."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pytest
+import rasterio
+from affine import Affine
+from rasterio.crs import CRS
+from rasterio.windows import Window
+
+from suite.errors import InputError
+from suite.io.raster import (
+    RasterMeta,
+    denormalize,
+    detect_normalization,
+    gdal_env,
+    inner_slices,
+    iter_windows,
+    normalize,
+    read_raster_meta,
+    read_valid_mask,
+    read_window,
+    scale_transform,
+    write_raster_windows,
+)
+
+DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+RGB = DATA / "remote" / "rasterio_RGB.byte.tif"
+needs_data = pytest.mark.skipif(not RGB.exists(), reason="shared data absent")
+
+
+def fake_geotiff(
+    path: Path, data: np.ndarray, nodata: float | None = None, **extra: object
+) -> Path:
+    """Write a small striped GeoTIFF in EPSG:32633 with 10 m pixels."""
+    profile = {
+        "driver": "GTiff",
+        "width": data.shape[2],
+        "height": data.shape[1],
+        "count": data.shape[0],
+        "dtype": str(data.dtype),
+        "nodata": nodata,
+        "crs": CRS.from_epsg(32633),
+        "transform": Affine(10, 0, 500000, 0, -10, 4000000),
+    }
+    profile.update(extra)
+    with rasterio.open(path, "w", **profile) as dst:
+        dst.write(data)
+    return path
+
+
+def reader(path: Path) -> Callable[[Window], np.ndarray]:
+    """Producer that copies ``path`` window by window (masked)."""
+    return lambda window: read_window(path, window, masked=True)
+
+
+@needs_data
+def test_round_trip_real_raster_keeps_metadata_and_values(tmp_path: Path) -> None:
+    meta = read_raster_meta(RGB)
+    meta = meta.updated(descriptions=("red", "green", "blue"))
+    out = write_raster_windows(tmp_path / "rgb.tif", meta, reader(RGB))
+    with rasterio.open(RGB) as src, rasterio.open(out) as dst:
+        assert dst.crs == src.crs and dst.crs.to_epsg() == 32618
+        assert dst.transform == src.transform
+        assert dst.nodata == src.nodata == 0
+        assert dst.dtypes == src.dtypes
+        assert dst.descriptions == ("red", "green", "blue")
+        assert dst.profile["tiled"] and dst.block_shapes[0] == (256, 256)
+        assert dst.compression.value == "DEFLATE"
+        np.testing.assert_array_equal(dst.read(), src.read())
+        np.testing.assert_array_equal(dst.dataset_mask(), src.dataset_mask())
+
+
+@needs_data
+def test_windowed_write_equals_whole_write(tmp_path: Path) -> None:
+    meta = read_raster_meta(RGB)
+    whole = write_raster_windows(tmp_path / "a.tif", meta, reader(RGB), window_size=1024)
+    tiles = write_raster_windows(tmp_path / "b.tif", meta, reader(RGB), window_size=256)
+    np.testing.assert_array_equal(read_window(whole, None), read_window(tiles, None))
+
+
+@needs_data
+def test_cog_output(tmp_path: Path) -> None:
+    meta = read_raster_meta(RGB)
+    out = write_raster_windows(tmp_path / "c.tif", meta, reader(RGB), cog=True)
+    with rasterio.open(out) as ds:
+        assert ds.tags(ns="IMAGE_STRUCTURE").get("LAYOUT") == "COG"
+        assert ds.overviews(1)
+        np.testing.assert_array_equal(ds.read(), read_window(RGB, None))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["c.tif"]
+
+
+def test_mask_without_nodata_becomes_dataset_mask(tmp_path: Path) -> None:
+    data = np.arange(2 * 300 * 280, dtype=np.float32).reshape(2, 300, 280)
+    src = fake_geotiff(tmp_path / "f.tif", data)
+    meta = read_raster_meta(src)
+
+    def produce(window: Window) -> np.ma.MaskedArray:
+        block = read_window(src, window)
+        rows = np.arange(window.row_off, window.row_off + window.height)[:, None]
+        mask = np.broadcast_to(rows < 10, block.shape)
+        return np.ma.MaskedArray(block, mask=mask)
+
+    out = write_raster_windows(tmp_path / "o.tif", meta, produce)
+    valid = read_valid_mask(out)
+    assert not valid[:10].any() and valid[10:].all()
+    np.testing.assert_array_equal(read_window(out, None)[:, 10:], data[:, 10:])
+
+
+def test_mask_with_nodata_writes_nodata_value(tmp_path: Path) -> None:
+    data = np.full((1, 40, 50), 7, dtype=np.uint16)
+    data[0, :5] = 0
+    src = fake_geotiff(tmp_path / "n.tif", data, nodata=0)
+    meta = read_raster_meta(src)
+    double = lambda w: read_window(src, w, masked=True) * 2  # noqa: E731
+    out = write_raster_windows(tmp_path / "o.tif", meta, double)
+    got = read_window(out, None, masked=True)
+    assert got.mask[0, :5].all() and not got.mask[0, 5:].any()
+    assert (got.data[0, :5] == 0).all() and (got.data[0, 5:] == 14).all()
+
+
+def test_scales_offsets_and_descriptions_carried(tmp_path: Path) -> None:
+    data = np.ones((2, 20, 20), dtype=np.uint16)
+    src = fake_geotiff(tmp_path / "s.tif", data)
+    with rasterio.open(src, "r+") as ds:
+        ds.scales, ds.offsets = (1e-4, 2e-4), (-0.1, 0.0)
+        ds.set_band_description(1, "B02")
+    meta = read_raster_meta(src)
+    out = write_raster_windows(tmp_path / "o.tif", meta, lambda w: read_window(src, w))
+    with rasterio.open(out) as ds:
+        assert ds.scales == (1e-4, 2e-4) and ds.offsets == (-0.1, 0.0)
+        assert ds.descriptions == ("B02", None)
+
+
+def test_scale_transform_halves_pixels() -> None:
+    t = Affine(30, 0, 1000, 0, -30, 5000)
+    assert scale_transform(t, 2) == Affine(15, 0, 1000, 0, -15, 5000)
+    assert scale_transform(t, 0.5) == Affine(60, 0, 1000, 0, -60, 5000)
+
+
+def test_iter_windows_tile_exactly_with_halo() -> None:
+    covered = np.zeros((600, 530), int)
+    for outer, inner in iter_windows(530, 600, size=256, halo=16):
+        assert inner.col_off % 256 == 0 and inner.row_off % 256 == 0
+        assert outer.col_off >= 0 and outer.col_off + outer.width <= 530
+        rs, cs = inner_slices(outer, inner)
+        covered[inner.toslices()] += 1
+        assert rs.stop <= outer.height and cs.stop <= outer.width
+    assert (covered == 1).all()
+
+
+@pytest.mark.parametrize(
+    ("dtype", "maximum", "nbits", "kind", "scale"),
+    [
+        ("uint8", 255, None, "uint8", 255),
+        ("uint16", 2000, None, "uint16-11bit", 2047),
+        ("uint16", 4000, None, "uint16-12bit", 4095),
+        ("uint16", 100, "12", "uint16-12bit", 4095),
+        ("uint16", 40000, None, "uint16", 65535),
+        ("float32", 0.7, None, "float", 1),
+    ],
+)
+def test_normalization_detects_and_inverts(
+    dtype: str, maximum: float, nbits: str | None, kind: str, scale: float
+) -> None:
+    meta = RasterMeta(
+        {}, (), None, (), (), None, Affine.identity(), dtype, tags={"NBITS": nbits} if nbits else {}
+    )
+    norm = detect_normalization(meta, max_value=maximum)
+    assert (norm.kind, norm.scale) == (kind, scale)
+    values = np.linspace(0, maximum, 101).astype(dtype)
+    back = denormalize(normalize(values, norm), norm)
+    assert back.dtype == np.dtype(dtype)
+    np.testing.assert_array_equal(back, values)
+
+
+def test_not_a_raster_names_the_file(tmp_path: Path) -> None:
+    bad = tmp_path / "notes.tif"
+    bad.write_text("hello")
+    with pytest.raises(InputError) as err:
+        read_raster_meta(bad)
+    assert err.value.path == bad and str(bad) in str(err.value)
+
+
+def test_gdal_env_sets_batch_options() -> None:
+    with gdal_env(GDAL_CACHEMAX=64):
+        env = rasterio.env.getenv()
+        assert env["GDAL_DISABLE_READDIR_ON_OPEN"] == "EMPTY_DIR"
+        assert str(env["GDAL_CACHEMAX"]) == "64"
