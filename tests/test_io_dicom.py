@@ -1,0 +1,292 @@
+"""DICOM series I/O on real data: reading, derived-series round trips and every refusal."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from pathlib import Path
+
+import numpy as np
+import pydicom
+import pytest
+from pydicom.data import get_testdata_file
+
+from suite.errors import InputError
+from suite.io.volume import Volume, read_volume, write_volume
+from tests import fixtures_dicom as fx
+
+SERIES = [
+    ("ct/totalsegmentator_ct_dicom", (512, 512, 20), "CT"),
+    ("mri/seg3d_siemens_mr_dicom", (640, 640, 16), "MR"),
+    ("mri/vs_seg_t1_mprage_dicom", (512, 512, 16), "MR"),  # implicit VR
+    ("mri/dicom2nifti_hitachi_shoulder_mr", (64, 64, 4), "MR"),  # implicit VR, oblique
+    ("ct/pydicom_CT_small.dcm", (128, 128, 1), "CT"),
+    ("mri/pydicom_MR_small.dcm", (64, 64, 1), "MR"),
+]
+
+
+@pytest.fixture(scope="module")
+def ct() -> Volume:
+    fx.require_data()
+    return read_volume(fx.CT_DICOM)
+
+
+def _assert_refused(path: Path, *words: str) -> None:
+    with pytest.raises(InputError) as info:
+        read_volume(path)
+    message = str(info.value)
+    assert str(path) in message
+    for word in words:
+        assert word in message, message
+
+
+@pytest.mark.parametrize(("rel", "shape", "modality"), SERIES)
+def test_every_sample_series_reads(rel: str, shape: tuple[int, ...], modality: str) -> None:
+    vol = read_volume(fx.require_data() / rel)
+    assert vol.data.shape == shape and vol.data.dtype == np.float32
+    assert vol.meta.modality == modality and vol.meta.source_format == "dicom"
+    assert vol.meta.datasets is not None and len(vol.meta.datasets) == shape[2]
+    assert all("PixelData" not in ds for ds in vol.meta.datasets)
+    np.testing.assert_allclose(vol.meta.spacing, np.linalg.norm(vol.meta.affine[:3, :3], axis=0))
+
+
+def test_ct_geometry_and_hu(ct: Volume) -> None:
+    first = ct.meta.datasets[0]  # type: ignore[index]
+    x, y, z = (float(v) for v in first.ImagePositionPatient)
+    np.testing.assert_allclose(ct.meta.affine[:3, 3], [-x, -y, z])  # LPS -> RAS
+    np.testing.assert_allclose(ct.meta.spacing, (0.9765625, 0.9765625, 2.0))
+    assert ct.data.min() == -1024.0  # RescaleIntercept applied to the JPEG 2000 pixels
+    zs = [float(ds.ImagePositionPatient[2]) for ds in ct.meta.datasets]  # type: ignore[union-attr]
+    assert np.all(np.diff(zs) > 0)
+
+
+def _world_mismatch(ours: Volume, other: np.ndarray, other_affine: np.ndarray) -> float:
+    """Largest |value| difference between voxels of ``other`` and ours at the same world point."""
+    idx = np.stack(np.meshgrid(*(np.arange(0, n, 7) for n in other.shape), indexing="ij"), -1)
+    idx = idx.reshape(-1, 3).astype(float)
+    world = np.c_[idx, np.ones(len(idx))] @ other_affine.T
+    mine = world @ np.linalg.inv(ours.meta.affine).T
+    assert np.abs(mine[:, :3] - np.round(mine[:, :3])).max() < 1e-3  # the same voxel centres
+    ijk = np.round(mine[:, :3]).astype(int)
+    theirs = other[tuple(idx.astype(int).T)]
+    return float(np.abs(ours.data[tuple(ijk.T)] - theirs).max())
+
+
+@pytest.mark.parametrize(
+    "rel", ["ct/totalsegmentator_ct_dicom", "mri/dicom2nifti_hitachi_shoulder_mr"]
+)
+def test_affine_agrees_with_monai_pydicom_reader(rel: str) -> None:
+    monai_transforms = pytest.importorskip("monai.transforms")
+    path = fx.require_data() / rel
+    img = monai_transforms.LoadImage(reader="PydicomReader", image_only=True)(str(path))
+    diff = _world_mismatch(read_volume(path), np.asarray(img), np.asarray(img.affine, dtype=float))
+    assert diff <= 0.5
+
+
+def _check_derived(out: Path, src: Volume) -> None:
+    files = sorted(out.iterdir())
+    assert [f.name for f in files][:2] == ["IM00001.dcm", "IM00002.dcm"]
+    written = [pydicom.dcmread(f) for f in files]
+    source = src.meta.datasets
+    assert source is not None
+    series = {str(ds.SeriesInstanceUID) for ds in written}
+    assert len(series) == 1 and series.pop() != src.meta.series_uid
+    assert {str(ds.SOPInstanceUID) for ds in written}.isdisjoint(
+        {str(ds.get("SOPInstanceUID")) for ds in source}
+    )
+    for ds, orig in zip(written, source, strict=True):
+        assert ds.PatientID == orig.PatientID and ds.StudyInstanceUID == orig.StudyInstanceUID
+        assert list(ds.ImageType)[:2] == ["DERIVED", "SECONDARY"]
+        assert ds.file_meta.TransferSyntaxUID == pydicom.uid.ExplicitVRLittleEndian
+        assert ds.file_meta.MediaStorageSOPInstanceUID == ds.SOPInstanceUID
+        assert (ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.SamplesPerPixel) == (16, 16, 15, 1)
+        assert ds.PhotometricInterpretation == "MONOCHROME2"
+        assert ds.ImagePositionPatient == orig.ImagePositionPatient
+        assert ds.DerivationDescription == "test derivation"
+        assert str(ds.SeriesDescription).endswith("denoised")
+        assert ds.get("WindowCenter") == orig.get("WindowCenter")
+
+
+def test_dicom_to_dicom_round_trip(ct: Volume, tmp_path: Path) -> None:
+    before = fx.tree_hash(fx.CT_DICOM)
+    out = write_volume(tmp_path / "derived", ct.data, ct.meta, "denoised", "test derivation")
+    back = read_volume(out)
+    np.testing.assert_allclose(back.meta.affine, ct.meta.affine, atol=1e-3)
+    assert np.abs(back.data - ct.data).max() <= 0.5
+    _check_derived(out, ct)
+    assert fx.tree_hash(fx.CT_DICOM) == before
+
+
+def test_dicom_round_trip_of_float_values_uses_rescale(ct: Volume, tmp_path: Path) -> None:
+    data = ct.data[:, :, :3] * 1.37 + 0.25  # non-integer values, range beyond the source
+    meta = dataclasses.replace(ct.meta, datasets=ct.meta.datasets[:3])  # type: ignore[index]
+    back = read_volume(write_volume(tmp_path / "f", data, meta, "denoised", "test derivation"))
+    assert np.abs(back.data - data).max() <= 0.5
+
+
+def test_dicom_to_nifti_round_trip(ct: Volume, tmp_path: Path) -> None:
+    out = write_volume(tmp_path / "ct.nii.gz", ct.data, ct.meta, "denoised", "test derivation")
+    back = read_volume(out)
+    np.testing.assert_allclose(back.meta.affine, ct.meta.affine, atol=1e-3)
+    assert np.abs(back.data - ct.data).max() <= 0.5
+    header = back.meta.nifti_header
+    assert header is not None
+    assert int(header["sform_code"]) == 1 and int(header["qform_code"]) == 1
+    assert header.get_xyzt_units()[0] == "mm"
+
+
+def test_implicit_vr_oblique_round_trip(tmp_path: Path) -> None:
+    src = read_volume(fx.require_data() / "mri/dicom2nifti_hitachi_shoulder_mr")
+    out = write_volume(tmp_path / "d", src.data, src.meta, "denoised", "test derivation")
+    back = read_volume(out)
+    np.testing.assert_allclose(back.meta.affine, src.meta.affine, atol=1e-3)
+    np.testing.assert_array_equal(back.data, src.data)
+    _check_derived(out, src)
+
+
+@pytest.mark.parametrize(
+    "name", ["MR_small_jpeg_ls_lossless.dcm", "MR_small_bigendian.dcm", "MR_small_expb.dcm"]
+)
+def test_jpeg_ls_and_big_endian_series_decode(name: str, tmp_path: Path) -> None:
+    """JPEG-LS lossless (pylibjpeg-libjpeg) and big-endian slices stacked into a series."""
+    fx.require_data()
+    reference = read_volume(fx.DATA / "mri/pydicom_MR_small.dcm")
+    src = Path(get_testdata_file(name))  # pydicom wheel test file (MIT)
+    vol = read_volume(fx.series_from_single(src, tmp_path / "series", n=3, step=0.8))
+    assert vol.data.shape == (64, 64, 3)
+    for k in range(3):
+        np.testing.assert_array_equal(vol.data[:, :, k], reference.data[:, :, 0])
+    np.testing.assert_allclose(vol.meta.spacing, (0.3125, 0.3125, 0.8), atol=1e-4)
+
+
+def test_recursive_and_series_choice(tmp_path: Path) -> None:
+    fx.require_data()
+    folder, mr_uid = fx.make_two_series(tmp_path / "two")
+    _assert_refused(folder, "2 series", mr_uid, "My Special Series For Testing", "3 slices")
+    assert read_volume(folder, series_uid=mr_uid).data.shape == (640, 640, 3)
+    nested = tmp_path / "outer"
+    nested.mkdir()
+    folder.rename(nested / "inner")
+    with pytest.raises(InputError, match="no DICOM files"):
+        read_volume(nested)
+    assert read_volume(nested, series_uid=mr_uid, recursive=True).data.shape[2] == 3
+
+
+def test_empty_folder(tmp_path: Path) -> None:
+    _assert_refused(tmp_path, "no DICOM files")
+
+
+def test_folder_of_non_dicom_files(tmp_path: Path) -> None:
+    (tmp_path / "notes.txt").write_text("not an image\n" * 20)
+    (tmp_path / "noise.bin").write_bytes(np.random.default_rng(0).bytes(4096))
+    _assert_refused(tmp_path, "no DICOM files")
+
+
+def test_non_dicom_files_beside_a_series_are_skipped(tmp_path: Path) -> None:
+    fx.require_data()
+    fx.copy_series(fx.CT_DICOM, tmp_path, 3)
+    (tmp_path / "README.txt").write_text("exported by a viewer\n")
+    assert read_volume(tmp_path).data.shape == (512, 512, 3)
+
+
+@pytest.mark.parametrize(
+    ("maker", "words"),
+    [
+        (fx.make_missing_slice, ("missing slices", "gap of 4.000 mm")),
+        (fx.make_duplicate_slice, ("duplicate slice positions", "twin.dcm")),
+        (fx.make_uneven_spacing, ("uneven slice spacing",)),
+        (fx.make_tilted, ("gantry tilt",)),
+        (fx.make_tilt_tag, ("gantry tilt", "12.5")),
+        (fx.make_mixed_sizes, ("mixed image sizes",)),
+        (fx.make_mixed_orientations, ("mixed orientations",)),
+    ],
+)
+def test_bad_series_is_refused(maker: object, words: tuple[str, ...], tmp_path: Path) -> None:
+    fx.require_data()
+    folder = maker(tmp_path / "bad")  # type: ignore[operator]
+    before = fx.tree_hash(folder)
+    _assert_refused(folder, *words)
+    assert fx.tree_hash(folder) == before
+
+
+def test_truncated_file_is_named(tmp_path: Path) -> None:
+    fx.require_data()
+    bad = fx.make_truncated(tmp_path / "bad")
+    with pytest.raises(InputError) as info:
+        read_volume(bad.parent)
+    assert info.value.path == bad and "truncated" in str(info.value)
+
+
+def test_dicom_output_needs_dicom_input(tmp_path: Path) -> None:
+    vol = read_volume(fx.require_data() / "mri/nibabel_anatomical.nii")
+    with pytest.raises(InputError, match="DICOM output needs a DICOM input"):
+        write_volume(tmp_path / "series", vol.data, vol.meta, "x", "y")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_output_in_missing_folder(ct: Volume, tmp_path: Path) -> None:
+    target = tmp_path / "missing" / "out"
+    with pytest.raises(InputError, match="does not exist"):
+        write_volume(target, ct.data, ct.meta, "x", "y")
+
+
+def test_output_under_a_file_is_refused(ct: Volume, tmp_path: Path) -> None:
+    blocker = tmp_path / "a_file"
+    blocker.write_text("")
+    with pytest.raises(InputError) as info:
+        write_volume(blocker / "out.nii.gz", ct.data, ct.meta, "x", "y")
+    assert str(blocker) in str(info.value)
+
+
+def test_output_in_read_only_folder(ct: Volume, tmp_path: Path) -> None:
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    ro.chmod(0o500)
+    try:
+        if os.access(ro, os.W_OK):
+            pytest.skip("running as root: a read-only folder is still writable")
+        with pytest.raises(InputError, match="not writable"):
+            write_volume(ro / "out", ct.data, ct.meta, "x", "y")
+    finally:
+        ro.chmod(0o700)
+
+
+def test_output_equal_to_input_is_refused(tmp_path: Path) -> None:
+    fx.require_data()
+    folder = tmp_path / "src"
+    fx.copy_series(fx.CT_DICOM, folder, 3)
+    vol = read_volume(folder)
+    before = fx.tree_hash(folder)
+    for target in (folder, folder / "inside"):
+        with pytest.raises(InputError, match="input"):
+            write_volume(target, vol.data, vol.meta, "x", "y")
+    assert fx.tree_hash(folder) == before
+
+
+def test_failed_write_leaves_nothing(ct: Volume, tmp_path: Path) -> None:
+    bad = ct.data.copy()
+    bad[0, 0, 5] = np.nan
+    with pytest.raises(InputError, match="NaN"):
+        write_volume(tmp_path / "out", bad, ct.meta, "x", "y")
+    wrong_shape = ct.data[:, :, :4]
+    with pytest.raises(InputError, match="does not match"):
+        write_volume(tmp_path / "out", wrong_shape, ct.meta, "x", "y")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_failure_mid_write_removes_partial_series(
+    ct: Volume, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls = {"n": 0}
+    original = pydicom.Dataset.save_as
+
+    def failing(self: pydicom.Dataset, *args: object, **kwargs: object) -> None:
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise OSError("disk full")
+        original(self, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(pydicom.Dataset, "save_as", failing)
+    with pytest.raises(OSError, match="disk full"):
+        write_volume(tmp_path / "out", ct.data, ct.meta, "x", "y")
+    assert list(tmp_path.iterdir()) == []

@@ -1,0 +1,102 @@
+"""NIfTI I/O on real volumes: reading, float32 round trips with the affine and units kept."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import pytest
+
+from suite.errors import InputError
+from suite.io.volume import read_volume, write_volume
+from tests import fixtures_dicom as fx
+
+VOLUMES = [
+    "ct/totalsegmentator_ct.nii.gz",
+    "mri/totalsegmentator_mr_sm.nii.gz",
+    "mri/nibabel_anatomical.nii",  # big-endian int16
+    "mri/dipy_aniso_vox.nii.gz",
+    "mri/dipy_S0_10slices.nii.gz",  # (128, 128, 10, 1): a 3D volume
+    "mri/vrd_stroke_T1.nii.gz",
+    "mri/vrd_stroke_T2.nii.gz",
+    "mri/vrd_stroke_FLAIR.nii.gz",
+    "mri/vrd_seg3D_MR.nii.gz",  # 8-bit with scl_slope
+    "mri/niivue_MR_Gd.nii.gz",
+]
+
+
+@pytest.mark.parametrize("rel", VOLUMES)
+def test_every_sample_volume_reads(rel: str) -> None:
+    path = fx.require_data() / rel
+    vol = read_volume(path)
+    img = nib.load(path)
+    assert vol.data.ndim == 3 and vol.data.dtype == np.float32
+    assert vol.meta.source_format == "nifti" and vol.meta.nifti_header is not None
+    np.testing.assert_array_equal(vol.meta.affine, img.affine)
+    np.testing.assert_allclose(
+        vol.data, np.squeeze(img.get_fdata()).reshape(vol.data.shape), rtol=1e-6
+    )
+
+
+@pytest.mark.parametrize("rel", ["mri/vrd_seg3D_MR.nii.gz", "mri/nibabel_anatomical.nii"])
+def test_nifti_round_trip_keeps_affine_codes_units(rel: str, tmp_path: Path) -> None:
+    src_path = fx.require_data() / rel
+    before = fx.tree_hash(src_path)
+    src = read_volume(src_path)
+    out = write_volume(tmp_path / "out.nii.gz", src.data, src.meta, "denoised", "test")
+    back = read_volume(out)
+    np.testing.assert_allclose(back.meta.affine, src.meta.affine, atol=1e-5)
+    np.testing.assert_array_equal(back.data, src.data)
+    h_in, h_out = src.meta.nifti_header, back.meta.nifti_header
+    assert h_in is not None and h_out is not None
+    assert h_out.get_xyzt_units() == h_in.get_xyzt_units()
+    for code in ("sform_code", "qform_code"):
+        assert int(h_out[code]) == (int(h_in[code]) or 1)
+    assert h_out.get_data_dtype().str[1:] == "f4"  # float32 (source byte order kept)
+    assert fx.tree_hash(src_path) == before
+
+
+def _save(path: Path, data: np.ndarray) -> Path:
+    nib.save(nib.Nifti1Image(data, np.diag([2.0, 2.0, 3.0, 1.0])), path)
+    return path
+
+
+def test_nan_and_inf_are_refused(tmp_path: Path) -> None:
+    data = np.zeros((4, 5, 6), np.float32)
+    data[0, 0, 0], data[1, 1, 1], data[2, 2, 2] = np.nan, np.inf, -np.inf
+    path = _save(tmp_path / "bad.nii.gz", data)
+    with pytest.raises(InputError) as info:
+        read_volume(path)
+    assert str(path) in str(info.value) and "3 of 120 voxels are NaN or Inf" in str(info.value)
+
+
+def test_4d_is_refused_unless_allowed() -> None:
+    path = fx.require_data() / "mri/nibabel_example4d.nii.gz"
+    with pytest.raises(InputError) as info:
+        read_volume(path)
+    assert str(path) in str(info.value) and "4D volume, choose a volume" in str(info.value)
+    assert read_volume(path, allow_4d=True).data.shape == (128, 96, 24, 2)
+
+
+def test_corrupt_and_unknown_files(tmp_path: Path) -> None:
+    bad = tmp_path / "broken.nii.gz"
+    bad.write_bytes(b"\x1f\x8b not really gzip")
+    with pytest.raises(InputError, match="unreadable NIfTI"):
+        read_volume(bad)
+    other = tmp_path / "volume.mha"
+    other.write_text("x")
+    with pytest.raises(InputError, match="unknown volume format"):
+        read_volume(other)
+    with pytest.raises(InputError, match="does not exist"):
+        read_volume(tmp_path / "nothing.nii")
+
+
+def test_output_problems_leave_nothing(tmp_path: Path) -> None:
+    src_path = _save(tmp_path / "in.nii", np.ones((3, 3, 3), np.float32))
+    vol = read_volume(src_path)
+    with pytest.raises(InputError, match="input"):
+        write_volume(src_path, vol.data, vol.meta, "x", "y")
+    with pytest.raises(InputError, match="does not exist"):
+        write_volume(tmp_path / "missing" / "o.nii", vol.data, vol.meta, "x", "y")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.nii"]
