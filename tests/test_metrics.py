@@ -5,10 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from scipy.ndimage import gaussian_filter
+from skimage import data
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
 from suite.errors import ShapeError
-from suite.metrics import noise_std_flat, psnr, ssim
+from suite.metrics import brisque_distance, brisque_features, niqe, noise_std_flat, psnr, ssim
+from suite.metrics.noref import aggd_fit, ggd_fit, load_pristine_model, to_luminance
 
 RNG = np.random.default_rng(0)
 SK = {"gaussian_weights": True, "sigma": 1.5, "use_sample_covariance": False}
@@ -66,3 +69,47 @@ def test_noise_std_flat() -> None:
     assert noise_std_flat(img, mask) == pytest.approx(12.0, rel=0.1)
     with pytest.raises(ShapeError):
         noise_std_flat(img, mask[:10])
+
+
+# ---- no-reference: NIQE and the BRISQUE-feature distance (fitted pristine models) ----
+
+
+def _test_image(name: str) -> np.ndarray:
+    """A fitting image, or ``retina_heldout``: a 512x512 crop of an image not used to fit."""
+    if name == "retina_heldout":
+        return to_luminance(data.retina())[450:962, 450:962]
+    return to_luminance(getattr(data, name)())
+
+
+@pytest.mark.parametrize("score", [niqe, brisque_distance], ids=["niqe", "brisque_distance"])
+@pytest.mark.parametrize("name", ["camera", "astronaut", "chelsea", "retina_heldout"])
+def test_noref_scores_rank_blur_and_noise_worse(score: object, name: str) -> None:
+    assert callable(score)
+    lum = _test_image(name)
+    noisy = np.clip(lum + np.random.default_rng(0).normal(0, 20, lum.shape), 0, 255)
+    clean = score(lum)
+    assert clean < score(gaussian_filter(lum, 2.0))
+    assert clean < score(noisy)
+
+
+def test_noref_data_range_and_rgb() -> None:
+    rgb = data.astronaut()
+    assert niqe(rgb) == pytest.approx(niqe(rgb / 255.0, data_range=1.0), rel=1e-6)
+    assert brisque_features(to_luminance(rgb)).shape == (36,)
+    with pytest.raises(ShapeError):
+        niqe(np.zeros((100, 100)))
+
+
+def test_shipped_model_loads_without_pickle() -> None:
+    model = load_pristine_model()
+    assert model.niqe_mu.shape == (36,) and model.niqe_cov.shape == (36, 36)
+    assert model.brisque_mu.shape == (36,) and model.patch_size == 96
+
+
+def test_ggd_and_aggd_fits_recover_known_shapes() -> None:
+    rng = np.random.default_rng(0)
+    assert ggd_fit(rng.normal(0, 1, 200_000))[0] == pytest.approx(2.0, abs=0.05)
+    assert ggd_fit(rng.laplace(0, 1, 200_000))[0] == pytest.approx(1.0, abs=0.05)
+    alpha, mean, lvar, rvar = aggd_fit(rng.normal(0, 2, 200_000))
+    assert alpha == pytest.approx(2.0, abs=0.05) and abs(mean) < 0.05
+    assert lvar == pytest.approx(4.0, rel=0.05) and rvar == pytest.approx(4.0, rel=0.05)

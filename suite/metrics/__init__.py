@@ -3,5 +3,6 @@
 from __future__ import annotations
 
 from suite.metrics.image import noise_std_flat, psnr, ssim
+from suite.metrics.noref import brisque_distance, brisque_features, niqe
 
-__all__ = ["noise_std_flat", "psnr", "ssim"]
+__all__ = ["brisque_distance", "brisque_features", "niqe", "noise_std_flat", "psnr", "ssim"]

@@ -1,0 +1,1 @@
+"""Parameter files shipped with the metrics (fitted NIQE / BRISQUE-feature pristine models)."""
