@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import tifffile
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 
 from suite.errors import InputError, ShapeError
 from suite.io.atomic import atomic_path, check_output_path
@@ -81,13 +81,7 @@ def read_photo(path: str | Path) -> Photo:
             return _read_pillow(p, im)
     except InputError:
         raise
-    except (
-        OSError,
-        UnidentifiedImageError,
-        SyntaxError,
-        ValueError,
-        tifffile.TiffFileError,
-    ) as exc:
+    except Exception as exc:  # decoders raise zlib, struct, OS... errors on corrupt data
         raise InputError(p, f"corrupt or unreadable image ({exc})") from exc
 
 

@@ -1,0 +1,129 @@
+"""Photo I/O: PNG/JPEG/TIFF at 8 and 16 bits keep values, size, mode and ICC profile."""
+
+from __future__ import annotations
+
+import struct
+import zlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image, ImageCms
+
+from suite.errors import InputError
+from suite.io.photo import PhotoMeta, read_photo, write_photo
+from tests import fixtures_dicom as fx
+
+
+@pytest.fixture(scope="module")
+def retina() -> np.ndarray:
+    """A 96x128 RGB crop of the real fundus photograph, uint8."""
+    photo = read_photo(fx.require_data() / "fundus/skimage_retina.jpg")
+    return photo.data[600:696, 600:728].copy()
+
+
+def test_real_jpeg_reads_and_round_trips(tmp_path: Path) -> None:
+    src = fx.require_data() / "fundus/skimage_retina.jpg"
+    before = fx.tree_hash(src)
+    photo = read_photo(src)
+    assert photo.data.shape == (1411, 1411, 3) and photo.data.dtype == np.uint8
+    assert (photo.meta.format, photo.meta.mode, photo.meta.bit_depth) == ("JPEG", "RGB", 8)
+    back = read_photo(write_photo(tmp_path / "r.jpg", photo.data, photo.meta))
+    assert back.meta.size == (1411, 1411) and back.meta.mode == "RGB"
+    assert np.abs(back.data.astype(int) - photo.data).mean() < 1.0  # quality 95, 4:4:4
+    assert fx.tree_hash(src) == before
+
+
+@pytest.mark.parametrize(
+    ("name", "fmt", "channels", "depth"),
+    [
+        ("g16.png", "PNG", 1, 16),
+        ("g16.tif", "TIFF", 1, 16),
+        ("rgb16.tif", "TIFF", 3, 16),
+        ("rgba16.tif", "TIFF", 4, 16),
+        ("rgb8.png", "PNG", 3, 8),
+        ("rgba8.png", "PNG", 4, 8),
+        ("rgb8.tif", "TIFF", 3, 8),
+        ("l8.png", "PNG", 1, 8),
+    ],
+)
+def test_lossless_round_trip_keeps_bit_depth(
+    retina: np.ndarray, tmp_path: Path, name: str, fmt: str, channels: int, depth: int
+) -> None:
+    base = np.dstack([retina, retina[..., :1]])[..., :channels]
+    data = base.astype(np.uint16) * 257 + 3 if depth == 16 else base  # uses all 16 bits
+    meta = PhotoMeta(fmt, depth, "", (data.shape[1], data.shape[0]))
+    photo = read_photo(write_photo(tmp_path / name, data, meta))
+    assert photo.data.dtype == data.dtype and photo.meta.bit_depth == depth
+    assert photo.meta.format == fmt and photo.meta.size == (128, 96)
+    np.testing.assert_array_equal(photo.data, data)
+
+
+def test_icc_profile_is_kept(retina: np.ndarray, tmp_path: Path) -> None:
+    icc = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+    src = tmp_path / "icc.jpg"
+    Image.fromarray(retina).save(src, quality=95, icc_profile=icc)
+    photo = read_photo(src)
+    assert photo.meta.icc_profile == icc
+    for name in ("out.jpg",):
+        assert (
+            read_photo(write_photo(tmp_path / name, photo.data, photo.meta)).meta.icc_profile == icc
+        )
+    meta = PhotoMeta("TIFF", 8, "RGB", (128, 96), icc_profile=icc)
+    assert read_photo(write_photo(tmp_path / "icc.tif", retina, meta)).meta.icc_profile == icc
+
+
+def _png_rgb16(path: Path, h: int = 4, w: int = 5) -> Path:
+    """A minimal 16-bit RGB PNG, written by hand because Pillow cannot write one."""
+
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return (
+            struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+        )
+
+    rows = b"".join(b"\x00" + np.full((w, 3), 40000, ">u2").tobytes() for _ in range(h))
+    ihdr = struct.pack(">IIBBBBB", w, h, 16, 2, 0, 0, 0)
+    path.write_bytes(
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", ihdr)
+        + chunk(b"IDAT", zlib.compress(rows))
+        + chunk(b"IEND", b"")
+    )
+    return path
+
+
+def test_16bit_colour_png_is_refused_not_reduced(tmp_path: Path) -> None:
+    path = _png_rgb16(tmp_path / "rgb16.png")
+    with pytest.raises(InputError) as info:
+        read_photo(path)
+    assert str(path) in str(info.value) and "16-bit colour PNG" in str(info.value)
+
+
+@pytest.mark.parametrize("name", ["cut.png", "cut.jpg", "cut.tif", "junk.png"])
+def test_corrupt_file_is_named(retina: np.ndarray, tmp_path: Path, name: str) -> None:
+    path = tmp_path / name
+    if name.startswith("junk"):
+        path.write_bytes(b"definitely not an image")
+    else:
+        fmt = {"png": "PNG", "jpg": "JPEG", "tif": "TIFF"}[name[-3:]]
+        write_photo(path, retina, PhotoMeta(fmt, 8, "RGB", (128, 96)))
+        path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    with pytest.raises(InputError) as info:
+        read_photo(path)
+    assert str(path) in str(info.value)
+
+
+def test_write_refusals_leave_nothing(retina: np.ndarray, tmp_path: Path) -> None:
+    meta = PhotoMeta("PNG", 16, "RGB", (128, 96))
+    with pytest.raises(ValueError, match="dtype"):
+        write_photo(tmp_path / "a.png", retina, meta)
+    with pytest.raises(InputError, match="16-bit RGB PNG"):
+        write_photo(tmp_path / "a.png", retina.astype(np.uint16), meta)
+    with pytest.raises(InputError, match="does not exist"):
+        write_photo(tmp_path / "no" / "a.png", retina, PhotoMeta("PNG", 8, "RGB", (128, 96)))
+    src = tmp_path / "in.png"
+    Image.fromarray(retina).save(src)
+    photo = read_photo(src)
+    with pytest.raises(InputError, match="input"):
+        write_photo(src, photo.data, photo.meta)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.png"]
