@@ -165,3 +165,22 @@ def test_errors_are_typed() -> None:
         tiled_inference(torch.zeros(1, 1, 8, 8), lambda t: t[..., :2], TileConfig(4))
     with pytest.raises(UsageError):
         tiled_inference(torch.zeros(1, 1, 2, 8), nn.Identity(), TileConfig(4, pad_mode="reflect"))
+
+
+@pytest.mark.gpu
+def test_cuda_model_cpu_accumulation_with_autocast() -> None:
+    from suite.engine.device import autocast_context
+
+    net = single_conv(3).cuda()
+    x = torch.randn(1, 2, 19, 22, 15)
+    with torch.no_grad():
+        ref = net.cpu()(x)
+    net.cuda()
+    cfg = TileConfig(8, 2, halo=2, pad_mode="constant")
+    with autocast_context(torch.device("cuda")):
+        out = tiled_inference(x, net, cfg, accumulate_on="cpu")
+    assert out.device.type == "cpu" and out.dtype == torch.float32
+    torch.testing.assert_close(out, ref, atol=5e-2, rtol=0)
+    exact = tiled_inference(x.cuda(), net, cfg)
+    assert exact.device.type == "cuda"
+    torch.testing.assert_close(exact.cpu(), ref, atol=1e-3, rtol=0)

@@ -191,3 +191,11 @@ def test_ddp_two_cpu_ranks_end_identical(tmp_path: Path) -> None:
         torch.testing.assert_close(rank1[key], value, atol=0, rtol=0)
     assert (tmp_path / "run/log.csv").is_file()
     assert (tmp_path / "run/checkpoints/step_00000004/state.json").is_file()
+
+
+@pytest.mark.gpu
+def test_cuda_amp_training_runs(tmp_path: Path) -> None:
+    trainer = make_trainer(tmp_path, device="cuda", amp=True, steps=4)
+    trainer.fit()
+    assert next(trainer.model.parameters()).device.type == "cuda"
+    assert (tmp_path / "final.safetensors").is_file()
