@@ -66,8 +66,10 @@ def test_model_rejects_wrong_channels(name: str) -> None:
         net(torch.rand(bad))
 
 
-def test_unet_channels_last_3d_matches_contiguous() -> None:
-    net = create_model("unet", spatial_dims=3, channels=(4, 8, 16), residual=True).eval()
+@pytest.mark.parametrize("keep_format", [False, True])
+def test_unet_channels_last_3d_matches_contiguous(keep_format: bool) -> None:
+    kwargs = {"channels": (4, 8, 16), "residual": True, "channels_last": keep_format}
+    net = create_model("unet", spatial_dims=3, **kwargs).eval()
     x = torch.rand(1, 1, 8, 8, 8)
     with torch.no_grad():
         ref = net(x)

@@ -39,6 +39,9 @@ class LeanUNet(nn.Module):
         channels: width per level, e.g. ``(16, 32, 64)``.
         residual: add the input to the output (needs ``in_channels == out_channels``), so the
             network learns the correction, e.g. the negative noise for CT denoising.
+        channels_last: keep every activation in ``channels_last(_3d)`` (re-asserted at block
+            boundaries, where oneDNN sometimes falls back to the contiguous layout). Call
+            ``net.to(memory_format=...)`` as well so the weights match.
 
     References:
         Ronneberger, Fischer, Brox, "U-Net: Convolutional Networks for Biomedical Image
@@ -52,10 +55,13 @@ class LeanUNet(nn.Module):
         out_channels: int = 1,
         channels: Sequence[int] = (16, 32, 64),
         residual: bool = False,
+        channels_last: bool = False,
     ) -> None:
         super().__init__()
         if residual and in_channels != out_channels:
             raise ValueError("residual=True needs in_channels == out_channels")
+        fmt = torch.channels_last if spatial_dims == 2 else torch.channels_last_3d
+        self.memory_format = fmt if channels_last else None
         conv = conv_nd(spatial_dims)
         tconv = nn.ConvTranspose2d if spatial_dims == 2 else nn.ConvTranspose3d
         ch = list(channels)
@@ -78,15 +84,19 @@ class LeanUNet(nn.Module):
             expected = f"(B, {self.in_channels}, *spatial) with spatial % {self.multiple} == 0"
             raise ShapeError("x", expected, tuple(x.shape))
 
+    def _fmt(self, x: torch.Tensor) -> torch.Tensor:
+        """``x`` in the requested memory format (a no-op when none was requested)."""
+        return x if self.memory_format is None else x.contiguous(memory_format=self.memory_format)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``(B, C_in, [D,] H, W) -> (B, C_out, [D,] H, W)``."""
         self._check(x)
-        skips = [self.stem(x)]
+        skips = [self._fmt(self.stem(self._fmt(x)))]
         for down, enc in zip(self.down, self.enc, strict=False):
-            skips.append(enc(down(skips[-1])))
+            skips.append(self._fmt(enc(down(skips[-1]))))
         h = skips.pop()
         for i in reversed(range(len(self.up))):
-            h = self.dec[i](torch.cat([self.up[i](h), skips.pop()], dim=1))
+            h = self._fmt(self.dec[i](torch.cat([self.up[i](h), skips.pop()], dim=1)))
         out = self.head(h)
         return out + x if self.residual else out
 
@@ -112,6 +122,7 @@ def unet(
     residual: bool = False,
     backend: str = "lean",
     num_res_units: int = 0,
+    channels_last: bool = False,
 ) -> nn.Module:
     """U-Net factory.
 
@@ -124,9 +135,10 @@ def unet(
         backend: ``"lean"`` (:class:`LeanUNet`, no normalization, fast on CPU) or ``"monai"``
             (``monai.networks.nets.UNet`` with instance norm and ``num_res_units``).
         num_res_units: residual units per level, MONAI backend only.
+        channels_last: lean backend only, see :class:`LeanUNet`.
     """
     if backend == "lean":
-        return LeanUNet(spatial_dims, in_channels, out_channels, channels, residual)
+        return LeanUNet(spatial_dims, in_channels, out_channels, channels, residual, channels_last)
     if backend != "monai":
         raise ValueError(f"backend must be 'lean' or 'monai', got {backend!r}")
     if residual and in_channels != out_channels:
