@@ -73,5 +73,5 @@ def dae(
     spatial_dims: int = 2,
     residual: bool = True,
 ) -> DenoisingAutoencoder:
-    """Denoising autoencoder factory (about 25k parameters in 2D at the defaults)."""
+    """Denoising autoencoder factory (about 34k parameters in 2D at the defaults)."""
     return DenoisingAutoencoder(in_channels, features, depth, spatial_dims, residual)

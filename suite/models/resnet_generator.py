@@ -94,5 +94,5 @@ def resnet_generator(
     attention: bool = False,
     tanh: bool = False,
 ) -> ResnetGenerator:
-    """ResNet generator factory (about 1.8M parameters at the defaults)."""
+    """ResNet generator factory (about 2.0M parameters at the defaults)."""
     return ResnetGenerator(in_channels, out_channels, features, num_blocks, attention, tanh)
