@@ -62,6 +62,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command is None:
             build_parser().print_help()
             return 2
+        args.quiet = getattr(args, "quiet", False)
         return int(args.func(args) or 0)
     except SuiteError as exc:
         return _fail(exc, exc.exit_code, debug)

@@ -19,6 +19,10 @@ def _domain_subparsers(cmd: argparse.ArgumentParser, command: str,
                              parser_class=type(cmd))
     for name, entry in plugins.discover().items():
         dom_parser = sub.add_parser(name, help=entry.domain.task if entry.domain else "BROKEN")
+        dom_parser.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
+                                help="show tracebacks on errors")
+        dom_parser.add_argument("--quiet", action="store_true", default=argparse.SUPPRESS,
+                                help="no progress bars")
         common(dom_parser)
         if entry.domain is not None:
             entry.domain.add_arguments(command, dom_parser)

@@ -84,16 +84,31 @@ def _coerce(hint: Any, value: Any, where: str) -> Any:
     if origin in (typing.Union, types.UnionType):
         if value is None and type(None) in typing.get_args(hint):
             return None
-        inner = [a for a in typing.get_args(hint) if a is not type(None)]
-        return _coerce(inner[0], value, where)
+        return _first_fitting([a for a in typing.get_args(hint) if a is not type(None)],
+                              value, where)
     if origin in (list, tuple):
         if not isinstance(value, list | tuple):
             raise TypeError(f"{where} must be a list")
         args = typing.get_args(hint)
+        if origin is tuple and args and args[-1] is not Ellipsis:
+            if len(args) != len(value):
+                raise TypeError(f"{where} must have {len(args)} items")
+            return tuple(_coerce(a, v, where) for a, v in zip(args, value, strict=True))
         item = args[0] if args else Any
         items = [_coerce(item, v, where) for v in value]
         return items if origin is list else tuple(items)
     return _scalar(hint, value, where)
+
+
+def _first_fitting(options: list[Any], value: Any, where: str) -> Any:
+    """Coerce to the first member of a union that accepts the value."""
+    errors = []
+    for option in options:
+        try:
+            return _coerce(option, value, where)
+        except (TypeError, ValueError) as exc:
+            errors.append(str(exc))
+    raise TypeError(errors[0] if errors else f"{where}: no type fits {value!r}")
 
 
 def _scalar(hint: Any, value: Any, where: str) -> Any:

@@ -1,0 +1,59 @@
+"""The CT denoising recipe as typed dataclasses; ``default.yaml`` beside it is the shipped one."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from suite.engine.train import TrainConfig
+
+DEFAULT_YAML = Path(__file__).with_name("default.yaml")
+HU_SCALE = 1000.0  # model input = HU / 1000: water 0, air -1 (invertible, no clipping)
+
+
+@dataclass
+class ModelConfig:
+    """Residual 3D lean U-Net widths and the tiling used at inference."""
+
+    channels: list[int] = field(default_factory=lambda: [16, 32, 64])
+    patch: list[int] = field(default_factory=lambda: [128, 128, 16])
+    overlap: list[int] = field(default_factory=lambda: [16, 16, 4])
+    batch_size: int = 1
+
+
+@dataclass
+class LossConfig:
+    """Weights of the loss terms (HU / 1000 units; SSIM on the [-160, 240] HU window)."""
+
+    l1: float = 1.0
+    ssim: float = 0.1
+    frequency: float = 0.0
+
+
+@dataclass
+class DataConfig:
+    """How training pairs are made from normal-dose volumes.
+
+    Attributes:
+        noise_levels_hu: added-noise levels (std in soft tissue, HU) simulated per volume.
+        realizations: independent noise draws per level.
+        val: held-out normal-dose volume (validation at ``val_noise_hu``).
+        val_noise_hu: added noise of the validation input.
+        paired: ``--data`` holds ``low/`` and ``full/`` sub-folders of paired volumes instead.
+    """
+
+    noise_levels_hu: list[float] = field(default_factory=lambda: [20.0, 35.0, 50.0, 75.0, 100.0])
+    realizations: int = 1
+    val: Path | None = None
+    val_noise_hu: float = 50.0
+    paired: bool = False
+
+
+@dataclass
+class CtConfig:
+    """The whole recipe."""
+
+    model: ModelConfig = field(default_factory=ModelConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)

@@ -1,0 +1,184 @@
+"""Training recipe: normal-dose volumes, low-dose inputs simulated in the projection domain."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from domains.ct_denoise.checks import check_ct_volume
+from domains.ct_denoise.config import DEFAULT_YAML, HU_SCALE, CtConfig
+from domains.ct_denoise.lowdose import simulate_low_dose
+from domains.ct_denoise.metrics import ct_metrics
+from domains.ct_denoise.volumes import Axial, denoise, to_axial
+from suite.config import load_config, to_dict
+from suite.engine.patches import PairedPatchDataset, random_flips
+from suite.engine.train import Trainer
+from suite.errors import InputError, UsageError
+from suite.io.volume import read_volume
+from suite.losses import l1_loss, ssim_loss
+from suite.models import create_model
+from suite.viz import save_png, side_by_side, to_uint8
+from suite.weights import save_weights
+
+WINDOW = (-160.0, 240.0)
+
+
+def build_model(cfg: CtConfig) -> nn.Module:
+    """The residual 3D lean U-Net of the recipe."""
+    return create_model("unet", **model_arguments(cfg))
+
+
+def model_arguments(cfg: CtConfig) -> dict[str, Any]:
+    """Keyword arguments of ``create_model("unet", ...)`` for this recipe."""
+    return {"spatial_dims": 3, "in_channels": 1, "out_channels": 1,
+            "channels": list(cfg.model.channels), "residual": True, "backend": "lean"}
+
+
+def load_axial(paths: list[Path]) -> list[Axial]:
+    """Read and check normal-dose CT volumes (files or DICOM folders)."""
+    out = []
+    for path in paths:
+        vol = read_volume(path)
+        check_ct_volume(vol)
+        out.append(to_axial(vol))
+    return out
+
+
+def simulated_pairs(volumes: list[Axial], cfg: CtConfig) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """(inputs, targets) as (1, X, Y, Z) arrays in HU / 1000, one per volume, level and draw."""
+    inputs, targets = [], []
+    for v_index, vol in enumerate(volumes):
+        clean = vol.hu[None] / HU_SCALE
+        for level in cfg.data.noise_levels_hu:
+            for draw in range(cfg.data.realizations):
+                seed = 1000 * v_index + 10 * draw + int(level)
+                noisy = simulate_low_dose(vol.hu, vol.pixel_mm, 2, noise_hu=level, seed=seed)
+                inputs.append(noisy.noisy[None] / HU_SCALE)
+                targets.append(clean)
+    return inputs, targets
+
+
+def make_loss(cfg: CtConfig) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
+    """L1 plus SSIM on the soft-tissue window, weights from the config."""
+    lo, hi = WINDOW[0] / HU_SCALE, WINDOW[1] / HU_SCALE
+
+    def loss(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        total = cfg.loss.l1 * l1_loss(pred, target)
+        if cfg.loss.ssim:
+            # 2D SSIM on axial slices, as in the evaluation convention (and patches are thin).
+            total = total + cfg.loss.ssim * ssim_loss(_slices(pred.clamp(lo, hi)),
+                                                      _slices(target.clamp(lo, hi)),
+                                                      data_range=hi - lo)
+        return total
+
+    return loss
+
+
+def _slices(volume: torch.Tensor) -> torch.Tensor:
+    """(B, C, X, Y, Z) -> (B * Z, C, X, Y)."""
+    b, c, x, y, z = volume.shape
+    return volume.permute(0, 4, 1, 2, 3).reshape(b * z, c, x, y)
+
+
+class CtTrainer(Trainer):
+    """The engine's loop with batches in ``channels_last_3d``, the fast CPU layout."""
+
+    def to_device(self, batch: Sequence[torch.Tensor]) -> list[torch.Tensor]:
+        """Move the batch and switch its memory format."""
+        return [t.contiguous(memory_format=torch.channels_last_3d)
+                for t in super().to_device(batch)]
+
+
+class Validator:
+    """Denoise a held-out volume at a fixed simulated dose; log metrics and a PNG strip."""
+
+    def __init__(self, volume: Axial, cfg: CtConfig, out_dir: Path) -> None:
+        self.clean, self.cfg, self.out_dir = volume.hu, cfg, out_dir / "validation"
+        noisy = simulate_low_dose(volume.hu, volume.pixel_mm, 2,
+                                  noise_hu=cfg.data.val_noise_hu, seed=12345)
+        self.noisy = noisy.noisy
+        self.calls = 0
+
+    def __call__(self, model: nn.Module) -> dict[str, float]:
+        out = denoise(model, self.noisy, self.cfg.model)
+        self.calls += 1
+        self._picture(out)
+        return {f"val_{k}": v for k, v in ct_metrics(out, self.clean).items()}
+
+    def _picture(self, out: np.ndarray) -> None:
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        z = self.clean.shape[-1] // 2
+        strip = [to_uint8(np.rot90(a[..., z]), *WINDOW) for a in (self.noisy, out, self.clean)]
+        save_png(self.out_dir / f"val_{self.calls:04d}.png", side_by_side(strip), 0, 255)
+
+
+def train(args: argparse.Namespace) -> Path:
+    """``suite train ct-denoise``: returns the path of the final weights with their card."""
+    cfg = load_config(CtConfig, args.config or DEFAULT_YAML, args.overrides)
+    cfg.train.device = getattr(args, "device", cfg.train.device)
+    cfg.train.progress = not getattr(args, "quiet", False)
+    if not args.data:
+        raise UsageError("suite train ct-denoise needs --data (normal-dose DICOM folders or NIfTI)")
+    if cfg.data.paired:
+        raise UsageError("paired training (data.paired) is not implemented yet; use simulated pairs")
+    if cfg.data.val is None:
+        raise UsageError("set data.val (a held-out normal-dose volume), e.g. --set data.val=PATH")
+    started = time.time()
+    inputs, targets = simulated_pairs(load_axial(list(args.data)), cfg)
+    dataset = PairedPatchDataset(targets, inputs=inputs, patch_size=cfg.model.patch,
+                                 augment=random_flips, seed=cfg.train.seed)
+    out_dir = Path(args.out)
+    model = build_model(cfg)
+    trainer = CtTrainer(model, make_loss(cfg), torch.optim.AdamW, dataset, out_dir, cfg.train,
+                      validate=Validator(load_axial([cfg.data.val])[0], cfg, out_dir))
+    metrics = trainer.fit(resume=args.resume)
+    return _export(trainer, cfg, args, metrics, time.time() - started)
+
+
+def _export(trainer: Trainer, cfg: CtConfig, args: argparse.Namespace,
+            metrics: dict[str, float], seconds: float) -> Path:
+    module = trainer.ema.module if trainer.ema is not None else trainer.model
+    card = model_card(cfg, args, metrics, seconds)
+    path = save_weights(Path(args.out) / "ct_denoise.safetensors", module.cpu(), card)
+    (Path(args.out) / "config.yaml.json").write_text(json.dumps(to_dict(cfg), indent=2))
+    return path
+
+
+def model_card(cfg: CtConfig, args: argparse.Namespace, metrics: dict[str, float],
+               seconds: float) -> dict[str, Any]:
+    """The JSON card saved beside the weights."""
+    data = [str(p) for p in args.data]
+    return {
+        "domain": "ct-denoise",
+        "architecture": "unet",
+        "arguments": model_arguments(cfg),
+        "normalization": {"input": "HU / 1000 (water 0, air -1), no clipping",
+                          "output": "HU / 1000, residual (input + predicted correction)"},
+        "inference": {"patch": cfg.model.patch, "overlap": cfg.model.overlap,
+                      "axes": "(X, Y, Z) with Z the axial slice axis"},
+        "training": {"data": data, "validation_volume": str(cfg.data.val),
+                     "recipe": to_dict(cfg), "seconds": round(seconds),
+                     "command": "suite train ct-denoise --data " + " ".join(data)
+                     + f" --set data.val={cfg.data.val} --out {args.out}",
+                     "low_dose": "projection-domain Poisson + electronic noise, FBP; noise "
+                     f"levels {cfg.data.noise_levels_hu} HU in soft tissue"},
+        "validation": {"metrics": metrics,
+                       "convention": f"held-out volume, added noise {cfg.data.val_noise_hu} HU; "
+                       "PSNR/SSIM on HU clipped to [-160, 240] (range 400) and [-1000, 1000] "
+                       "(range 2000), SSIM 11x11 Gaussian sigma 1.5 averaged over axial slices"},
+    }
+
+
+def ensure_volume(path: Path) -> Path:
+    """Refuse a path that does not exist, naming it."""
+    if not path.exists():
+        raise InputError(path, "no such file or folder")
+    return path

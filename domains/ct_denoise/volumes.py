@@ -1,0 +1,60 @@
+"""CT volumes as the model sees them: slice axis last, HU / 1000, with the in-plane pixel size."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import nn
+
+from domains.ct_denoise.config import HU_SCALE, ModelConfig
+from suite.engine.tiling import TileConfig, tiled_inference
+from suite.io.volume import Volume
+
+
+@dataclass(frozen=True)
+class Axial:
+    """A volume reoriented so that axial slices lie across the last axis.
+
+    Attributes:
+        hu: (X, Y, Z) float32 HU, Z the slice axis.
+        axis: the slice axis in the source array (moved last here).
+        pixel_mm: mean in-plane pixel size in millimetres.
+    """
+
+    hu: np.ndarray
+    axis: int
+    pixel_mm: float
+
+    def back(self, data: np.ndarray) -> np.ndarray:
+        """Put the slice axis back where the source had it."""
+        return np.moveaxis(data, -1, self.axis)
+
+
+def slice_axis(affine: np.ndarray) -> int:
+    """The voxel axis most aligned with the patient's superior-inferior direction."""
+    directions = np.abs(affine[:3, :3]) / np.linalg.norm(affine[:3, :3], axis=0)
+    return int(np.argmax(directions[2]))
+
+
+def to_axial(vol: Volume) -> Axial:
+    """Reorient ``vol`` with the slice axis last."""
+    axis = slice_axis(vol.meta.affine)
+    in_plane = [s for i, s in enumerate(vol.meta.spacing[:3]) if i != axis]
+    return Axial(np.moveaxis(vol.data, axis, -1), axis, float(np.mean(in_plane)))
+
+
+def denoise(model: nn.Module, hu: np.ndarray, cfg: ModelConfig, progress: bool = False,
+            device: torch.device | None = None) -> np.ndarray:
+    """Denoise an (X, Y, Z) HU array with sliding-window inference; returns HU float32."""
+    device = device or torch.device("cpu")
+    x = torch.from_numpy(np.ascontiguousarray(hu, dtype=np.float32) / HU_SCALE)[None, None]
+    tiles = TileConfig(patch_size=cfg.patch, overlap=cfg.overlap, batch_size=cfg.batch_size)
+    net = model.to(device=device, memory_format=torch.channels_last_3d).eval()
+
+    def run(batch: torch.Tensor) -> torch.Tensor:
+        return net(batch.to(device).contiguous(memory_format=torch.channels_last_3d)).cpu()
+
+    out = tiled_inference(x, run, tiles, progress=progress)
+    return (out[0, 0].numpy() * HU_SCALE).astype(np.float32)
