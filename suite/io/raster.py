@@ -102,8 +102,8 @@ class RasterMeta:
     @property
     def bounds(self) -> tuple[float, float, float, float]:
         """``(left, bottom, right, top)`` in CRS units (north-up rasters)."""
-        left, top = self.transform * (0, 0)
-        right, bottom = self.transform * (self.width, self.height)
+        left, top = self.transform @ (0, 0)
+        right, bottom = self.transform @ (self.width, self.height)
         return (min(left, right), min(bottom, top), max(left, right), max(bottom, top))
 
     def updated(self, **changes: Any) -> RasterMeta:
@@ -211,12 +211,33 @@ def read_window(
         The pixels in the file's dtype.
     """
     with _open(path) as ds:
-        fill = ds.nodata if ds.nodata is not None else 0
-        data = ds.read(indexes, window=window, boundless=boundless, fill_value=fill)
+        if boundless and window is not None:
+            return _read_boundless(ds, window, indexes, masked)
+        data = ds.read(indexes, window=window)
         if not masked:
             return np.asarray(data)
-        valid = ds.read_masks(indexes, window=window, boundless=boundless) > 0
-        return np.ma.MaskedArray(data, mask=~valid)
+        return np.ma.MaskedArray(data, mask=ds.read_masks(indexes, window=window) == 0)
+
+
+def _read_boundless(ds: Any, window: Window, indexes: list[int] | None, masked: bool) -> np.ndarray:
+    """Read a window that may reach outside ``ds``: outside is nodata (or 0) and masked.
+
+    Done by hand rather than with rasterio's ``boundless`` (a VRT per read, slower).
+    """
+    count = ds.count if indexes is None else len(indexes)
+    h, w = int(window.height), int(window.width)
+    fill = ds.nodata if ds.nodata is not None else 0
+    data = np.full((count, h, w), fill, dtype=ds.dtypes[0])
+    invalid = np.ones((count, h, w), dtype=bool)
+    r0, c0 = int(window.row_off), int(window.col_off)
+    rs, re = max(r0, 0), min(r0 + h, ds.height)
+    cs, ce = max(c0, 0), min(c0 + w, ds.width)
+    if re > rs and ce > cs:
+        inner = Window(cs, rs, ce - cs, re - rs)
+        dst = (slice(None), slice(rs - r0, re - r0), slice(cs - c0, ce - c0))
+        data[dst] = ds.read(indexes, window=inner)
+        invalid[dst] = ds.read_masks(indexes, window=inner) == 0
+    return np.ma.MaskedArray(data, mask=invalid) if masked else data
 
 
 def read_valid_mask(

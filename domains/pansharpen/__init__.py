@@ -1,0 +1,255 @@
+"""Pansharpening domain: fuse a multispectral raster with its panchromatic band (GeoTIFF in/out).
+
+``suite enhance pansharpen MS.tif [MORE_MS_BANDS.tif ...] --pan PAN.tif -o OUT.tif
+--method mtf-glp --sensor landsat8`` pairs the rasters by georeferencing, registers the MS bands
+to the PAN (sub-pixel), fits the method's global statistics on a sample of the scene and writes
+the sharpened MS at PAN resolution window by window (memory stays flat as the scene grows).
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+import rasterio
+from rasterio.enums import Resampling
+from rasterio.warp import reproject
+from rasterio.windows import Window
+
+from domains.pansharpen import classical
+from domains.pansharpen.pairing import PanMsPair, pair_rasters, read_pan, upsample_ms
+from domains.pansharpen.registration import DEFAULT_THRESHOLD, Registration, register
+from suite.degradations.mtf import SENSORS, sensor_mtf
+from suite.domain import Domain
+from suite.errors import InputError, UsageError
+from suite.io.raster import RasterMeta, read_raster_meta, read_window, write_raster_windows
+from suite.metrics.spectral import ergas, q2n, q_index, sam, scc
+
+CLASSICAL = classical.METHODS
+SAMPLE_TILE = 512
+"""Side (PAN pixels) of the windows sampled to fit a method's global statistics."""
+SAMPLE_GRID = 4
+"""Up to ``SAMPLE_GRID x SAMPLE_GRID`` windows are sampled across the scene."""
+REGISTRATION_SIDE = 2048
+"""Side (PAN pixels) of the central region used to estimate band shifts."""
+
+
+def _has_valid(path: Path, window: Window | None = None) -> bool:
+    """Whether a raster has any valid pixel (dataset mask read at most 1024 pixels a side)."""
+    with rasterio.open(path) as ds:
+        win = window or Window(0, 0, ds.width, ds.height)
+        f = max(1, math.ceil(max(win.width, win.height) / 1024))
+        shape = (max(1, int(win.height // f)), max(1, int(win.width // f)))
+        return bool(ds.dataset_mask(window=win, out_shape=shape).any())
+
+
+def _check_valid(pair: PanMsPair) -> None:
+    """Refuse a pair whose MS or PAN has no valid pixel in the common footprint."""
+    if not _has_valid(pair.pan_path, pair.window):
+        raise InputError(pair.pan_path, "has no valid pixel where it overlaps the MS (all nodata)")
+    if not any(_has_valid(p) for p in pair.ms_paths):
+        raise InputError(pair.ms_paths[0], "has no valid pixel (all nodata)")
+
+
+def _sample_windows(pair: PanMsPair) -> list[Window]:
+    """Windows (output grid) spread over the scene, or the whole scene when it is small."""
+    h, w = pair.shape
+    if h * w <= (SAMPLE_GRID * SAMPLE_TILE) ** 2:
+        return [Window(0, 0, w, h)]
+    side_h, side_w = min(SAMPLE_TILE, h), min(SAMPLE_TILE, w)
+    rows = np.linspace(0, h - side_h, SAMPLE_GRID).astype(int)
+    cols = np.linspace(0, w - side_w, SAMPLE_GRID).astype(int)
+    return [Window(int(c), int(r), side_w, side_h) for r in rows for c in cols]
+
+
+def _read_pair(
+    pair: PanMsPair, window: Window, shifts: np.ndarray | None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """MS on the PAN grid, PAN (invalid PAN pixels filled) and validity for one window."""
+    ms = upsample_ms(pair, window, shifts)
+    pan = read_pan(pair, window)
+    valid = ~(np.ma.getmaskarray(ms).any(axis=0) | np.ma.getmaskarray(pan))
+    fill = float(pan.mean()) if pan.count() else 0.0
+    return np.ma.getdata(ms), np.ma.filled(pan, fill), valid
+
+
+def _fit(pair: PanMsPair, options: argparse.Namespace, shifts: np.ndarray | None) -> Any:
+    """Fit the chosen method on the sample windows (invalid pixels left out)."""
+    parts = [_read_pair(pair, win, shifts) for win in _sample_windows(pair)]
+    ms = np.concatenate([np.where(v[None], m, np.nan) for m, _, v in parts], axis=2)
+    pan = np.concatenate([p for _, p, _ in parts], axis=1)
+    gains = sensor_mtf(options.sensor).ms_gains(pair.band_count)
+    injection = getattr(options, "injection", "regression")
+    return classical.fit(ms, pan, options.method, pair.ratio, gains, injection)
+
+
+def _pan_on_ms_grid(pair: PanMsPair, window: Window) -> tuple[np.ndarray, np.ndarray]:
+    """MS bands and the PAN averaged onto their grid, over an MS-pixel window."""
+    ms_t = pair.ms_meta.transform @ rasterio.Affine.translation(window.col_off, window.row_off)
+    ms = np.concatenate(
+        [
+            read_window(p, window, boundless=True, indexes=[b for i, b in pair.ms_bands if i == k])
+            for k, p in enumerate(pair.ms_paths)
+        ]
+    ).astype(np.float32)
+    pan_lr = np.zeros(ms.shape[1:], dtype=np.float32)
+    with rasterio.open(pair.pan_path) as src:
+        reproject(
+            rasterio.band(src, 1),
+            pan_lr,
+            dst_transform=ms_t,
+            dst_crs=src.crs,
+            resampling=Resampling.average,
+        )
+    return ms, pan_lr
+
+
+def _registration(pair: PanMsPair, options: argparse.Namespace) -> Registration | None:
+    """Estimate band shifts on a central region of the scene (``--register auto``)."""
+    if getattr(options, "register", "auto") == "off":
+        return None
+    t, r = pair.transform, pair.ratio
+    h, w = pair.shape
+    side_h, side_w = min(h, REGISTRATION_SIDE), min(w, REGISTRATION_SIDE)
+    x0, y0 = t @ ((w - side_w) // 2, (h - side_h) // 2)
+    c0, r0 = ~pair.ms_meta.transform @ (x0, y0)
+    window = Window(math.ceil(c0), math.ceil(r0), side_w // r - 1, side_h // r - 1)
+    ms, pan_lr = _pan_on_ms_grid(pair, window)
+    threshold = float(getattr(options, "register_threshold", DEFAULT_THRESHOLD))
+    return register(ms, pan_lr, threshold)
+
+
+def _output_meta(pair: PanMsPair) -> RasterMeta:
+    """Output metadata: MS dtype, nodata, scales and band names on the PAN output grid."""
+    metas = [read_raster_meta(p) for p in pair.ms_paths]
+    names = []
+    for index, band in pair.ms_bands:
+        desc = metas[index].descriptions[band - 1]
+        stem = pair.ms_paths[index].stem
+        names.append(desc or (stem if metas[index].count == 1 else f"{stem}_b{band}"))
+    scales = tuple(metas[i].scales[b - 1] for i, b in pair.ms_bands)
+    offsets = tuple(metas[i].offsets[b - 1] for i, b in pair.ms_bands)
+    h, w = pair.shape
+    return pair.ms_meta.updated(
+        count=pair.band_count,
+        height=h,
+        width=w,
+        transform=pair.transform,
+        descriptions=tuple(names),
+        scales=scales,
+        offsets=offsets,
+        path=None,
+    )
+
+
+def _to_dtype(values: np.ndarray, dtype: str) -> np.ndarray:
+    """Round and clip to an integer dtype's range, or cast a float dtype."""
+    dt = np.dtype(dtype)
+    if np.issubdtype(dt, np.floating):
+        return values.astype(dt)
+    info = np.iinfo(dt)
+    return np.clip(np.rint(values), info.min, info.max).astype(dt)
+
+
+def _producer(pair: PanMsPair, model: Any, shifts: np.ndarray | None, dtype: str) -> Any:
+    """Closure that sharpens one output window (with the method's halo)."""
+    h, w = pair.shape
+    halo = model.halo
+
+    def produce(win: Window) -> np.ma.MaskedArray:
+        c0, r0 = max(int(win.col_off) - halo, 0), max(int(win.row_off) - halo, 0)
+        c1 = min(int(win.col_off + win.width) + halo, w)
+        r1 = min(int(win.row_off + win.height) + halo, h)
+        ms, pan, valid = _read_pair(pair, Window(c0, r0, c1 - c0, r1 - r0), shifts)
+        out = classical.apply(model, ms, pan)
+        rs = slice(int(win.row_off) - r0, int(win.row_off) - r0 + int(win.height))
+        cs = slice(int(win.col_off) - c0, int(win.col_off) - c0 + int(win.width))
+        data = _to_dtype(out[:, rs, cs], dtype)
+        mask = np.broadcast_to(~valid[rs, cs], data.shape)
+        return np.ma.MaskedArray(data, mask=mask)
+
+    return produce
+
+
+class PansharpenDomain(Domain):
+    """Fuse MS and PAN rasters: classical methods now, a learned one (``deep``) later."""
+
+    name: ClassVar[str] = "pansharpen"
+    task: ClassVar[str] = "fuse a multispectral raster with its panchromatic band"
+    input_kinds: ClassVar[tuple[str, ...]] = ("raster",)
+
+    def add_arguments(self, command: str, parser: argparse.ArgumentParser) -> None:
+        """``enhance``: ``--pan --method --sensor --register --cog``; ``evaluate``: ``--ratio``."""
+        if command == "enhance":
+            parser.add_argument("--pan", type=Path, help="panchromatic GeoTIFF (one band)")
+            parser.add_argument("--method", choices=("deep", *CLASSICAL), default="mtf-glp")
+            parser.add_argument(
+                "--sensor", default="generic", help=f"MTF gains: {', '.join(SENSORS)}"
+            )
+            parser.add_argument(
+                "--register",
+                choices=("auto", "off"),
+                default="auto",
+                help="estimate and correct sub-pixel band shifts",
+            )
+            parser.add_argument(
+                "--cog", action="store_true", help="write a Cloud-Optimized GeoTIFF"
+            )
+        if command == "evaluate":
+            parser.add_argument(
+                "--ratio", type=float, default=4.0, help="PAN/MS resolution ratio for ERGAS"
+            )
+
+    def enhance(
+        self, inputs: list[Path], output: Path, options: argparse.Namespace
+    ) -> dict[str, Any]:
+        """Pansharpen MS ``inputs`` with ``options.pan``; write ``output`` at PAN resolution."""
+        method = getattr(options, "method", "mtf-glp")
+        if method not in CLASSICAL:
+            raise UsageError(f"--method {method} is not available yet; use one of {CLASSICAL}")
+        if getattr(options, "pan", None) is None:
+            raise UsageError("pansharpen needs --pan PAN.tif")
+        options.method, options.sensor = method, getattr(options, "sensor", "generic")
+        pair = pair_rasters(list(inputs), options.pan)
+        _check_valid(pair)
+        reg = _registration(pair, options)
+        shifts = reg.shifts if reg is not None and reg.corrected else None
+        model = _fit(pair, options, shifts)
+        meta = _output_meta(pair)
+        write_raster_windows(
+            output,
+            meta,
+            _producer(pair, model, shifts, meta.dtype),
+            cog=bool(getattr(options, "cog", False)),
+        )
+        return {
+            "method": method,
+            "sensor": options.sensor,
+            "ratio": pair.ratio,
+            "bands": list(meta.descriptions),
+            "shape": list(pair.shape),
+            "registration": None if reg is None else reg.report(),
+        }
+
+    def evaluate(self, pred: Path, ref: Path, options: argparse.Namespace) -> dict[str, float]:
+        """Reduced-resolution metrics of a fused image against the original MS (same grid)."""
+        p = read_window(pred, None, masked=True).astype(np.float64)
+        r = read_window(ref, None, masked=True).astype(np.float64)
+        if p.shape != r.shape:
+            raise InputError(pred, f"shape {p.shape} differs from the reference {r.shape}")
+        mask = ~(np.ma.getmaskarray(p).any(0) | np.ma.getmaskarray(r).any(0))
+        pd, rd = np.ma.getdata(p), np.ma.getdata(r)
+        ratio = float(getattr(options, "ratio", 4.0))
+        return {
+            "sam_deg": sam(pd, rd, mask),
+            f"ergas_ratio{ratio:g}": ergas(pd, rd, ratio, mask),
+            "q_uiqi_win32": q_index(pd, rd, 32),
+            "q2n_block32": q2n(pd, rd, 32),
+            "scc_laplacian": scc(pd, rd),
+        }
+
+
+DOMAIN = PansharpenDomain()

@@ -1,0 +1,221 @@
+"""Pansharpening: MTF filters, pairing by georeferencing, registration, methods, the domain."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import numpy as np
+import pytest
+import rasterio
+from affine import Affine
+from rasterio.crs import CRS
+from rasterio.enums import Resampling
+from rasterio.warp import reproject
+from rasterio.windows import Window
+from scipy import ndimage
+
+from domains.pansharpen import DOMAIN, classical
+from domains.pansharpen.pairing import ms_coordinates, pair_rasters
+from domains.pansharpen.registration import correct_shifts, estimate_shifts
+from suite.degradations.mtf import SENSORS, mtf_kernel_1d, sensor_mtf, wald_degrade
+from suite.errors import InputError
+from suite.metrics.spectral import ergas
+
+DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+L8 = DATA / "remote" / "landsat8_LC80200392015216LGN00"
+needs_l8 = pytest.mark.skipif(not (L8 / "l8_B8.tif").exists(), reason="shared data absent")
+
+
+def geotiff(
+    path: Path,
+    data: np.ndarray,
+    res: float,
+    x0: float = 500000.0,
+    y0: float = 4e6,
+    epsg: int = 32633,
+    nodata: float | None = None,
+) -> Path:
+    """Write a small GeoTIFF with a real CRS."""
+    with rasterio.open(
+        path,
+        "w",
+        driver="GTiff",
+        width=data.shape[2],
+        height=data.shape[1],
+        count=data.shape[0],
+        dtype=str(data.dtype),
+        crs=CRS.from_epsg(epsg),
+        transform=Affine(res, 0, x0, 0, -res, y0),
+        nodata=nodata,
+    ) as dst:
+        dst.write(data)
+    return path
+
+
+def options(pan: Path, method: str = "gsa") -> argparse.Namespace:
+    return argparse.Namespace(pan=pan, method=method, sensor="generic", register="off")
+
+
+@pytest.mark.parametrize("sensor", sorted(SENSORS))
+def test_mtf_kernel_response_at_nyquist_equals_gain(sensor: str) -> None:
+    for ratio in (2, 4):
+        for gain in (*sensor_mtf(sensor).ms[:2], sensor_mtf(sensor).pan):
+            taps = mtf_kernel_1d(gain, ratio)
+            d = np.arange(taps.size) - taps.size // 2
+            assert np.sum(taps * np.cos(np.pi * d / ratio)) == pytest.approx(gain, abs=1e-3)
+
+
+def test_wald_degrade_shapes_and_constant() -> None:
+    ms = np.full((4, 40, 48), 3.0, np.float32)
+    pan = np.full((160, 192), 5.0, np.float32)
+    ms_lr, pan_lr = wald_degrade(ms, pan, 4, "quickbird")
+    assert ms_lr.shape == (4, 10, 12) and pan_lr.shape == (40, 48)
+    np.testing.assert_allclose(ms_lr, 3.0, rtol=1e-6)
+    np.testing.assert_allclose(pan_lr, 5.0, rtol=1e-6)
+
+
+# ---------------------------------------------------------------- bad inputs
+
+
+@pytest.fixture
+def good(tmp_path: Path) -> tuple[Path, Path]:
+    rng = np.random.default_rng(0)
+    ms = geotiff(tmp_path / "ms.tif", rng.integers(1, 1000, (3, 20, 24)).astype("uint16"), 40.0)
+    pan = geotiff(tmp_path / "pan.tif", rng.integers(1, 1000, (1, 80, 96)).astype("uint16"), 10.0)
+    return ms, pan
+
+
+def test_good_pair(good: tuple[Path, Path]) -> None:
+    pair = pair_rasters([good[0]], good[1])
+    assert pair.ratio == 4 and pair.shape == (80, 96) and pair.band_count == 3
+
+
+@pytest.mark.parametrize(
+    ("case", "blame"),
+    [
+        ("disjoint", "pan"),
+        ("crs", "pan"),
+        ("one_band", "ms"),
+        ("multi_pan", "pan"),
+        ("non_integer", "pan"),
+        ("inverted", "pan"),
+        ("not_raster", "pan"),
+    ],
+)
+def test_bad_pairs_name_the_file(
+    tmp_path: Path, good: tuple[Path, Path], case: str, blame: str
+) -> None:
+    ms, pan = good
+    data = np.ones((1, 80, 96), "uint16")
+    if case == "disjoint":
+        pan = geotiff(tmp_path / "p2.tif", data, 10.0, x0=900000.0)
+    elif case == "crs":
+        pan = geotiff(tmp_path / "p2.tif", data, 10.0, epsg=32634)
+    elif case == "one_band":
+        ms = geotiff(tmp_path / "m1.tif", np.ones((1, 20, 24), "uint16"), 40.0)
+    elif case == "multi_pan":
+        pan = geotiff(tmp_path / "p2.tif", np.ones((2, 80, 96), "uint16"), 10.0)
+    elif case == "non_integer":
+        pan = geotiff(tmp_path / "p2.tif", data, 16.0)
+    elif case == "inverted":
+        pan = geotiff(tmp_path / "p2.tif", data, 80.0)
+    else:
+        pan = tmp_path / "p2.tif"
+        pan.write_bytes(b"not a tiff")
+    with pytest.raises(InputError) as err:
+        DOMAIN.enhance([ms], tmp_path / "out.tif", options(pan))
+    target = ms if blame == "ms" else pan
+    assert err.value.path == target and str(target) in str(err.value)
+    assert not (tmp_path / "out.tif").exists()
+
+
+def test_all_nodata_refused(tmp_path: Path, good: tuple[Path, Path]) -> None:
+    ms = geotiff(tmp_path / "m0.tif", np.zeros((3, 20, 24), "uint16"), 40.0, nodata=0)
+    with pytest.raises(InputError) as err:
+        DOMAIN.enhance([ms], tmp_path / "out.tif", options(good[1]))
+    assert err.value.path == ms and "nodata" in str(err.value)
+
+
+def test_synthetic_end_to_end_keeps_metadata_and_masks(tmp_path: Path) -> None:
+    rng = np.random.default_rng(3)
+    truth = ndimage.gaussian_filter(rng.random((3, 160, 192)), (0, 2, 2)) * 1000 + 100
+    ms_data = truth.reshape(3, 40, 4, 48, 4).mean(axis=(2, 4)).astype("uint16")
+    ms_data[:, :2] = 0
+    ms = geotiff(tmp_path / "ms.tif", ms_data, 40.0, nodata=0)
+    pan = geotiff(tmp_path / "pan.tif", truth.mean(0, keepdims=True).astype("uint16"), 10.0)
+    out = tmp_path / "fused.tif"
+    for method in classical.METHODS:
+        summary = DOMAIN.enhance([ms], out, options(pan, method))
+        with rasterio.open(out) as ds, rasterio.open(pan) as p:
+            assert ds.crs == p.crs and ds.transform == p.transform and ds.count == 3
+            assert ds.nodata == 0 and ds.dtypes[0] == "uint16"
+            assert ds.descriptions == ("ms_b1", "ms_b2", "ms_b3")
+            valid = ds.dataset_mask() > 0
+            assert not valid[:8].any() and valid[12:].all()
+            fused = ds.read().astype(float)
+        assert summary["ratio"] == 4
+        assert np.abs(fused[:, 12:] - truth[:, 12:]).mean() < 60, method
+
+
+# ---------------------------------------------------------------- real Landsat 8 pair
+
+
+@needs_l8
+def test_landsat_half_pixel_offset_is_honoured() -> None:
+    pair = pair_rasters([L8 / "l8_B2.tif", L8 / "l8_B3.tif"], L8 / "l8_B8.tif")
+    assert pair.ratio == 2
+    rows, cols = ms_coordinates(pair, Window(0, 0, 3, 3))
+    np.testing.assert_allclose(cols, [0.0, 0.5, 1.0])
+    np.testing.assert_allclose(rows, [0.0, 0.5, 1.0])
+
+
+@needs_l8
+def test_registration_recovers_known_subpixel_shift() -> None:
+    with rasterio.open(L8 / "l8_B4.tif") as ds:
+        band = ds.read(1, window=Window(100, 100, 256, 256)).astype(np.float64)
+    known = np.array([0.3, -0.45])
+    moved = correct_shifts(band[None], known[None])[0]
+    shifts, _ = estimate_shifts(moved[None, 16:-16, 16:-16], band[16:-16, 16:-16])
+    np.testing.assert_allclose(shifts[0], -known, atol=0.1)
+
+
+def _aligned_pan(ms_meta: rasterio.DatasetReader, pan_path: Path) -> np.ndarray:
+    """PAN resampled (cubic) onto the 15 m grid aligned with the MS pixel corners."""
+    dst = np.zeros((ms_meta.height * 2, ms_meta.width * 2), np.float32)
+    with rasterio.open(pan_path) as src:
+        reproject(
+            rasterio.band(src, 1),
+            dst,
+            dst_transform=ms_meta.transform @ Affine.scale(0.5),
+            dst_crs=src.crs,
+            resampling=Resampling.cubic,
+        )
+    return dst
+
+
+@needs_l8
+def test_wald_protocol_mtf_glp_and_gsa_beat_bicubic() -> None:
+    with rasterio.open(L8 / "l8_B2.tif") as ds:
+        pan = _aligned_pan(ds, L8 / "l8_B8.tif")[2:-2, 2:-2]
+    ms = np.stack([rasterio.open(L8 / f"l8_B{b}.tif").read(1) for b in (2, 3, 4)])
+    ms = ms[:, 1:-1, 1:-1].astype(np.float32)
+    ms_lr, pan_lr = wald_degrade(ms, pan, 2, "landsat8")
+    ms = ms[:, : ms_lr.shape[1] * 2, : ms_lr.shape[2] * 2]
+    pan_lr = pan_lr[: ms.shape[1], : ms.shape[2]]
+    grid = (np.arange(ms.shape[1]) + 0.5) / 2 - 0.5, (np.arange(ms.shape[2]) + 0.5) / 2 - 0.5
+    coords = np.meshgrid(*grid, indexing="ij")
+    up = np.stack([ndimage.map_coordinates(b, coords, order=3, mode="nearest") for b in ms_lr])
+    # Clouds move between OLI bands (band-to-band parallax, ~1.5 px for B3 here), so the
+    # reference itself disagrees with the PAN over clouds: score on clear pixels (BQA cloud
+    # confidence <= low, eroded 3 px; about 59% of the scene).
+    with rasterio.open(L8 / "l8_BQA.tif") as ds:
+        qa = ds.read(1)[1:-1, 1:-1][: ms.shape[1], : ms.shape[2]]
+    clear = ndimage.binary_erosion(((qa >> 14) & 3) <= 1, iterations=3)
+    gains = sensor_mtf("landsat8").ms_gains(3)
+    base = ergas(up, ms, 2, clear)
+    scores = {
+        m: ergas(classical.pansharpen(up, pan_lr, m, 2, gains), ms, 2, clear)
+        for m in ("mtf-glp", "gsa")
+    }
+    assert scores["mtf-glp"] < base and scores["gsa"] < base, (base, scores)
