@@ -240,7 +240,7 @@ class PansharpenDomain(Domain):
         r = read_window(ref, None, masked=True).astype(np.float64)
         if p.shape != r.shape:
             raise InputError(pred, f"shape {p.shape} differs from the reference {r.shape}")
-        mask = ~(np.ma.getmaskarray(p).any(0) | np.ma.getmaskarray(r).any(0))
+        mask = np.asarray(~(np.ma.getmaskarray(p).any(0) | np.ma.getmaskarray(r).any(0)))
         pd, rd = np.ma.getdata(p), np.ma.getdata(r)
         ratio = float(getattr(options, "ratio", 4.0))
         return {
