@@ -32,22 +32,32 @@ class CtDenoiseDomain(Domain):
         """Domain options: ``--force`` and ``--series`` for enhance/degrade; dose for degrade."""
         if command in ("enhance", "degrade", "batch"):
             parser.add_argument("--series", help="SeriesInstanceUID when a folder holds several")
-            parser.add_argument("--force", action="store_true",
-                                help="run on non-CT modalities or values that do not look like HU")
+            parser.add_argument(
+                "--force",
+                action="store_true",
+                help="run on non-CT modalities or values that do not look like HU",
+            )
         if command == "degrade":
             level = parser.add_mutually_exclusive_group()
             level.add_argument("--dose", type=float, help="dose fraction of the input, in (0, 1)")
-            level.add_argument("--noise-hu", type=float,
-                               help="added noise std in soft tissue (HU) instead of a dose")
+            level.add_argument(
+                "--noise-hu",
+                type=float,
+                help="added noise std in soft tissue (HU) instead of a dose",
+            )
             level.add_argument("--photons", type=float, help="incident photons per bin and view")
 
-    def enhance(self, inputs: list[Path], output: Path, options: argparse.Namespace) -> dict[str, Any]:
+    def enhance(
+        self, inputs: list[Path], output: Path, options: argparse.Namespace
+    ) -> dict[str, Any]:
         """Denoise one volume and write it with its metadata."""
         from domains.ct_denoise.pipeline import enhance_volume
 
         return enhance_volume(_single(inputs), output, options)
 
-    def degrade(self, inputs: list[Path], output: Path, options: argparse.Namespace) -> dict[str, Any]:
+    def degrade(
+        self, inputs: list[Path], output: Path, options: argparse.Namespace
+    ) -> dict[str, Any]:
         """Simulate a low-dose acquisition of one normal-dose volume."""
         from domains.ct_denoise.pipeline import degrade_volume
 

@@ -20,8 +20,11 @@ def check_ct_volume(vol: Volume, force: bool = False) -> None:
         raise InputError(path, f"a 3D CT volume is needed, got shape {vol.data.shape}")
     modality = vol.meta.modality
     if modality is not None and modality != "CT" and not force:
-        raise InputError(path, f"modality is {modality}, not CT: the CT model was trained on "
-                         "Hounsfield units (pass --force to run it anyway)")
+        raise InputError(
+            path,
+            f"modality is {modality}, not CT: the CT model was trained on "
+            "Hounsfield units (pass --force to run it anyway)",
+        )
     if not force:
         _check_hu(vol)
 
@@ -30,6 +33,8 @@ def _check_hu(vol: Volume) -> None:
     """Real CT has air near -1000 HU and soft tissue near 0-100 HU."""
     low, high = np.percentile(vol.data, [1, 99])
     if low > -500 or high - low < 300:
-        raise InputError(vol.meta.source_path,
-                         f"values span [{low:.4g}, {high:.4g}] (1st-99th percentile), which is "
-                         "not Hounsfield units (no air near -1000); pass --force if it is CT")
+        raise InputError(
+            vol.meta.source_path,
+            f"values span [{low:.4g}, {high:.4g}] (1st-99th percentile), which is "
+            "not Hounsfield units (no air near -1000); pass --force if it is CT",
+        )

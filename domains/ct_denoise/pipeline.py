@@ -34,8 +34,10 @@ def load_ct_model(weights: Path | None, trust: bool = False) -> tuple[nn.Module,
         raise UsageError("no default CT weights are installed; pass --weights")
     model, card = load_model(path, trust=trust)
     tiling = card.get("inference", {})
-    cfg = ModelConfig(patch=list(tiling.get("patch", ModelConfig().patch)),
-                      overlap=list(tiling.get("overlap", ModelConfig().overlap)))
+    cfg = ModelConfig(
+        patch=list(tiling.get("patch", ModelConfig().patch)),
+        overlap=list(tiling.get("overlap", ModelConfig().overlap)),
+    )
     return model, cfg
 
 
@@ -54,8 +56,13 @@ def enhance_volume(path: Path, output: Path, options: argparse.Namespace) -> dic
     axial = to_axial(vol)
     device = pick_device(getattr(options, "device", "auto"))
     out = denoise(model, axial.hu, cfg, progress=not options.quiet, device=device)
-    write_volume(output, axial.back(out), vol.meta, description="denoised",
-                 derivation="low-dose CT denoising, suite ct-denoise (3D U-Net)")
+    write_volume(
+        output,
+        axial.back(out),
+        vol.meta,
+        description="denoised",
+        derivation="low-dose CT denoising, suite ct-denoise (3D U-Net)",
+    )
     return {"voxels": int(out.size)}
 
 
@@ -63,8 +70,11 @@ def _check_writable_kind(vol: Volume, output: Path, path: Path) -> None:
     from suite.io.volume import is_nifti_path
 
     if not is_nifti_path(output) and vol.meta.source_format != "dicom":
-        raise InputError(path, "DICOM output needs a DICOM input (its patient and study headers);"
-                         " give an output ending in .nii or .nii.gz")
+        raise InputError(
+            path,
+            "DICOM output needs a DICOM input (its patient and study headers);"
+            " give an output ending in .nii or .nii.gz",
+        )
 
 
 def degrade_volume(path: Path, output: Path, options: argparse.Namespace) -> dict[str, Any]:
@@ -74,8 +84,13 @@ def degrade_volume(path: Path, output: Path, options: argparse.Namespace) -> dic
     level = _dose_level(options)
     axial = to_axial(vol)
     result = simulate_low_dose(axial.hu, axial.pixel_mm, 2, seed=options.seed, **level)
-    write_volume(output, axial.back(result.noisy), vol.meta, description="simulated low dose",
-                 derivation=f"simulated low-dose CT, I0={result.photons:.4g} photons/bin/view")
+    write_volume(
+        output,
+        axial.back(result.noisy),
+        vol.meta,
+        description="simulated low dose",
+        derivation=f"simulated low-dose CT, I0={result.photons:.4g} photons/bin/view",
+    )
     return {"photons": result.photons, "added_noise_hu": result.added_noise_hu}
 
 
@@ -106,14 +121,24 @@ def run_demo(out_dir: Path) -> list[DemoItem]:
     model, cfg = load_ct_model(None)
     out = denoise(model, noisy.noisy, cfg)
     z = axial.hu.shape[-1] // 2
-    pics = [save_png(out_dir / f"{name}.png", np.rot90(a[..., z]), *WINDOW)
-            for name, a in (("low_dose", noisy.noisy), ("denoised", out), ("reference", axial.hu))]
+    pics = [
+        save_png(out_dir / f"{name}.png", np.rot90(a[..., z]), *WINDOW)
+        for name, a in (("low_dose", noisy.noisy), ("denoised", out), ("reference", axial.hu))
+    ]
     before = ct_metrics(noisy.noisy, axial.hu)
     after = ct_metrics(out, axial.hu)
-    metrics = {f"input_{k}": v for k, v in before.items()} | {f"denoised_{k}": v
-                                                               for k, v in after.items()}
-    return [DemoItem("Abdominal CT, simulated low dose (about 50 HU added noise)", pics[0],
-                     pics[1], metrics, reference_png=pics[2],
-                     note="Window [-160, 240] HU. PSNR/SSIM on HU clipped to the soft window "
-                     "(range 400) and [-1000, 1000] (range 2000), SSIM averaged over slices. "
-                     "These slices belong to the series the default weights were trained on.")]
+    metrics = {f"input_{k}": v for k, v in before.items()} | {
+        f"denoised_{k}": v for k, v in after.items()
+    }
+    return [
+        DemoItem(
+            "Abdominal CT, simulated low dose (about 50 HU added noise)",
+            pics[0],
+            pics[1],
+            metrics,
+            reference_png=pics[2],
+            note="Window [-160, 240] HU. PSNR/SSIM on HU clipped to the soft window "
+            "(range 400) and [-1000, 1000] (range 2000), SSIM averaged over slices. "
+            "These slices belong to the series the default weights were trained on.",
+        )
+    ]

@@ -38,8 +38,14 @@ def build_model(cfg: CtConfig) -> nn.Module:
 
 def model_arguments(cfg: CtConfig) -> dict[str, Any]:
     """Keyword arguments of ``create_model("unet", ...)`` for this recipe."""
-    return {"spatial_dims": 3, "in_channels": 1, "out_channels": 1,
-            "channels": list(cfg.model.channels), "residual": True, "backend": "lean"}
+    return {
+        "spatial_dims": 3,
+        "in_channels": 1,
+        "out_channels": 1,
+        "channels": list(cfg.model.channels),
+        "residual": True,
+        "backend": "lean",
+    }
 
 
 def load_axial(paths: list[Path]) -> list[Axial]:
@@ -52,7 +58,9 @@ def load_axial(paths: list[Path]) -> list[Axial]:
     return out
 
 
-def simulated_pairs(volumes: list[Axial], cfg: CtConfig) -> tuple[list[np.ndarray], list[np.ndarray]]:
+def simulated_pairs(
+    volumes: list[Axial], cfg: CtConfig
+) -> tuple[list[np.ndarray], list[np.ndarray]]:
     """(inputs, targets) as (1, X, Y, Z) arrays in HU / 1000, one per volume, level and draw."""
     inputs, targets = [], []
     for v_index, vol in enumerate(volumes):
@@ -74,9 +82,9 @@ def make_loss(cfg: CtConfig) -> Callable[[torch.Tensor, torch.Tensor], torch.Ten
         total = cfg.loss.l1 * l1_loss(pred, target)
         if cfg.loss.ssim:
             # 2D SSIM on axial slices, as in the evaluation convention (and patches are thin).
-            total = total + cfg.loss.ssim * ssim_loss(_slices(pred.clamp(lo, hi)),
-                                                      _slices(target.clamp(lo, hi)),
-                                                      data_range=hi - lo)
+            total = total + cfg.loss.ssim * ssim_loss(
+                _slices(pred.clamp(lo, hi)), _slices(target.clamp(lo, hi)), data_range=hi - lo
+            )
         return total
 
     return loss
@@ -93,8 +101,9 @@ class CtTrainer(Trainer):
 
     def to_device(self, batch: Sequence[torch.Tensor]) -> list[torch.Tensor]:
         """Move the batch and switch its memory format."""
-        return [t.contiguous(memory_format=torch.channels_last_3d)
-                for t in super().to_device(batch)]
+        return [
+            t.contiguous(memory_format=torch.channels_last_3d) for t in super().to_device(batch)
+        ]
 
 
 class Validator:
@@ -102,8 +111,9 @@ class Validator:
 
     def __init__(self, volume: Axial, cfg: CtConfig, out_dir: Path) -> None:
         self.clean, self.cfg, self.out_dir = volume.hu, cfg, out_dir / "validation"
-        noisy = simulate_low_dose(volume.hu, volume.pixel_mm, 2,
-                                  noise_hu=cfg.data.val_noise_hu, seed=12345)
+        noisy = simulate_low_dose(
+            volume.hu, volume.pixel_mm, 2, noise_hu=cfg.data.val_noise_hu, seed=12345
+        )
         self.noisy = noisy.noisy
         self.calls = 0
 
@@ -128,23 +138,42 @@ def train(args: argparse.Namespace) -> Path:
     if not args.data:
         raise UsageError("suite train ct-denoise needs --data (normal-dose DICOM folders or NIfTI)")
     if cfg.data.paired:
-        raise UsageError("paired training (data.paired) is not implemented yet; use simulated pairs")
+        raise UsageError(
+            "paired training (data.paired) is not implemented yet; use simulated pairs"
+        )
     if cfg.data.val is None:
         raise UsageError("set data.val (a held-out normal-dose volume), e.g. --set data.val=PATH")
     started = time.time()
     inputs, targets = simulated_pairs(load_axial(list(args.data)), cfg)
-    dataset = PairedPatchDataset(targets, inputs=inputs, patch_size=cfg.model.patch,
-                                 augment=random_flips, seed=cfg.train.seed)
+    dataset = PairedPatchDataset(
+        targets,
+        inputs=inputs,
+        patch_size=cfg.model.patch,
+        augment=random_flips,
+        seed=cfg.train.seed,
+    )
     out_dir = Path(args.out)
     model = build_model(cfg)
-    trainer = CtTrainer(model, make_loss(cfg), torch.optim.AdamW, dataset, out_dir, cfg.train,
-                      validate=Validator(load_axial([cfg.data.val])[0], cfg, out_dir))
+    trainer = CtTrainer(
+        model,
+        make_loss(cfg),
+        torch.optim.AdamW,
+        dataset,
+        out_dir,
+        cfg.train,
+        validate=Validator(load_axial([cfg.data.val])[0], cfg, out_dir),
+    )
     metrics = trainer.fit(resume=args.resume)
     return _export(trainer, cfg, args, metrics, time.time() - started)
 
 
-def _export(trainer: Trainer, cfg: CtConfig, args: argparse.Namespace,
-            metrics: dict[str, float], seconds: float) -> Path:
+def _export(
+    trainer: Trainer,
+    cfg: CtConfig,
+    args: argparse.Namespace,
+    metrics: dict[str, float],
+    seconds: float,
+) -> Path:
     module = trainer.ema.module if trainer.ema is not None else trainer.model
     card = model_card(cfg, args, metrics, seconds)
     path = save_weights(Path(args.out) / "ct_denoise.safetensors", module.cpu(), card)
@@ -152,28 +181,41 @@ def _export(trainer: Trainer, cfg: CtConfig, args: argparse.Namespace,
     return path
 
 
-def model_card(cfg: CtConfig, args: argparse.Namespace, metrics: dict[str, float],
-               seconds: float) -> dict[str, Any]:
+def model_card(
+    cfg: CtConfig, args: argparse.Namespace, metrics: dict[str, float], seconds: float
+) -> dict[str, Any]:
     """The JSON card saved beside the weights."""
     data = [str(p) for p in args.data]
     return {
         "domain": "ct-denoise",
         "architecture": "unet",
         "arguments": model_arguments(cfg),
-        "normalization": {"input": "HU / 1000 (water 0, air -1), no clipping",
-                          "output": "HU / 1000, residual (input + predicted correction)"},
-        "inference": {"patch": cfg.model.patch, "overlap": cfg.model.overlap,
-                      "axes": "(X, Y, Z) with Z the axial slice axis"},
-        "training": {"data": data, "validation_volume": str(cfg.data.val),
-                     "recipe": to_dict(cfg), "seconds": round(seconds),
-                     "command": "suite train ct-denoise --data " + " ".join(data)
-                     + f" --set data.val={cfg.data.val} --out {args.out}",
-                     "low_dose": "projection-domain Poisson + electronic noise, FBP; noise "
-                     f"levels {cfg.data.noise_levels_hu} HU in soft tissue"},
-        "validation": {"metrics": metrics,
-                       "convention": f"held-out volume, added noise {cfg.data.val_noise_hu} HU; "
-                       "PSNR/SSIM on HU clipped to [-160, 240] (range 400) and [-1000, 1000] "
-                       "(range 2000), SSIM 11x11 Gaussian sigma 1.5 averaged over axial slices"},
+        "normalization": {
+            "input": "HU / 1000 (water 0, air -1), no clipping",
+            "output": "HU / 1000, residual (input + predicted correction)",
+        },
+        "inference": {
+            "patch": cfg.model.patch,
+            "overlap": cfg.model.overlap,
+            "axes": "(X, Y, Z) with Z the axial slice axis",
+        },
+        "training": {
+            "data": data,
+            "validation_volume": str(cfg.data.val),
+            "recipe": to_dict(cfg),
+            "seconds": round(seconds),
+            "command": "suite train ct-denoise --data "
+            + " ".join(data)
+            + f" --set data.val={cfg.data.val} --out {args.out}",
+            "low_dose": "projection-domain Poisson + electronic noise, FBP; noise "
+            f"levels {cfg.data.noise_levels_hu} HU in soft tissue",
+        },
+        "validation": {
+            "metrics": metrics,
+            "convention": f"held-out volume, added noise {cfg.data.val_noise_hu} HU; "
+            "PSNR/SSIM on HU clipped to [-160, 240] (range 400) and [-1000, 1000] "
+            "(range 2000), SSIM 11x11 Gaussian sigma 1.5 averaged over axial slices",
+        },
     }
 
 

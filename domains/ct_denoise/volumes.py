@@ -45,8 +45,13 @@ def to_axial(vol: Volume) -> Axial:
     return Axial(np.moveaxis(vol.data, axis, -1), axis, float(np.mean(in_plane)))
 
 
-def denoise(model: nn.Module, hu: np.ndarray, cfg: ModelConfig, progress: bool = False,
-            device: torch.device | None = None) -> np.ndarray:
+def denoise(
+    model: nn.Module,
+    hu: np.ndarray,
+    cfg: ModelConfig,
+    progress: bool = False,
+    device: torch.device | None = None,
+) -> np.ndarray:
     """Denoise an (X, Y, Z) HU array with sliding-window inference; returns HU float32."""
     device = device or torch.device("cpu")
     x = torch.from_numpy(np.ascontiguousarray(hu, dtype=np.float32) / HU_SCALE)[None, None]

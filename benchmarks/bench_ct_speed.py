@@ -1,0 +1,104 @@
+"""CT enhance throughput on CPU: the suite's model and tiler vs MONAI's UNet + sliding window.
+
+Both run on the same 512x512x64 HU volume, the same patch size, overlap and batch size, in one
+process, interleaved. Reports voxels per second, the ratio, each model's achieved GFLOP/s
+(FLOPs counted by ``torch.utils.flop_counter``) and a float32 matrix-multiply GFLOP/s measured
+in the same run as the machine's anchor.
+
+Usage:
+    python benchmarks/bench_ct_speed.py [--depth 64] [--repeats 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from collections.abc import Callable
+
+import numpy as np
+import torch
+from monai.inferers import sliding_window_inference
+from monai.networks.nets import UNet
+from torch.utils.flop_counter import FlopCounterMode
+
+from domains.ct_denoise.pipeline import load_ct_model
+from domains.ct_denoise.volumes import denoise
+from suite.engine.tiling import TileConfig, plan_tiles
+
+
+def matmul_gflops(n: int = 2048, repeats: int = 5) -> float:
+    """Best-of-N float32 matrix multiply rate through torch, the anchor for achieved GFLOP/s."""
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        a @ b
+        best = min(best, time.perf_counter() - start)
+    return 2 * n**3 / best / 1e9
+
+
+def patch_flops(model: torch.nn.Module, patch: list[int], channels_last: bool) -> int:
+    """FLOPs of one forward pass on one patch."""
+    x = torch.zeros(1, 1, *patch)
+    if channels_last:
+        x = x.contiguous(memory_format=torch.channels_last_3d)
+    with FlopCounterMode(display=False) as counter, torch.inference_mode():
+        model(x)
+    return int(counter.get_total_flops())
+
+
+def timed(fn: Callable[[], object]) -> float:
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--depth", type=int, default=64)
+    parser.add_argument("--repeats", type=int, default=2)
+    args = parser.parse_args()
+    rng = np.random.default_rng(0)
+    volume = (rng.normal(40, 60, (512, 512, args.depth))).astype(np.float32)
+    ours, tiling = load_ct_model(None)
+    monai_net = UNet(3, 1, 1, channels=(16, 32, 64, 128), strides=(2, 2, 2),
+                     num_res_units=2).eval()
+    x = torch.from_numpy(volume / 1000.0)[None, None]
+    overlap = tiling.overlap[0] / tiling.patch[0]
+
+    def run_monai() -> None:
+        with torch.inference_mode():
+            sliding_window_inference(x, tuple(tiling.patch), tiling.batch_size, monai_net,
+                                     overlap=overlap, mode="gaussian")
+
+    def run_ours() -> None:
+        denoise(ours, volume, tiling)
+
+    times: dict[str, list[float]] = {"suite": [], "monai": []}
+    for _ in range(args.repeats):
+        times["suite"].append(timed(run_ours))
+        times["monai"].append(timed(run_monai))
+    report(volume.size, times, ours, monai_net, tiling.patch, tiling.overlap, matmul_gflops())
+
+
+def report(voxels: int, times: dict[str, list[float]], ours: torch.nn.Module,
+           monai_net: torch.nn.Module, patch: list[int], overlap: list[int],
+           anchor: float) -> None:
+    # Patches actually run (overlap included), counted from the suite's own tiling plan.
+    n_patches_scale = len(plan_tiles((512, 512, voxels // (512 * 512)),
+                                     TileConfig(patch, overlap)).starts)
+    flops = {"suite": patch_flops(ours, patch, True), "monai": patch_flops(monai_net, patch, False)}
+    print(f"volume 512x512x{voxels // (512 * 512)}, patch {patch}, threads "
+          f"{torch.get_num_threads()}, matmul anchor {anchor:.1f} GFLOP/s")
+    print("| engine | best s | voxels/s | GFLOP/s | fraction of matmul |")
+    print("|---|---|---|---|---|")
+    for name, ts in times.items():
+        best = min(ts)
+        gflops = flops[name] * n_patches_scale / best / 1e9
+        rate = voxels / best
+        print(f"| {name} | {best:.2f} | {rate:.3g} | {gflops:.1f} | {gflops / anchor:.2f} |")
+    print(f"throughput ratio suite/monai: {min(times['monai']) / min(times['suite']):.2f}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,161 @@
+"""CT domain: low-dose simulation, refusals, enhance round trip with metadata, evaluate."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import pydicom
+import pytest
+
+from domains.ct_denoise.lowdose import simulate_low_dose, soft_tissue_mask
+from domains.ct_denoise.metrics import ct_metrics
+from suite.io.volume import read_volume
+from suite.models import create_model
+from suite.weights import save_weights
+
+REPO = Path(__file__).resolve().parents[1]
+SAMPLE = REPO / "sample_data" / "ct" / "abdomen_ct_dicom"
+
+
+def _digest(folder: Path) -> str:
+    h = hashlib.sha256()
+    for p in sorted(folder.rglob("*")):
+        if p.is_file():
+            h.update(p.read_bytes())
+    return h.hexdigest()
+
+
+@pytest.fixture(scope="module")
+def sample_hu() -> np.ndarray:
+    """The central 256x256 of the bundled slices: the body, at a quarter of the cost."""
+    return np.ascontiguousarray(read_volume(SAMPLE).data[128:384, 128:384])
+
+
+@pytest.fixture
+def tiny_weights(tmp_path: Path) -> Path:
+    """A small untrained residual U-Net with a full card: the pipeline, not the quality."""
+    args = {"spatial_dims": 3, "in_channels": 1, "out_channels": 1, "channels": [4, 8],
+            "residual": True, "backend": "lean"}
+    card = {"domain": "ct-denoise", "architecture": "unet", "arguments": args,
+            "normalization": {"input": "HU / 1000"}, "training": {}, "validation": {},
+            "inference": {"patch": [64, 64, 8], "overlap": [8, 8, 2]}}
+    return save_weights(tmp_path / "tiny.safetensors", create_model("unet", **args), card)
+
+
+def test_simulated_noise_hits_the_requested_level(sample_hu: np.ndarray) -> None:
+    vol = sample_hu[:, :, 3:5]
+    for target in (35.0, 75.0):
+        result = simulate_low_dose(vol, 0.977, 2, noise_hu=target, seed=1)
+        assert abs(result.added_noise_hu - target) / target < 0.15
+    low = simulate_low_dose(vol, 0.977, 2, noise_hu=35.0, seed=1)
+    high = simulate_low_dose(vol, 0.977, 2, noise_hu=75.0, seed=1)
+    assert high.photons < low.photons
+
+
+def test_simulation_adds_noise_only_and_keeps_air_and_mean(sample_hu: np.ndarray) -> None:
+    vol = sample_hu[:, :, 4:5]
+    result = simulate_low_dose(vol, 0.977, 2, noise_hu=50.0, seed=3)
+    mask = soft_tissue_mask(vol[..., 0])
+    diff = (result.noisy - vol)[..., 0][mask]
+    assert abs(float(diff.mean())) < 5.0  # zero-mean noise, no bias in soft tissue
+    assert result.noisy.shape == vol.shape and result.noisy.dtype == np.float32
+
+
+def test_lower_dose_gives_more_noise(sample_hu: np.ndarray) -> None:
+    vol = sample_hu[:, :, 4:5]
+    half = simulate_low_dose(vol, 0.977, 2, dose=0.5, seed=0).added_noise_hu
+    tenth = simulate_low_dose(vol, 0.977, 2, dose=0.1, seed=0).added_noise_hu
+    assert tenth > 2.0 * half
+
+
+def test_metrics_convention(sample_hu: np.ndarray) -> None:
+    ref = sample_hu[:, :, :3]
+    noisy = ref + np.random.default_rng(0).normal(0, 40, ref.shape).astype(np.float32)
+    clean = ct_metrics(ref, ref)
+    worse = ct_metrics(noisy, ref)
+    assert clean["psnr_soft"] == float("inf") and clean["ssim_soft"] == pytest.approx(1.0)
+    assert worse["psnr_soft"] < worse["psnr_wide"]
+    assert worse["noise_hu"] == pytest.approx(40, rel=0.1)
+
+
+def test_enhance_dicom_to_dicom_keeps_headers(run_cli, tmp_path: Path, tiny_weights: Path) -> None:
+    before = _digest(SAMPLE)
+    out = tmp_path / "denoised"
+    code, _, err = run_cli("--quiet", "enhance", "ct-denoise", SAMPLE, "-o", out,
+                           "--weights", tiny_weights)
+    assert code == 0, err
+    assert _digest(SAMPLE) == before
+    src = read_volume(SAMPLE)
+    got = read_volume(out)
+    assert np.abs(got.meta.affine - src.meta.affine).max() < 1e-3
+    first = pydicom.dcmread(sorted(out.iterdir())[0])
+    ref = pydicom.dcmread(sorted(SAMPLE.iterdir())[0])
+    assert first.StudyInstanceUID == ref.StudyInstanceUID
+    assert first.SeriesInstanceUID != ref.SeriesInstanceUID
+    assert "DERIVED" in first.ImageType
+
+
+def test_enhance_to_nifti_and_evaluate(run_cli, tmp_path: Path, tiny_weights: Path) -> None:
+    out = tmp_path / "d.nii.gz"
+    code, _, err = run_cli("--quiet", "enhance", "ct-denoise", SAMPLE, "-o", out,
+                           "--weights", tiny_weights)
+    assert code == 0, err
+    ref = tmp_path / "ref.nii.gz"
+    assert run_cli("--quiet", "convert", SAMPLE, "-o", ref)[0] == 0
+    code, text, _ = run_cli("evaluate", "ct-denoise", "--pred", out, "--ref", ref,
+                            "--json", tmp_path / "m.json")
+    assert code == 0 and "psnr_soft" in text and (tmp_path / "m.json").is_file()
+
+
+def test_degrade_writes_a_noisier_series(run_cli, tmp_path: Path) -> None:
+    out = tmp_path / "low.nii.gz"
+    code, _, err = run_cli("--quiet", "degrade", "ct-denoise", SAMPLE, "-o", out,
+                           "--noise-hu", "60", "--seed", "2")
+    assert code == 0, err
+    low = read_volume(out).data
+    ref = read_volume(SAMPLE).data
+    assert 40 < ct_metrics(low, ref)["noise_hu"] < 80
+
+
+def _nifti(path: Path, data: np.ndarray) -> Path:
+    nib.save(nib.Nifti1Image(data.astype(np.float32), np.diag([1.0, 1.0, 2.0, 1.0])), path)
+    return path
+
+
+@pytest.mark.parametrize(("kind", "message"), [
+    ("unit", "not Hounsfield units"),
+    ("flat2d", "3D CT volume"),
+])
+def test_bad_inputs_exit_2_and_write_nothing(run_cli, tmp_path: Path, tiny_weights: Path,
+                                             kind: str, message: str) -> None:
+    rng = np.random.default_rng(0)
+    data = rng.random((32, 32, 8)) if kind == "unit" else rng.random((32, 32, 1)) * 2000 - 1000
+    src = _nifti(tmp_path / f"{kind}.nii.gz", data)
+    out = tmp_path / "out.nii.gz"
+    code, _, err = run_cli("enhance", "ct-denoise", src, "-o", out, "--weights", tiny_weights)
+    assert code == 2 and message in err and str(src) in err
+    assert len(err.strip().splitlines()) == 1
+    assert not out.exists() and not list(tmp_path.glob(".out*"))
+
+
+def test_mr_series_is_refused_unless_forced(run_cli, tmp_path: Path, tiny_weights: Path,
+                                            shared_data: Path) -> None:
+    mr = shared_data / "mri" / "seg3d_siemens_mr_dicom"
+    out = tmp_path / "out.nii.gz"
+    code, _, err = run_cli("enhance", "ct-denoise", mr, "-o", out, "--weights", tiny_weights)
+    assert code == 2 and "modality is MR" in err and "--force" in err
+    assert not out.exists()
+
+
+def test_missing_slice_is_refused(run_cli, tmp_path: Path, tiny_weights: Path) -> None:
+    series = tmp_path / "gap"
+    series.mkdir()
+    for i, f in enumerate(sorted(SAMPLE.iterdir())):
+        if i != 3:
+            (series / f.name).write_bytes(f.read_bytes())
+    code, _, err = run_cli("enhance", "ct-denoise", series, "-o", tmp_path / "o.nii.gz",
+                           "--weights", tiny_weights)
+    assert code == 2 and "missing" in err.lower()

@@ -1,0 +1,130 @@
+"""Plugin discovery, the layer rule and the CLI's exit codes."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from importlib.metadata import EntryPoint
+from pathlib import Path
+
+import pytest
+
+from suite import plugins
+from suite.domain import Domain
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def test_import_suite_pulls_in_no_domain_or_pipeline() -> None:
+    code = ("import sys, suite, suite.io.volume, suite.engine.tiling, suite.models, suite.plugins;"
+            "bad = [m for m in sys.modules if m.split('.')[0] in ('domains', 'pipelines')];"
+            "print(bad); sys.exit(1 if bad else 0)")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_no_source_file_in_suite_imports_upper_layers() -> None:
+    offenders = [p for p in (REPO / "suite").rglob("*.py")
+                 if any(line.lstrip().startswith(("from domains", "import domains",
+                                                  "from pipelines", "import pipelines"))
+                        for line in p.read_text().splitlines())]
+    assert offenders == []
+
+
+def test_no_domain_imports_another_domain() -> None:
+    for folder in (REPO / "domains").iterdir():
+        if not (folder / "__init__.py").is_file():
+            continue
+        for path in folder.rglob("*.py"):
+            for line in path.read_text().splitlines():
+                line = line.strip()
+                if line.startswith(("from domains.", "import domains.")):
+                    assert line.split()[1].split(".")[1] == folder.name, f"{path}: {line}"
+
+
+def _fake_entry_points(monkeypatch: pytest.MonkeyPatch, eps: list[EntryPoint]) -> None:
+    plugins.discover.cache_clear()
+    monkeypatch.setattr(plugins, "entry_points", lambda group: eps)
+
+
+class _Good(Domain):
+    name = "good"
+    task = "a fake domain for tests"
+    input_kinds = ("nothing",)
+
+
+GOOD = _Good()
+
+
+def test_broken_plugin_is_listed_with_its_error(monkeypatch: pytest.MonkeyPatch,
+                                                run_cli) -> None:
+    eps = [EntryPoint("good", f"{__name__}:GOOD", plugins.GROUP),
+           EntryPoint("broken", "no_such_module_anywhere:DOMAIN", plugins.GROUP)]
+    _fake_entry_points(monkeypatch, eps)
+    try:
+        code, out, _ = run_cli("domains")
+        assert code == 0
+        assert "good\tok" in out
+        assert "broken\tBROKEN\tModuleNotFoundError" in out
+        code, _, err = run_cli("enhance", "broken", "x", "-o", "y")
+        assert code == 2
+        assert "broken" in err and len(err.strip().splitlines()) == 1
+    finally:
+        plugins.discover.cache_clear()
+
+
+def test_duplicate_plugin_names_warn_and_keep_the_first(monkeypatch: pytest.MonkeyPatch) -> None:
+    eps = [EntryPoint("good", f"{__name__}:GOOD", plugins.GROUP),
+           EntryPoint("good", "elsewhere:DOMAIN", plugins.GROUP)]
+    _fake_entry_points(monkeypatch, eps)
+    try:
+        with pytest.warns(RuntimeWarning, match="duplicate domain"):
+            found = plugins.discover()
+        assert found["good"].value.endswith(":GOOD")
+    finally:
+        plugins.discover.cache_clear()
+
+
+def test_builtin_ct_domain_is_discovered_through_entry_points() -> None:
+    entry = plugins.discover()["ct-denoise"]
+    assert entry.ok, entry.error
+
+
+def test_usage_error_is_one_line_exit_2(run_cli) -> None:
+    code, _, err = run_cli("enhance", "no-such-domain", "x", "-o", "y")
+    assert code == 2
+    assert len(err.strip().splitlines()) == 1 and err.startswith("error:")
+
+
+def test_missing_input_names_the_file(run_cli, tmp_path: Path) -> None:
+    missing = tmp_path / "nothing_here.nii.gz"
+    code, _, err = run_cli("enhance", "ct-denoise", missing, "-o", tmp_path / "out.nii.gz")
+    assert code == 2
+    assert str(missing) in err and "no such file" in err
+    assert not (tmp_path / "out.nii.gz").exists()
+
+
+def test_console_script_help_has_examples() -> None:
+    result = subprocess.run([sys.executable, "-m", "pipelines.cli", "--help"],
+                            capture_output=True, text=True, cwd=REPO)
+    assert result.returncode == 0
+    assert "examples:" in result.stdout and "suite demo" in result.stdout
+
+
+def test_info_prints_the_card(run_cli, tmp_path: Path) -> None:
+    import torch
+
+    from suite.models import create_model
+    from suite.weights import save_weights
+
+    net = create_model("espcn", in_channels=1, scale=2)
+    card = {"architecture": "espcn", "arguments": {"in_channels": 1, "scale": 2},
+            "normalization": "x/255", "training": {"data": "none"}, "validation": {}}
+    path = save_weights(tmp_path / "m.safetensors", net, card)
+    code, out, _ = run_cli("info", path)
+    assert code == 0 and '"architecture": "espcn"' in out
+    torch.save(net.state_dict(), tmp_path / "m.pt")
+    code, _, err = run_cli("enhance", "ct-denoise", REPO / "sample_data" / "ct" /
+                           "abdomen_ct_dicom", "-o", tmp_path / "o.nii.gz",
+                           "--weights", tmp_path / "m.pt")
+    assert code == 2 and "pickled" in err
