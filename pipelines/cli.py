@@ -37,18 +37,28 @@ class OneLineParser(argparse.ArgumentParser):
 def build_parser() -> argparse.ArgumentParser:
     """Build the full parser, with each installed domain's own options."""
     parser = OneLineParser(
-        prog="suite", description="Enhance medical volumes and satellite rasters.",
-        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+        prog="suite",
+        description="Enhance medical volumes and satellite rasters.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=OneLineParser)
     for name, (helptext, adder) in commands.COMMANDS.items():
-        cmd = sub.add_parser(name, help=helptext, description=helptext, epilog=EPILOG,
-                             formatter_class=argparse.RawDescriptionHelpFormatter)
-        cmd.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
-                         help=argparse.SUPPRESS)
-        cmd.add_argument("--quiet", action="store_true", default=argparse.SUPPRESS,
-                         help="no progress bars")
+        cmd = sub.add_parser(
+            name,
+            help=helptext,
+            description=helptext,
+            epilog=EPILOG,
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
+        cmd.add_argument(
+            "--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS
+        )
+        cmd.add_argument(
+            "--quiet", action="store_true", default=argparse.SUPPRESS, help="no progress bars"
+        )
         adder(cmd)
     return parser
 

@@ -12,17 +12,25 @@ from suite.errors import UsageError
 Adder = Callable[[argparse.ArgumentParser], None]
 
 
-def _domain_subparsers(cmd: argparse.ArgumentParser, command: str,
-                       common: Adder, func: Callable[[argparse.Namespace], int]) -> None:
+def _domain_subparsers(
+    cmd: argparse.ArgumentParser,
+    command: str,
+    common: Adder,
+    func: Callable[[argparse.Namespace], int],
+) -> None:
     """Add one nested parser per installed domain, each with that domain's own options."""
-    sub = cmd.add_subparsers(dest="domain", metavar="DOMAIN", required=True,
-                             parser_class=type(cmd))
+    sub = cmd.add_subparsers(dest="domain", metavar="DOMAIN", required=True, parser_class=type(cmd))
     for name, entry in plugins.discover().items():
         dom_parser = sub.add_parser(name, help=entry.domain.task if entry.domain else "BROKEN")
-        dom_parser.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
-                                help="show tracebacks on errors")
-        dom_parser.add_argument("--quiet", action="store_true", default=argparse.SUPPRESS,
-                                help="no progress bars")
+        dom_parser.add_argument(
+            "--debug",
+            action="store_true",
+            default=argparse.SUPPRESS,
+            help="show tracebacks on errors",
+        )
+        dom_parser.add_argument(
+            "--quiet", action="store_true", default=argparse.SUPPRESS, help="no progress bars"
+        )
         common(dom_parser)
         if entry.domain is not None:
             entry.domain.add_arguments(command, dom_parser)
@@ -33,8 +41,11 @@ def _enhance_common(p: argparse.ArgumentParser) -> None:
     p.add_argument("inputs", nargs="+", type=Path, metavar="INPUT")
     p.add_argument("-o", "--output", type=Path, required=True, help="output file or folder")
     p.add_argument("--weights", type=Path, help="weights (.safetensors with its .json card)")
-    p.add_argument("--trust-checkpoint", action="store_true",
-                   help="allow pickled checkpoints (.pt/.pth), which can run code when loaded")
+    p.add_argument(
+        "--trust-checkpoint",
+        action="store_true",
+        help="allow pickled checkpoints (.pt/.pth), which can run code when loaded",
+    )
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
 
 
@@ -49,8 +60,14 @@ def _train_common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data", type=Path, nargs="+", help="training data files or folders")
     p.add_argument("--out", type=Path, default=Path("runs/latest"), help="run folder")
     p.add_argument("--resume", action="store_true", help="continue the run in --out")
-    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a config value, e.g. --set train.steps=500")
+    p.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a config value, e.g. --set train.steps=500",
+    )
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
 
 
@@ -108,8 +125,13 @@ def add_domains(cmd: argparse.ArgumentParser) -> None:
 
 def add_convert(cmd: argparse.ArgumentParser) -> None:
     cmd.add_argument("input", type=Path, help="DICOM folder/file or NIfTI")
-    cmd.add_argument("-o", "--output", type=Path, required=True,
-                     help="a .nii/.nii.gz file, or a folder for a DICOM series")
+    cmd.add_argument(
+        "-o",
+        "--output",
+        type=Path,
+        required=True,
+        help="a .nii/.nii.gz file, or a folder for a DICOM series",
+    )
     cmd.add_argument("--series", help="SeriesInstanceUID to pick when the folder holds several")
     cmd.add_argument("--recursive", action="store_true", help="search sub-folders for DICOM")
     cmd.set_defaults(func=_run("run", "convert"))
@@ -121,8 +143,13 @@ def add_info(cmd: argparse.ArgumentParser) -> None:
 
 
 def add_demo(cmd: argparse.ArgumentParser) -> None:
-    cmd.add_argument("-o", "--output", type=Path, default=Path("demo_out"),
-                     help="output folder (default: demo_out)")
+    cmd.add_argument(
+        "-o",
+        "--output",
+        type=Path,
+        default=Path("demo_out"),
+        help="output folder (default: demo_out)",
+    )
     cmd.add_argument("--domains", nargs="+", help="only these domains")
     cmd.set_defaults(func=_run("demo", "demo"))
 

@@ -72,7 +72,8 @@ def roundtrip_check(out: Path) -> dict[str, float | str]:
         write_volume(series, back.data, vol.meta, description="demo", derivation="round trip")
         again = read_volume(series)
     return {
-        "source": str(src), "shape": "x".join(map(str, vol.data.shape)),
+        "source": str(src),
+        "shape": "x".join(map(str, vol.data.shape)),
         "nifti_affine_max_error_mm": float(np.abs(back.meta.affine - vol.meta.affine).max()),
         "nifti_max_error_HU": float(np.abs(back.data - vol.data).max()),
         "dicom_affine_max_error_mm": float(np.abs(again.meta.affine - vol.meta.affine).max()),
@@ -81,20 +82,27 @@ def roundtrip_check(out: Path) -> dict[str, float | str]:
 
 
 def _item_json(item: DemoItem, root: Path) -> dict[str, Any]:
-    return {"title": item.title, "metrics": item.metrics, "note": item.note,
-            "before": str(item.before_png.relative_to(root)),
-            "after": str(item.after_png.relative_to(root))}
+    return {
+        "title": item.title,
+        "metrics": item.metrics,
+        "note": item.note,
+        "before": str(item.before_png.relative_to(root)),
+        "after": str(item.after_png.relative_to(root)),
+    }
 
 
 def _report(results: dict[str, Any], items: dict[str, list[DemoItem]], root: Path) -> str:
     rt = results["io_roundtrip"]
-    rows = "".join(f"<tr><td>{html.escape(k)}</td><td>{html.escape(str(v))}</td></tr>"
-                   for k, v in rt.items())
-    parts = ["<!doctype html><meta charset='utf-8'><title>suite demo</title>",
-             "<style>body{font-family:sans-serif;max-width:1100px;margin:auto}"
-             "img{max-width:32%;margin:2px}td{padding:2px 8px}</style>",
-             "<h1>Enhancement suite: demo on bundled sample data</h1>",
-             f"<h2>I/O round trip (DICOM &rarr; NIfTI &rarr; DICOM)</h2><table>{rows}</table>"]
+    rows = "".join(
+        f"<tr><td>{html.escape(k)}</td><td>{html.escape(str(v))}</td></tr>" for k, v in rt.items()
+    )
+    parts = [
+        "<!doctype html><meta charset='utf-8'><title>suite demo</title>",
+        "<style>body{font-family:sans-serif;max-width:1100px;margin:auto}"
+        "img{max-width:32%;margin:2px}td{padding:2px 8px}</style>",
+        "<h1>Enhancement suite: demo on bundled sample data</h1>",
+        f"<h2>I/O round trip (DICOM &rarr; NIfTI &rarr; DICOM)</h2><table>{rows}</table>",
+    ]
     for name, its in items.items():
         parts.append(f"<h2>{html.escape(name)}</h2>")
         parts.extend(_item_html(i, root) for i in its)
@@ -106,11 +114,14 @@ def _report(results: dict[str, Any], items: dict[str, list[DemoItem]], root: Pat
 def _item_html(item: DemoItem, root: Path) -> str:
     pics = [item.before_png, item.after_png] + ([item.reference_png] if item.reference_png else [])
     imgs = "".join(f"<img src='{html.escape(str(p.relative_to(root)))}'>" for p in pics)
-    mets = "".join(f"<tr><td>{html.escape(k)}</td><td>{v:.4g}</td></tr>"
-                   for k, v in item.metrics.items())
+    mets = "".join(
+        f"<tr><td>{html.escape(k)}</td><td>{v:.4g}</td></tr>" for k, v in item.metrics.items()
+    )
     caption = "before | after" + (" | reference" if item.reference_png else "")
-    return (f"<h3>{html.escape(item.title)}</h3><div>{imgs}</div><p>{caption}</p>"
-            f"<table>{mets}</table><p>{html.escape(item.note)}</p>")
+    return (
+        f"<h3>{html.escape(item.title)}</h3><div>{imgs}</div><p>{caption}</p>"
+        f"<table>{mets}</table><p>{html.escape(item.note)}</p>"
+    )
 
 
 def _log(args: argparse.Namespace, text: str) -> None:

@@ -103,8 +103,10 @@ def list_domains(args: argparse.Namespace) -> int:
             continue
         dom = entry.domain
         weights = dom.default_weights()
-        print(f"{name}\tok\t{dom.task}\tinputs: {', '.join(dom.input_kinds)}\t"
-              f"weights: {weights.name if weights else 'none'}")
+        print(
+            f"{name}\tok\t{dom.task}\tinputs: {', '.join(dom.input_kinds)}\t"
+            f"weights: {weights.name if weights else 'none'}"
+        )
     return 0
 
 

@@ -19,7 +19,9 @@ from suite.errors import InputError, UsageError
 T = TypeVar("T")
 
 
-def load_config(cls: type[T], path: str | Path | None = None, overrides: list[str] | None = None) -> T:
+def load_config(
+    cls: type[T], path: str | Path | None = None, overrides: list[str] | None = None
+) -> T:
     """Build a ``cls`` instance from defaults, an optional YAML file and ``key=value`` overrides.
 
     Raises:
@@ -84,8 +86,9 @@ def _coerce(hint: Any, value: Any, where: str) -> Any:
     if origin in (typing.Union, types.UnionType):
         if value is None and type(None) in typing.get_args(hint):
             return None
-        return _first_fitting([a for a in typing.get_args(hint) if a is not type(None)],
-                              value, where)
+        return _first_fitting(
+            [a for a in typing.get_args(hint) if a is not type(None)], value, where
+        )
     if origin in (list, tuple):
         if not isinstance(value, list | tuple):
             raise TypeError(f"{where} must be a list")

@@ -51,11 +51,15 @@ class Domain:
     def add_arguments(self, command: str, parser: argparse.ArgumentParser) -> None:
         """Add this domain's own options to the parser of ``command`` (enhance, degrade, ...)."""
 
-    def enhance(self, inputs: list[Path], output: Path, options: argparse.Namespace) -> dict[str, Any]:
+    def enhance(
+        self, inputs: list[Path], output: Path, options: argparse.Namespace
+    ) -> dict[str, Any]:
         """Enhance ``inputs`` and write ``output`` (already a temporary path; see pipelines)."""
         raise NotImplementedError(f"{self.name} does not support enhance")
 
-    def degrade(self, inputs: list[Path], output: Path, options: argparse.Namespace) -> dict[str, Any]:
+    def degrade(
+        self, inputs: list[Path], output: Path, options: argparse.Namespace
+    ) -> dict[str, Any]:
         """Write a realistically degraded copy of ``inputs`` to ``output``."""
         raise NotImplementedError(f"{self.name} does not support degrade")
 

@@ -50,8 +50,11 @@ def discover() -> dict[str, DomainEntry]:
     found: dict[str, DomainEntry] = {}
     for ep in entry_points(group=GROUP):
         if ep.name in found:
-            warnings.warn(f"duplicate domain {ep.name!r} from {ep.value}; keeping {found[ep.name].value}",
-                          RuntimeWarning, stacklevel=2)
+            warnings.warn(
+                f"duplicate domain {ep.name!r} from {ep.value}; keeping {found[ep.name].value}",
+                RuntimeWarning,
+                stacklevel=2,
+            )
             continue
         found[ep.name] = _load(ep)
     return dict(sorted(found.items()))

@@ -15,7 +15,9 @@ from pathlib import Path
 from suite.errors import InputError
 
 
-def check_output_path(output: str | Path, inputs: list[str | Path] | tuple[str | Path, ...] = ()) -> Path:
+def check_output_path(
+    output: str | Path, inputs: list[str | Path] | tuple[str | Path, ...] = ()
+) -> Path:
     """Refuse an output path that cannot be written or that would overwrite an input.
 
     Args:
@@ -32,7 +34,9 @@ def check_output_path(output: str | Path, inputs: list[str | Path] | tuple[str |
     for item in inputs:
         src = Path(item).absolute()
         if out == src or (src.is_dir() and src in out.parents):
-            raise InputError(output, "output path is the input (or inside it); inputs are never modified")
+            raise InputError(
+                output, "output path is the input (or inside it); inputs are never modified"
+            )
     parent = out.parent
     if not parent.is_dir():
         raise InputError(output, f"output folder {parent} does not exist")
