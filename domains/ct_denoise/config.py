@@ -40,6 +40,8 @@ class DataConfig:
         val: held-out normal-dose volume (validation at ``val_noise_hu``).
         val_noise_hu: added noise of the validation input.
         paired: ``--data`` holds ``low/`` and ``full/`` sub-folders of paired volumes instead.
+        inplane_bins: in-plane block-averaging factors applied to each training volume, so the
+            model sees the noise texture of several pixel sizes (1 keeps the original only).
     """
 
     noise_levels_hu: list[float] = field(default_factory=lambda: [20.0, 35.0, 50.0, 75.0, 100.0])
@@ -47,6 +49,7 @@ class DataConfig:
     val: Path | None = None
     val_noise_hu: float = 50.0
     paired: bool = False
+    inplane_bins: list[int] = field(default_factory=lambda: [1])
 
 
 @dataclass
