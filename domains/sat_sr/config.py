@@ -1,0 +1,52 @@
+"""The sat-sr recipe as typed dataclasses; ``default.yaml`` beside it is the shipped one."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from suite.engine.train import TrainConfig
+
+DEFAULT_YAML = Path(__file__).with_name("default.yaml")
+
+
+@dataclass
+class ModelConfig:
+    """Widths of the three networks (all single-band SR nets take any band count)."""
+
+    features: int = 32
+    num_blocks: int = 4
+    attention: bool = True
+    espcn_features: int = 32
+    s2_features: int = 48
+    s2_blocks: int = 4
+
+
+@dataclass
+class DataConfig:
+    """How training pairs are made (Wald protocol on real imagery).
+
+    Attributes:
+        scales: SR factors to train (one network per factor and architecture).
+        mtf_gain: MTF gain at Nyquist of the simulated sensor (``generic`` 0.3).
+        noise_max: largest noise std added to inputs, in units of each band's 1-99 % span.
+        patch_lr: low-resolution patch side (pixels) of the single-band networks.
+        s2_patch: 10 m-grid patch side of the Sentinel-2 network at reduced resolution.
+    """
+
+    scales: list[int] = field(default_factory=lambda: [2, 4])
+    mtf_gain: float = 0.3
+    noise_max: float = 0.005
+    patch_lr: int = 32
+    s2_patch: int = 48
+
+
+@dataclass
+class SatConfig:
+    """The whole recipe: one ``train`` section per network family."""
+
+    model: ModelConfig = field(default_factory=ModelConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    espcn_steps: int = 600
+    s2_steps: int = 600

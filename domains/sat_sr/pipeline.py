@@ -1,0 +1,82 @@
+"""The sat-sr enhance / evaluate / demo steps (read, check, run, write)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from domains.sat_sr import nets as _nets  # noqa: F401  (registers dsen2, espcn_residual)
+from domains.sat_sr.degrade import check_scale, degrade_raster
+from domains.sat_sr.metrics import sr_metrics, to_reflectance
+from domains.sat_sr.sentinel2 import enhance_s2
+from domains.sat_sr.sr import WEIGHTS_DIR, enhance_raster, load_sr, shipped_weights
+from suite.domain import DemoItem
+from suite.errors import InputError, UsageError
+from suite.io.raster import read_raster_meta, read_window
+from suite.sample import sample_data_dir
+from suite.viz import save_png
+from suite.weights import load_model
+
+
+def enhance(inputs: list[Path], output: Path, options: argparse.Namespace) -> dict[str, Any]:
+    """Dispatch to Sentinel-2 mode or single-raster SR; refuse what neither can take."""
+    if getattr(options, "gan", False):
+        raise UsageError("--gan (adversarial fine-tuning) is not implemented yet")
+    if options.sentinel2:
+        path = options.weights or WEIGHTS_DIR / "s2_dsen2.safetensors"
+        model, _ = load_model(path, trust=options.trust_checkpoint)
+        return enhance_s2(inputs, output, model, options.s2_offset)
+    if len(inputs) != 1:
+        raise UsageError(f"sat-sr takes one raster (or --sentinel2 with band files), "
+                         f"got {len(inputs)}")
+    scale = check_scale(options.scale)
+    weights = options.weights or shipped_weights(options.model, scale)
+    model, tiling = load_sr(weights, scale, options.trust_checkpoint)
+    return enhance_raster(inputs[0], output, model, scale, tiling)
+
+
+def evaluate_rasters(pred: Path, ref: Path, scale: int = 2) -> dict[str, float]:
+    """Metrics of ``pred`` against ``ref`` on the same grid, in reflectance when known."""
+    p, r = read_raster_meta(pred), read_raster_meta(ref)
+    if (p.count, p.width, p.height) != (r.count, r.width, r.height):
+        raise InputError(pred, f"{p.count}x{p.height}x{p.width} differs from the reference "
+                         f"{r.count}x{r.height}x{r.width}")
+    valid = ~np.ma.getmaskarray(read_window(ref, None, masked=True)).any(axis=0)
+    return sr_metrics(to_reflectance(read_window(pred, None), p),
+                      to_reflectance(read_window(ref, None), r), valid, border=2 * scale)
+
+
+def run_demo(out_dir: Path) -> list[DemoItem]:
+    """Wald-degrade the bundled Landsat 8 excerpt by 2 and super-resolve it back."""
+    src = sample_data_dir() / "sat" / "landsat8_LC80200392015216_excerpt.tif"
+    low, sr = out_dir / "low_x2.tif", out_dir / "sr_x2.tif"
+    degrade_raster(src, low, 2)
+    model, tiling = load_sr(shipped_weights("default", 2), 2)
+    enhance_raster(low, sr, model, 2, tiling)
+    bicubic = _bicubic(low, read_raster_meta(src))
+    ref = to_reflectance(read_window(src, None), read_raster_meta(src))
+    out = to_reflectance(read_window(sr, None), read_raster_meta(sr))
+    metrics = {f"bicubic_{k}": v for k, v in sr_metrics(bicubic, ref, None, 4).items()}
+    metrics |= {f"default_{k}": v for k, v in sr_metrics(out, ref, None, 4).items()}
+    rgb = [2, 1, 0]
+    lo, hi = np.percentile(ref[rgb], [1, 99])
+    pics = [save_png(out_dir / f"{n}.png", np.moveaxis(a[rgb], 0, -1), lo, hi)
+            for n, a in (("bicubic", bicubic), ("super_resolved", out), ("reference", ref))]
+    return [DemoItem("Landsat 8 OLI excerpt (30 m), Wald-degraded to 60 m and restored x2",
+                     pics[0], pics[1], metrics, reference_png=pics[2],
+                     note="True colour (B4, B3, B2). Before: bicubic from 60 m. Metrics on "
+                     "TOA reflectance, all 4 bands, 4-pixel border crop; PSNR/SSIM per band "
+                     "with the reference band's range, averaged; SAM in degrees. The scene "
+                     "is held out of training.")]
+
+
+def _bicubic(low: Path, ref_meta: Any) -> np.ndarray:
+    """Bicubic x2 of a low-resolution raster in reflectance (PyTorch, align_corners False)."""
+    from domains.sat_sr.sentinel2 import upsample2
+
+    meta = read_raster_meta(low)
+    up = upsample2(to_reflectance(read_window(low, None), meta))
+    return up[:, : ref_meta.height, : ref_meta.width]

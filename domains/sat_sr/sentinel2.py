@@ -1,0 +1,210 @@
+"""Sentinel-2 mode: B5, B6, B7, B8A, B11, B12 (20 m) to 10 m, guided by B2, B3, B4, B8 (10 m).
+
+The band files are read as a set: each file is one band, named by the ``B02``/``B8A`` token in
+its file name (or its band description). The 10 m files must share one grid; the 20 m files
+must share the grid with pixels exactly twice as large and the same upper-left corner.
+
+Reflectance is ``(DN + offset) / 10000`` with ``offset = -1000`` for processing baseline 04.00
+and later (January 2022 on) and 0 before. The offset is taken, in this order, from
+``--s2-offset``, a ``BOA_ADD_OFFSET``/``RADIO_ADD_OFFSET`` or ``PROCESSING_BASELINE`` tag of the
+files, or an ``MTD_MSIL*.xml`` beside them; with none of these the older convention (0) is used.
+
+References:
+    Lanaras et al., ISPRS J. Photogramm. 146, 2018 (DSen2, the reduced-resolution protocol).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import rasterio
+import torch
+import torch.nn.functional as F
+from rasterio.windows import Window
+from torch import nn
+
+from domains.sat_sr.blocks import cast_to, read_haloed
+from suite.engine.tiling import TileConfig, tiled_inference
+from suite.errors import InputError, UsageError
+from suite.io.raster import RasterMeta, read_raster_meta, write_raster_windows
+
+GUIDES = ("B02", "B03", "B04", "B08")
+TARGETS = ("B05", "B06", "B07", "B8A", "B11", "B12")
+KNOWN = (*GUIDES, *TARGETS, "B01", "B09", "B10")
+UNITS = 5.0  # network units = reflectance * 5 (DN / 2000 as in DSen2)
+_TOKEN = re.compile(r"(?:^|[^A-Za-z0-9])(B\d{1,2}A?)(?=$|[^A-Za-z0-9])", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class BandSet:
+    """The ten bands of one Sentinel-2 scene, by name, with their grids checked."""
+
+    paths: dict[str, Path]
+    guide_meta: RasterMeta
+    target_meta: RasterMeta
+    offset: float
+
+    def guide_paths(self) -> list[Path]:
+        """Files of B02, B03, B04, B08 in that order."""
+        return [self.paths[b] for b in GUIDES]
+
+    def target_paths(self) -> list[Path]:
+        """Files of B05, B06, B07, B8A, B11, B12 in that order."""
+        return [self.paths[b] for b in TARGETS]
+
+
+def band_name(path: Path) -> str:
+    """Canonical band name (``B02``, ``B8A``) from a file name or its band description.
+
+    Raises:
+        InputError: no band token, or one that is not a Sentinel-2 band.
+    """
+    found = _TOKEN.findall(path.stem)
+    if not found:
+        found = _TOKEN.findall(read_raster_meta(path).descriptions[0] or "")
+    if not found:
+        raise InputError(path, "no Sentinel-2 band name (B02 ... B12, B8A) in the file name")
+    raw = found[-1].upper()
+    name = raw if raw.endswith("A") else f"B{int(raw[1:]):02d}"
+    if name not in KNOWN:
+        raise InputError(path, f"unknown Sentinel-2 band {raw!r}; expected B01-B12 or B8A")
+    return name
+
+
+def collect_bands(inputs: list[Path], offset: str = "auto") -> BandSet:
+    """Name the input files, check that the ten bands are there on consistent grids.
+
+    Args:
+        inputs: band files, or one folder holding them.
+        offset: ``"auto"`` or a DN offset added before dividing by 10000 (e.g. ``-1000``).
+    """
+    files = sorted(p for p in inputs[0].glob("*") if p.suffix.lower() in (".tif", ".tiff",
+                                                                            ".jp2")) \
+        if len(inputs) == 1 and inputs[0].is_dir() else list(inputs)
+    paths: dict[str, Path] = {}
+    for path in files:
+        name = band_name(path)
+        if name in paths:
+            raise InputError(path, f"band {name} is given twice (also {paths[name].name})")
+        paths[name] = path
+    missing = [b for b in (*GUIDES, *TARGETS) if b not in paths]
+    if missing:
+        raise InputError(inputs[0], f"Sentinel-2 mode needs bands {', '.join(missing)} too")
+    guide, target = _check_grids(paths)
+    return BandSet(paths, guide, target, resolve_offset(paths, offset))
+
+
+def _check_grids(paths: dict[str, Path]) -> tuple[RasterMeta, RasterMeta]:
+    """The guide and target grids; refuse any band off its group's grid."""
+    guide = read_raster_meta(paths[GUIDES[0]])
+    target = read_raster_meta(paths[TARGETS[0]])
+    for names, ref in ((GUIDES, guide), (TARGETS, target)):
+        for b in names:
+            m = read_raster_meta(paths[b])
+            if (m.width, m.height, m.crs) != (ref.width, ref.height, ref.crs) or \
+                    not m.transform.almost_equals(ref.transform) or m.count != 1:
+                raise InputError(paths[b], f"band {b} is not on the grid of "
+                                 f"{paths[names[0]].name} (one band, same size, CRS, transform)")
+    ratio = target.res[0] / guide.res[0]
+    corner = np.allclose(target.transform.c, guide.transform.c) and np.allclose(
+        target.transform.f, guide.transform.f)
+    if not np.isclose(ratio, 2.0) or (target.width * 2, target.height * 2) != (
+            guide.width, guide.height) or not corner or target.crs != guide.crs:
+        raise InputError(paths[TARGETS[0]], "the 20 m bands must cover the 10 m grid exactly "
+                         f"with pixels twice as large (ratio {ratio:.3g}, sizes "
+                         f"{target.width}x{target.height} vs {guide.width}x{guide.height})")
+    return guide, target
+
+
+def resolve_offset(paths: dict[str, Path], option: str) -> float:
+    """DN offset from the option, the file tags or an MTD XML beside the files (else 0)."""
+    if option != "auto":
+        try:
+            return float(option)
+        except ValueError:
+            raise UsageError(f"--s2-offset must be 'auto' or a number, got {option!r}") from None
+    first = next(iter(paths.values()))
+    with rasterio.open(first) as ds:
+        tags = {k.upper(): v for k, v in ds.tags().items()}
+    for key in ("BOA_ADD_OFFSET", "RADIO_ADD_OFFSET"):
+        if key in tags:
+            return float(tags[key])
+    baseline = tags.get("PROCESSING_BASELINE") or _xml_baseline(first.parent)
+    return -1000.0 if baseline is not None and float(baseline) >= 4.0 else 0.0
+
+
+def _xml_baseline(folder: Path) -> str | None:
+    """``PROCESSING_BASELINE`` of an ``MTD_MSIL1C.xml``/``MTD_MSIL2A.xml`` in ``folder``."""
+    for xml in folder.glob("MTD_MSIL*.xml"):
+        match = re.search(r"<PROCESSING_BASELINE>([\d.]+)<", xml.read_text(errors="ignore"))
+        if match:
+            return match.group(1)
+    return None
+
+
+def upsample2(block: np.ndarray) -> np.ndarray:
+    """Bicubic x2 of ``(C, h, w)`` (PyTorch, ``align_corners=False``)."""
+    x = torch.from_numpy(np.ascontiguousarray(block, dtype=np.float32))[None]
+    return F.interpolate(x, scale_factor=2, mode="bicubic", align_corners=False)[0].numpy()
+
+
+class S2Producer:
+    """Output windows of the sharpened 20 m bands on the 10 m grid (DN, file dtype)."""
+
+    def __init__(self, bands: BandSet, model: nn.Module | None, halo: int = 16) -> None:
+        self.bands, self.model, self.halo = bands, model, halo
+
+    def network_input(self, window: Window) -> tuple[np.ndarray, np.ndarray]:
+        """``(10, h + 2 halo, w + 2 halo)`` network units and the validity mask (10 m grid)."""
+        h2 = self.halo // 2
+        core20 = Window(int(window.col_off) // 2, int(window.row_off) // 2,
+                        -(-int(window.width) // 2), -(-int(window.height) // 2))
+        guides, valid = zip(*(read_haloed(p, window, self.halo)
+                              for p in self.bands.guide_paths()), strict=True)
+        lows = [read_haloed(p, core20, h2)[0] for p in self.bands.target_paths()]
+        up = upsample2(self.to_units(np.concatenate(lows)))
+        up = up[:, : guides[0].shape[1], : guides[0].shape[2]]
+        x = np.concatenate([self.to_units(np.concatenate(guides)), up])
+        return x, np.logical_and.reduce(valid)
+
+    def to_units(self, dn: np.ndarray) -> np.ndarray:
+        """DN -> network units (reflectance * 5)."""
+        return ((dn.astype(np.float32) + self.bands.offset) / 10000.0 * UNITS).astype(np.float32)
+
+    def __call__(self, window: Window) -> np.ndarray:
+        x, valid = self.network_input(window)
+        out = x[len(GUIDES):] if self.model is None else sharpen(self.model, x)
+        h = self.halo
+        out = out[:, h:h + int(window.height), h:h + int(window.width)]
+        dn = out.astype(np.float64) / UNITS * 10000.0 - self.bands.offset
+        mask = ~valid[h:h + int(window.height), h:h + int(window.width)]
+        return np.ma.MaskedArray(cast_to(dn, self.bands.target_meta.dtype),
+                                 mask=np.broadcast_to(mask, dn.shape))
+
+
+def sharpen(model: nn.Module, x: np.ndarray, patch: int = 128) -> np.ndarray:
+    """Run the DSen2-style network over ``(10, H, W)`` with blended tiles -> ``(6, H, W)``."""
+    config = TileConfig(patch, 16, 16, batch_size=2, scale=1, pad_mode="replicate")
+    return tiled_inference(torch.from_numpy(x)[None], model, config)[0].numpy()
+
+
+def output_meta(bands: BandSet) -> RasterMeta:
+    """Six bands on the 10 m grid, the 20 m files' dtype and nodata, bands described."""
+    g, t = bands.guide_meta, bands.target_meta
+    return g.updated(count=len(TARGETS), dtype=t.dtype, nodata=t.nodata,
+                     descriptions=tuple(f"{b} (sharpened to 10 m)" for b in TARGETS),
+                     scales=(1.0,) * len(TARGETS), offsets=(0.0,) * len(TARGETS), path=None)
+
+
+def enhance_s2(inputs: list[Path], output: Path, model: nn.Module | None,
+               offset: str = "auto") -> dict[str, Any]:
+    """Write the six sharpened bands to ``output`` (already a temporary path)."""
+    bands = collect_bands(inputs, offset)
+    meta = output_meta(bands)
+    write_raster_windows(output, meta, S2Producer(bands, model))
+    return {"bands": len(TARGETS), "width": meta.width, "height": meta.height,
+            "offset": bands.offset}

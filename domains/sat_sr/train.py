@@ -1,0 +1,226 @@
+"""Training recipe: every shipped sat-sr network, on real imagery degraded by Wald's protocol.
+
+``suite train sat-sr --data DIR...`` trains, one after the other, the default residual network
+(RCAN-style EDSR) and ESPCN for each scale of the recipe, and the DSen2-style Sentinel-2
+network at reduced resolution (10 m -> 20 m guides, 20 m -> 40 m targets, 20 m truth).
+Single-band training images: the reflectance bands of every ``*.npz`` with an ``img`` array
+(ukis-csmask scenes) and the 10 m band files (B02, B03, B04, B08) of pixel size <= 10 m.
+Sentinel-2 scenes: every folder holding the ten bands; a scene whose name holds
+``s2_holdout`` keeps only its upper half for training (the lower half is the benchmark's).
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from domains.sat_sr import nets as _nets  # noqa: F401  (registers dsen2, espcn_residual)
+from domains.sat_sr.blocks import BandScale
+from domains.sat_sr.config import DEFAULT_YAML, SatConfig
+from domains.sat_sr.sentinel2 import GUIDES, TARGETS, UNITS, band_name, upsample2
+from domains.sat_sr.sr import Tiling
+from suite.config import load_config, to_dict
+from suite.degradations.mtf import mtf_decimate
+from suite.engine.patches import PairedPatchDataset, random_flips
+from suite.engine.train import Trainer
+from suite.errors import InputError, UsageError
+from suite.io.raster import read_window
+from suite.losses import l1_loss
+from suite.models import create_model
+from suite.weights import save_weights
+
+S2_HOLDOUT = "29RKH"
+
+
+def percentile_scale(band: np.ndarray) -> np.ndarray:
+    """One band ``(H, W)`` -> model units with its own 1-99 % percentiles (as at inference)."""
+    low, high = np.percentile(band, [1, 99])
+    norm = BandScale(np.array([low]), np.array([max(high, low + 1e-6)]))
+    return norm.forward(band[None])
+
+
+def single_band_images(roots: list[Path]) -> list[np.ndarray]:
+    """``(1, H, W)`` training bands in model units from every root folder (recursively)."""
+    images: list[np.ndarray] = []
+    for root in roots:
+        for npz in sorted(root.rglob("*.npz")):
+            with np.load(npz) as z:
+                if "img" in z.files:
+                    cube = np.moveaxis(np.asarray(z["img"], np.float64), -1, 0)
+                    images += [percentile_scale(b) for b in cube]
+        for tif in sorted(root.rglob("*.tif")):
+            if _is_10m_guide(tif):
+                images.append(percentile_scale(read_window(tif, None)[0].astype(np.float64)))
+    if not images:
+        raise InputError(roots[0], "no training imagery (*.npz with 'img', 10 m band files)")
+    return images
+
+
+def _is_10m_guide(path: Path) -> bool:
+    try:
+        name = band_name(path)
+    except InputError:
+        return False
+    from suite.io.raster import read_raster_meta
+
+    return name in GUIDES and read_raster_meta(path).res[0] <= 10.5
+
+
+def wald_pair_fn(scale: int, gain: float, noise_max: float
+                 ) -> Callable[[np.ndarray, np.random.Generator], np.ndarray]:
+    """On-the-fly degradation of a ``(1, P, P)`` patch: MTF blur, decimation, noise."""
+
+    def degrade(patch: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        low = mtf_decimate(patch, gain, scale)
+        return (low + rng.normal(0, 1, low.shape) * rng.uniform(0, noise_max)).astype(np.float32)
+
+    return degrade
+
+
+def sr_arguments(arch: str, scale: int, cfg: SatConfig) -> dict[str, Any]:
+    """``create_model`` arguments of a single-band network."""
+    if arch == "espcn":
+        return {"in_channels": 1, "scale": scale, "features": cfg.model.espcn_features}
+    return {"in_channels": 1, "scale": scale, "features": cfg.model.features,
+            "num_blocks": cfg.model.num_blocks, "attention": cfg.model.attention,
+            "global_residual": True}
+
+
+def s2_scenes(roots: list[Path]) -> list[dict[str, Path]]:
+    """Folders (under the roots) holding the ten bands, as ``{band: file}``."""
+    scenes = []
+    for root in roots:
+        for folder in sorted({p.parent for p in root.rglob("*.tif")}):
+            bands: dict[str, Path] = {}
+            for tif in folder.glob("*.tif"):
+                try:
+                    bands[band_name(tif)] = tif
+                except InputError:
+                    continue
+            if all(b in bands for b in (*GUIDES, *TARGETS)):
+                scenes.append(bands)
+    return scenes
+
+
+def s2_pair(bands: dict[str, Path], gain: float) -> tuple[np.ndarray, np.ndarray]:
+    """Reduced-resolution pair: (guides 20 m + bicubic targets from 40 m, targets at 20 m).
+
+    Both arrays in network units (reflectance * 5, the pre-04.00 DN / 10000 convention of the
+    training scenes); a held-out scene keeps its upper half only.
+    """
+    guide = np.concatenate([read_window(bands[b], None) for b in GUIDES]).astype(np.float64)
+    target = np.concatenate([read_window(bands[b], None) for b in TARGETS]).astype(np.float64)
+    guide, target = guide / 10000 * UNITS, target / 10000 * UNITS
+    if S2_HOLDOUT in str(bands[GUIDES[0]]):
+        guide, target = guide[:, : guide.shape[1] // 2], target[:, : target.shape[1] // 2]
+    low = upsample2(mtf_decimate(target, gain, 2))
+    inputs = np.concatenate([mtf_decimate(guide, gain, 2), low[:, : target.shape[1],
+                                                                : target.shape[2]]])
+    return inputs.astype(np.float32), target.astype(np.float32)
+
+
+def run_one(name: str, model: nn.Module, dataset: PairedPatchDataset, cfg: SatConfig,
+            steps: int, out: Path) -> tuple[nn.Module, float]:
+    """Train one network with the engine's loop; return its EMA and the seconds spent."""
+    start = time.time()
+    tcfg = type(cfg.train)(**{**to_dict(cfg.train), "steps": steps})
+    trainer = Trainer(model, l1_loss, torch.optim.AdamW, dataset, out / name, tcfg)
+    trainer.fit(resume=False)
+    module = trainer.ema.module if trainer.ema is not None else trainer.model
+    return module.cpu().eval(), time.time() - start
+
+
+def model_card(arch: str, arguments: dict[str, Any], cfg: SatConfig, args: argparse.Namespace,
+               seconds: float, extra: dict[str, Any]) -> dict[str, Any]:
+    """The JSON card saved beside one weights file."""
+    data = " ".join(str(p) for p in args.data)
+    return {
+        "domain": "sat-sr", "architecture": arch, "arguments": arguments,
+        "normalization": extra.pop("normalization"),
+        "inference": {"tiling": to_dict_tiling()},
+        "training": {"data": [str(p) for p in args.data], "recipe": to_dict(cfg),
+                     "seconds": round(seconds), "threads": torch.get_num_threads(),
+                     "command": f"flock /tmp/suite_train.lock suite train sat-sr --data {data} "
+                                f"--out {args.out}",
+                     "pairs": extra.pop("pairs")},
+        "validation": {"benchmark": "benchmarks/bench_sat_sr.py (docs/sat_sr.md) on the "
+                       "held-out Landsat 8 scene LC80200392015216LGN00 and the lower half of "
+                       "Sentinel-2 29RKH; no validation data is seen in training"},
+    }
+
+
+def to_dict_tiling() -> dict[str, int]:
+    """The inference tiling written into every card."""
+    t = Tiling()
+    return {"patch": t.patch, "overlap": t.overlap, "halo": t.halo}
+
+
+SINGLE_NORM = {"input": "per band (x - p1) / (p99 - p1), percentiles of the valid pixels of "
+               "the whole raster (decimated read), inverted after the network",
+               "output": "same units as the input (model predicts detail over bicubic)"}
+
+
+def train_single(images: list[np.ndarray], arch: str, scale: int, cfg: SatConfig,
+                 args: argparse.Namespace, steps: int) -> Path:
+    """Train and save one single-band network (``default`` or ``espcn``) for ``scale``."""
+    arguments = sr_arguments(arch, scale, cfg)
+    registry = "espcn_residual" if arch == "espcn" else "edsr"
+    dataset = PairedPatchDataset(images, degrade=wald_pair_fn(scale, cfg.data.mtf_gain,
+                                                              cfg.data.noise_max),
+                                 patch_size=cfg.data.patch_lr * scale, augment=random_flips,
+                                 seed=cfg.train.seed + scale)
+    model, seconds = run_one(f"{arch}_x{scale}", create_model(registry, **arguments), dataset,
+                             cfg, steps, Path(args.out))
+    pairs = (f"Wald protocol: MTF Gaussian (gain {cfg.data.mtf_gain} at Nyquist), decimation "
+             f"x{scale}, noise std up to {cfg.data.noise_max} of the band span")
+    card = model_card(registry, arguments, cfg, args, seconds,
+                      {"normalization": SINGLE_NORM, "pairs": pairs})
+    return save_weights(Path(args.out) / f"{arch}_x{scale}.safetensors", model, card)
+
+
+def train_s2(roots: list[Path], cfg: SatConfig, args: argparse.Namespace) -> Path:
+    """Train and save the DSen2-style Sentinel-2 network at reduced resolution."""
+    scenes = s2_scenes(roots)
+    if not scenes:
+        raise InputError(roots[0], "no folder holds the ten Sentinel-2 bands for s2 training")
+    pairs = [s2_pair(s, cfg.data.mtf_gain) for s in scenes]
+    dataset = PairedPatchDataset([p[1] for p in pairs], inputs=[p[0] for p in pairs],
+                                 patch_size=cfg.data.s2_patch, augment=random_flips,
+                                 seed=cfg.train.seed)
+    arguments = {"guide_bands": len(GUIDES), "target_bands": len(TARGETS),
+                 "features": cfg.model.s2_features, "num_blocks": cfg.model.s2_blocks}
+    model, seconds = run_one("s2", create_model("dsen2", **arguments), dataset, cfg,
+                             cfg.s2_steps, Path(args.out))
+    norm = {"input": f"reflectance * {UNITS}: guides {GUIDES}, then {TARGETS} bicubic to 10 m",
+            "output": f"reflectance * {UNITS} of {TARGETS} on the 10 m grid"}
+    note = (f"reduced resolution on {len(scenes)} scenes: 10 m -> 20 m guides, 20 m -> 40 m "
+            f"targets (MTF gain {cfg.data.mtf_gain}), truth the real 20 m bands")
+    card = model_card("dsen2", arguments, cfg, args, seconds, {"normalization": norm,
+                                                               "pairs": note})
+    return save_weights(Path(args.out) / "s2_dsen2.safetensors", model, card)
+
+
+def train(args: argparse.Namespace) -> Path:
+    """``suite train sat-sr``: every shipped network; returns the last weights written."""
+    cfg = load_config(SatConfig, args.config or DEFAULT_YAML, args.overrides)
+    cfg.train.device = getattr(args, "device", cfg.train.device)
+    cfg.train.progress = not getattr(args, "quiet", False)
+    if not args.data:
+        raise UsageError("suite train sat-sr needs --data (folders of real imagery)")
+    torch.set_num_threads(min(2, torch.get_num_threads()))
+    roots = [Path(p) for p in args.data]
+    images = single_band_images(roots)
+    last = Path(args.out)
+    for scale in cfg.data.scales:
+        train_single(images, "default", scale, cfg, args, cfg.train.steps)
+        last = train_single(images, "espcn", scale, cfg, args, cfg.espcn_steps)
+    if cfg.s2_steps > 0:
+        last = train_s2(roots, cfg, args)
+    return last
