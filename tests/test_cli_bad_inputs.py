@@ -1,0 +1,103 @@
+"""The foundation's bad inputs through the CLI: exit 2, one line naming the file, nothing written."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import pytest
+
+from tests import fixtures_dicom as fx
+
+
+def _empty(dst: Path) -> Path:
+    dst.mkdir()
+    return dst
+
+
+def _not_dicom(dst: Path) -> Path:
+    dst.mkdir()
+    (dst / "notes.txt").write_text("not a DICOM file\n")
+    (dst / "image.dcm").write_bytes(b"\x00" * 300)
+    return dst
+
+
+def _two_series(dst: Path) -> Path:
+    return fx.make_two_series(dst)[0]
+
+
+def _nifti(dst: Path, data: np.ndarray) -> Path:
+    path = dst.with_suffix(".nii.gz")
+    nib.save(nib.Nifti1Image(data.astype(np.float32), np.eye(4)), path)
+    return path
+
+
+def _nan_nifti(dst: Path) -> Path:
+    data = np.zeros((8, 8, 4))
+    data[2, 2, 2] = np.nan
+    data[3, 3, 3] = np.inf
+    return _nifti(dst, data)
+
+
+def _nifti_4d(dst: Path) -> Path:
+    return _nifti(dst, np.zeros((8, 8, 4, 3)))
+
+
+CASES: dict[str, tuple[Callable[[Path], Path], str]] = {
+    "empty folder": (_empty, "no DICOM"),
+    "non-DICOM files": (_not_dicom, "no DICOM"),
+    "two series": (_two_series, "series"),
+    "missing slice": (fx.make_missing_slice, "missing"),
+    "duplicate slice": (fx.make_duplicate_slice, "duplicate"),
+    "uneven spacing": (fx.make_uneven_spacing, "uneven"),
+    "gantry tilt": (fx.make_tilted, "tilt"),
+    "truncated file": (fx.make_truncated, ""),
+    "NaN/Inf NIfTI": (_nan_nifti, "NaN or Inf"),
+    "4D NIfTI": (_nifti_4d, "4D"),
+}
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_convert_refuses_bad_input(case: str, tmp_path: Path, run_cli) -> None:
+    if case not in ("empty folder", "non-DICOM files", "NaN/Inf NIfTI", "4D NIfTI"):
+        fx.require_data()
+    maker, words = CASES[case]
+    src = maker(tmp_path / "input")
+    before = fx.tree_hash(src)
+    out = tmp_path / "out.nii.gz"
+    code, _, err = run_cli("convert", src, "-o", out)
+    assert code == 2, err
+    assert len(err.strip().splitlines()) == 1
+    assert str(tmp_path) in err and words.lower() in err.lower()
+    assert not out.exists() and not list(tmp_path.glob(".out*"))
+    assert fx.tree_hash(src) == before
+
+
+def test_output_in_missing_folder(tmp_path: Path, run_cli) -> None:
+    src = _nifti(tmp_path / "ok", np.zeros((8, 8, 4)))
+    code, _, err = run_cli("convert", src, "-o", tmp_path / "nope" / "out.nii.gz")
+    assert code == 2 and "does not exist" in err
+
+
+def test_output_equal_to_input(tmp_path: Path, run_cli) -> None:
+    src = _nifti(tmp_path / "ok", np.zeros((8, 8, 4)))
+    before = fx.tree_hash(src)
+    code, _, err = run_cli("convert", src, "-o", src)
+    assert code == 2 and "input" in err
+    assert fx.tree_hash(src) == before
+
+
+def test_output_under_a_read_only_folder(tmp_path: Path, run_cli) -> None:
+    src = _nifti(tmp_path / "ok", np.zeros((8, 8, 4)))
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    locked.chmod(0o555)
+    try:
+        code, _, err = run_cli("convert", src, "-o", locked / "out.nii.gz")
+        if code == 0:
+            pytest.skip("running as root: a read-only folder is still writable")
+        assert code == 2 and "not writable" in err
+    finally:
+        locked.chmod(0o755)
