@@ -1,4 +1,4 @@
-"""The foundation's bad inputs through the CLI: exit 2, one line naming the file, nothing written."""
+"""Foundation bad inputs through the CLI: exit 2, one line naming the file, nothing written."""
 
 from __future__ import annotations
 

@@ -130,7 +130,8 @@ def calibrate_photons(
 
     Noise falls monotonically with I0 but bends sharply where electronic noise and count
     clipping take over, so a multiplicative 1/sqrt(I0) update oscillates there; a bisection in
-    log I0 (with the same noise draw at every step) converges to about 1% in 16 steps over ten decades.
+    log I0 (with the same noise draw at every step) converges to about 1% in 16 steps over
+    ten decades.
     """
     mask = soft_tissue_mask(slice_hu)
     if mask.sum() < 100:
