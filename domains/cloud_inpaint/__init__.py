@@ -1,0 +1,90 @@
+"""Cloud and shadow inpainting for optical rasters: masks, synthetic clouds, a mask-aware GAN.
+
+``suite enhance cloud-inpaint INPUT.tif -o OUTPUT.tif [--mask M.tif | --qa QA.tif]
+[--reference CLEAR_OTHER_DATE.tif]`` fills the pixels under clouds and shadows (mask > 0) and
+copies every other pixel bit for bit. ``suite degrade cloud-inpaint INPUT -o OUTPUT --cover 0.3``
+draws synthetic clouds over a clear raster and writes the exact mask beside the output.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from suite.domain import DemoItem, Domain
+from suite.errors import UsageError
+
+WEIGHTS_DIR = Path(__file__).with_name("weights")
+WEIGHTS = WEIGHTS_DIR / "cloud_inpaint.safetensors"
+GUIDED_WEIGHTS = WEIGHTS_DIR / "cloud_inpaint_guided.safetensors"
+
+
+class CloudInpaintDomain(Domain):
+    """Cloud inpainting (``cloud-inpaint``)."""
+
+    name = "cloud-inpaint"
+    task = "cloud/shadow inpainting of optical rasters (mask-aware GAN, optional reference date)"
+    input_kinds = ("raster",)
+
+    def default_weights(self) -> Path | None:
+        """The shipped single-date weights (see the model card), or ``None``."""
+        return WEIGHTS if WEIGHTS.is_file() else None
+
+    def guided_weights(self) -> Path | None:
+        """The shipped weights with temporal guidance, or ``None``."""
+        return GUIDED_WEIGHTS if GUIDED_WEIGHTS.is_file() else None
+
+    def add_arguments(self, command: str, parser: argparse.ArgumentParser) -> None:
+        """Mask sources and fill options for enhance/batch; cover for degrade."""
+        from domains.cloud_inpaint.options import add_degrade_options, add_enhance_options
+
+        if command in ("enhance", "batch"):
+            add_enhance_options(parser)
+        if command == "degrade":
+            add_degrade_options(parser)
+        if command == "evaluate":
+            parser.add_argument("--mask", type=Path, help="mask raster (> 0 = filled pixels)")
+
+    def enhance(
+        self, inputs: list[Path], output: Path, options: argparse.Namespace
+    ) -> dict[str, Any]:
+        """Fill the masked pixels of one raster."""
+        from domains.cloud_inpaint.pipeline import enhance_raster
+
+        return enhance_raster(_single(inputs), output, options)
+
+    def degrade(
+        self, inputs: list[Path], output: Path, options: argparse.Namespace
+    ) -> dict[str, Any]:
+        """Draw synthetic clouds over one clear raster (mask written beside)."""
+        from domains.cloud_inpaint.pipeline import degrade_raster
+
+        return degrade_raster(_single(inputs), output, options)
+
+    def train(self, options: argparse.Namespace) -> Path:
+        """Train the GAN on clear scenes with synthetic clouds."""
+        from domains.cloud_inpaint.train import train
+
+        return train(options)
+
+    def evaluate(self, pred: Path, ref: Path, options: argparse.Namespace) -> dict[str, float]:
+        """PSNR, SSIM, SAM and MAE inside and outside the mask."""
+        from domains.cloud_inpaint.pipeline import evaluate_rasters
+
+        return evaluate_rasters(pred, ref, getattr(options, "mask", None))
+
+    def demo(self, out_dir: Path, options: argparse.Namespace) -> list[DemoItem]:
+        """Synthetic clouds on the bundled clear Sentinel-2 excerpt, filled."""
+        from domains.cloud_inpaint.pipeline import run_demo
+
+        return run_demo(out_dir)
+
+
+def _single(inputs: list[Path]) -> Path:
+    if len(inputs) != 1:
+        raise UsageError(f"cloud-inpaint takes one input raster, got {len(inputs)}")
+    return inputs[0]
+
+
+DOMAIN = CloudInpaintDomain()

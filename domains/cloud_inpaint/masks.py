@@ -1,0 +1,135 @@
+"""Cloud and shadow masks: a user's mask raster, a quality band, or a simple detector.
+
+Quality-band conventions (a decoded pixel is masked when any selected flag is set):
+
+- ``landsat-pre`` (pre-collection Landsat 8 ``BQA``, LPGS before 2.7, e.g. LC80200392015216LGN00):
+  bits 14-15 cloud confidence, 12-13 cirrus confidence (00 not set, 01 low, 10 medium, 11 high);
+  that generation has **no cloud-shadow bits** (bits 6-7 are reserved), so shadows are not masked.
+- ``landsat-c1`` (Collection 1 ``BQA``): bit 4 cloud, 5-6 cloud confidence, 7-8 shadow
+  confidence, 11-12 cirrus confidence.
+- ``landsat-c2`` (Collection 2 ``QA_PIXEL``): bit 1 dilated cloud, 2 cirrus, 3 cloud, 4 shadow.
+- ``s2-scl`` (Sentinel-2 L2A scene classification): classes 3 (cloud shadow), 8 (cloud medium
+  probability), 9 (cloud high probability), 10 (thin cirrus).
+
+References:
+    USGS, "Landsat 8 OLI/TIRS Level-1 Quality Assessment Band" (pre-collection, 2013-2016);
+    USGS LSDS-1656 (Collection 1 Level-1 QA) and LSDS-1619 (Collection 2 QA_PIXEL);
+    ESA, Sentinel-2 Level-2A Algorithm Theoretical Basis Document (SCL classes).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from scipy import ndimage
+
+from suite.errors import InputError, UsageError
+from suite.io.raster import RasterMeta, read_raster_meta, read_window
+
+QA_KINDS = ("auto", "landsat-pre", "landsat-c1", "landsat-c2", "s2-scl")
+LEVELS = {"low": 1, "medium": 2, "high": 3}
+
+
+def _field(qa: np.ndarray, bit: int) -> np.ndarray:
+    """Two-bit confidence field starting at ``bit`` (0 not set, 1 low, 2 medium, 3 high)."""
+    return (qa.astype(np.uint32) >> bit) & 3
+
+
+def decode_qa(qa: np.ndarray, kind: str, confidence: str = "high") -> np.ndarray:
+    """Cloud/shadow mask ``(H, W)`` bool from a quality band ``(H, W)``.
+
+    Args:
+        qa: the quality band values.
+        kind: one of :data:`QA_KINDS` except ``"auto"`` (see the module docstring).
+        confidence: lowest Landsat confidence counted (``"low"``, ``"medium"``, ``"high"``).
+    """
+    level = LEVELS[confidence]
+    if kind == "landsat-pre":
+        return (_field(qa, 14) >= level) | (_field(qa, 12) >= level)
+    if kind == "landsat-c1":
+        cloud = ((qa.astype(np.uint32) >> 4) & 1).astype(bool) | (_field(qa, 5) >= level)
+        return cloud | (_field(qa, 7) >= level) | (_field(qa, 11) >= level)
+    if kind == "landsat-c2":
+        return ((qa.astype(np.uint32) >> np.array([1, 2, 3, 4])[:, None, None]) & 1).any(0)
+    if kind == "s2-scl":
+        return np.isin(qa, (3, 8, 9, 10))
+    raise UsageError(f"unknown QA kind {kind!r}; choose one of {', '.join(QA_KINDS)}")
+
+
+def guess_qa_kind(path: Path, meta: RasterMeta) -> str:
+    """Product generation from the file name, the MTL file beside it and the dtype."""
+    name = path.name.upper()
+    if "SCL" in name or meta.dtype == "uint8":
+        return "s2-scl"
+    if "QA_PIXEL" in name:
+        return "landsat-c2"
+    for mtl in path.parent.glob("*MTL.txt"):
+        text = mtl.read_text(errors="ignore")
+        if "COLLECTION_NUMBER = 02" in text:
+            return "landsat-c2"
+        if "COLLECTION_NUMBER" in text:
+            return "landsat-c1"
+        return "landsat-pre"
+    raise InputError(path, "cannot tell the QA product generation; pass --qa-kind")
+
+
+def check_same_grid(path: Path, meta: RasterMeta, image: RasterMeta, what: str) -> None:
+    """Refuse a mask or QA raster whose grid (size, transform, CRS) differs from the image."""
+    if (meta.height, meta.width) != (image.height, image.width):
+        raise InputError(
+            path, f"{what} is {meta.height}x{meta.width}, the image {image.height}x{image.width}"
+        )
+    if meta.crs != image.crs or not meta.transform.almost_equals(image.transform, 1e-6):
+        raise InputError(path, f"{what} grid (CRS or transform) differs from the image's")
+
+
+def mask_from_file(path: Path, image: RasterMeta) -> np.ndarray:
+    """A user's mask raster on the image grid: pixel > 0 means cloud or shadow."""
+    meta = read_raster_meta(path)
+    check_same_grid(path, meta, image, "mask")
+    return np.asarray(read_window(path, None)[0] > 0)
+
+
+def mask_from_qa(path: Path, image: RasterMeta, kind: str = "auto", confidence: str = "high"
+                 ) -> np.ndarray:
+    """Cloud/shadow mask decoded from a quality band on the image grid."""
+    meta = read_raster_meta(path)
+    check_same_grid(path, meta, image, "QA band")
+    if kind == "auto":
+        kind = guess_qa_kind(path, meta)
+    return decode_qa(read_window(path, None)[0], kind, confidence)
+
+
+def detect_clouds(image: np.ndarray, valid: np.ndarray) -> np.ndarray:
+    """Simple detector for bright, white clouds and the dark shadows near them.
+
+    Cloud: the mean over bands is above ``median + 3 * 1.4826 * MAD`` of the valid pixels and
+    the spectrum is flat (band std below 20 % of the band mean, "whiteness"). Shadow: the mean
+    is below ``median - 3 * 1.4826 * MAD`` within 30 pixels of a cloud. Coarse by design;
+    prefer a QA band or a mask.
+
+    Args:
+        image: ``(C, H, W)`` normalized values.
+        valid: ``(H, W)`` bool, pixels with data.
+
+    References:
+        Zhu & Woodcock, "Object-based cloud and cloud shadow detection in Landsat imagery"
+        (Fmask), RSE 2012 (whiteness and shadow-near-cloud ideas, much simplified here).
+    """
+    mean = image.mean(axis=0)
+    med = float(np.median(mean[valid]))
+    mad = 1.4826 * float(np.median(np.abs(mean[valid] - med))) + 1e-6
+    white = image.std(axis=0) < 0.2 * np.abs(mean) + 1e-6
+    cloud = (mean > med + 3 * mad) & (white | (image.shape[0] < 3)) & valid
+    near = ndimage.binary_dilation(cloud, iterations=30) if cloud.any() else cloud
+    shadow = (mean < med - 3 * mad) & near & valid
+    return np.asarray(cloud | shadow)
+
+
+def dilate(mask: np.ndarray, pixels: int) -> np.ndarray:
+    """Grow a mask by ``pixels`` (a disk), covering the soft edges clouds leave."""
+    if pixels <= 0:
+        return mask
+    yy, xx = np.mgrid[-pixels: pixels + 1, -pixels: pixels + 1]
+    return np.asarray(ndimage.binary_dilation(mask, structure=xx**2 + yy**2 <= pixels**2))
