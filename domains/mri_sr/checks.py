@@ -1,0 +1,78 @@
+"""Refusals of the MRI SR domain: what a through-plane SR cannot honestly be asked to do."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from suite.errors import InputError, UsageError
+from suite.io.volume import Volume, is_nifti_path
+
+MAX_SCALE = 8.0
+ISOTROPIC_RATIO = 1.2  # largest / smallest spacing below which no axis is "the" slice axis
+MIN_SLICES = 4  # a cubic B-spline needs four samples
+
+
+def check_scale(scale: float) -> float:
+    """Accept a through-plane factor in ``(1, 8]``.
+
+    Raises:
+        UsageError: the factor is not a finite number in that range.
+    """
+    if not np.isfinite(scale) or scale <= 1.0 or scale > MAX_SCALE:
+        raise UsageError(
+            f"--scale must be a through-plane factor in (1, {MAX_SCALE:g}], got {scale:g}"
+        )
+    return float(scale)
+
+
+def check_volume(vol: Volume) -> None:
+    """Refuse a 4D series, NaN/Inf voxels and a constant volume, naming the file."""
+    path = vol.meta.source_path
+    if vol.data.ndim != 3:
+        raise InputError(path, f"a 3D volume is needed, got shape {vol.data.shape}")
+    bad = int(np.count_nonzero(~np.isfinite(vol.data)))
+    if bad:
+        raise InputError(path, f"{bad} of {vol.data.size} voxels are NaN or Inf")
+    if float(vol.data.max()) == float(vol.data.min()):
+        raise InputError(path, "the volume is constant: nothing to super-resolve")
+
+
+def pick_axis(vol: Volume, axis: str) -> int:
+    """The slice axis: as given, or with ``auto`` the one with the largest spacing.
+
+    Raises:
+        InputError: ``auto`` on a near-isotropic volume (no honest choice), or too few slices.
+    """
+    spacing = np.asarray(vol.meta.spacing[:3], dtype=float)
+    if axis == "auto":
+        if spacing.max() / spacing.min() < ISOTROPIC_RATIO:
+            raise InputError(
+                vol.meta.source_path,
+                f"voxels are near-isotropic ({_mm(spacing)} mm), so --axis auto cannot tell "
+                "the slice axis; pass --axis 0, 1 or 2",
+            )
+        chosen = int(np.argmax(spacing))
+    else:
+        chosen = int(axis)
+    if vol.data.shape[chosen] < MIN_SLICES:
+        raise InputError(
+            vol.meta.source_path,
+            f"only {vol.data.shape[chosen]} slices along axis {chosen}; need {MIN_SLICES}",
+        )
+    return chosen
+
+
+def check_nifti_output(output: Path, source: Path) -> None:
+    """SR changes the slice count, so a derived DICOM series is refused: NIfTI output only."""
+    if not is_nifti_path(output):
+        raise InputError(
+            output,
+            "mri-sr writes NIfTI only (the slice count changes, and writing a derived DICOM "
+            f"series with new slice positions is not supported); give {output.name}.nii.gz",
+        )
+
+
+def _mm(spacing: np.ndarray) -> str:
+    return " x ".join(f"{s:.3g}" for s in spacing)

@@ -1,0 +1,147 @@
+"""The MRI SR domain's enhance / degrade / evaluate / demo steps (read, check, run, write)."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import sys
+from pathlib import Path
+from typing import Any, cast
+
+import numpy as np
+import torch
+from torch import nn
+
+from domains.mri_sr.adapt import adapt_model
+from domains.mri_sr.checks import check_nifti_output, check_scale, check_volume, pick_axis
+from domains.mri_sr.config import DEFAULT_YAML, MriSrConfig
+from domains.mri_sr.degrade import Acquisition, acquire
+from domains.mri_sr.geometry import Profile, sr_affine
+from domains.mri_sr.metrics import convention, sr_metrics
+from domains.mri_sr.sr import super_resolve
+from suite.config import load_config
+from suite.domain import DemoItem
+from suite.errors import InputError, UsageError
+from suite.io.volume import Volume, VolumeMeta, read_volume, write_volume
+from suite.sample import sample_data_dir
+from suite.viz import save_png
+from suite.weights import load_model
+
+SAMPLE = Path("mri") / "stroke_t1_excerpt.nii.gz"
+
+
+def read_mri(path: Path, options: argparse.Namespace) -> Volume:
+    """Read one 3D volume (a 4D series needs ``--volume``) and check it."""
+    vol = read_volume(path, series_uid=getattr(options, "series", None), allow_4d=True)
+    chosen = getattr(options, "volume", None)
+    if vol.data.ndim == 4:
+        n = vol.data.shape[3]
+        if chosen is None:
+            raise InputError(path, f"4D series of {n} volumes; choose one with --volume 0..{n - 1}")
+        if not 0 <= chosen < n:
+            raise InputError(path, f"--volume {chosen} is out of range 0..{n - 1}")
+        vol = Volume(np.ascontiguousarray(vol.data[..., chosen]), vol.meta)
+    check_volume(vol)
+    return vol
+
+
+def _prepare(path: Path, output: Path, options: argparse.Namespace) -> tuple[Volume, int, float]:
+    """Everything that can be refused, before any work: output kind, scale, volume, axis."""
+    check_nifti_output(Path(getattr(options, "output", output)), path)
+    if options.scale is None:
+        raise UsageError("give the through-plane factor with --scale, e.g. --scale 4")
+    scale = check_scale(options.scale)
+    vol = read_mri(path, options)
+    return vol, pick_axis(vol, options.axis), scale
+
+
+def _with_affine(meta: VolumeMeta, affine: np.ndarray) -> VolumeMeta:
+    spacing = tuple(float(s) for s in np.linalg.norm(affine[:3, :3], axis=0))
+    return dataclasses.replace(meta, affine=affine, spacing=spacing)
+
+
+def load_sr_model(weights: Path | None, trust: bool = False) -> nn.Module | None:
+    """The user's weights, else the shipped default, else ``None`` (cubic fallback)."""
+    from domains.mri_sr import DOMAIN
+
+    path = weights or DOMAIN.default_weights()
+    if path is None:
+        return None
+    model, _card = load_model(path, trust=trust)
+    return model
+
+
+def enhance_volume(path: Path, output: Path, options: argparse.Namespace) -> dict[str, Any]:
+    """Super-resolve ``path`` through-plane into the NIfTI ``output``."""
+    vol, axis, scale = _prepare(path, output, options)
+    torch.set_num_threads(min(torch.get_num_threads(), 2))
+    model = load_sr_model(options.weights, options.trust_checkpoint)
+    method = _method(model, options)
+    if model is not None and options.adapt:
+        cfg = load_config(MriSrConfig, DEFAULT_YAML)
+        if options.adapt_steps is not None:
+            cfg.adapt.steps = max(1, options.adapt_steps)
+        model = adapt_model(model, vol.data, axis, scale, cfg.adapt, cfg.loss, path)
+    out = super_resolve(model, vol.data, axis, scale)
+    meta = _with_affine(vol.meta, sr_affine(vol.meta.affine, axis, vol.data.shape[axis], scale))
+    write_volume(output, out, meta, description=f"through-plane SR x{scale:g}",
+                 derivation=f"suite mri-sr axis {axis}: {method}")
+    return {"axis": axis, "scale": scale, "shape": "x".join(map(str, out.shape)),
+            "method": method}
+
+
+def _method(model: nn.Module | None, options: argparse.Namespace) -> str:
+    if model is not None:
+        return "2.5D U-Net, self-adapted" if options.adapt else "2.5D U-Net"
+    if options.adapt:
+        raise UsageError("--adapt fine-tunes weights, and none are installed; pass --weights")
+    if not options.quiet:
+        print("warning: no mri-sr weights installed: CUBIC B-SPLINE INTERPOLATION ONLY",
+              file=sys.stderr)
+    return "cubic B-spline fallback (no weights)"
+
+
+def degrade_volume(path: Path, output: Path, options: argparse.Namespace) -> dict[str, Any]:
+    """Write a simulated thick-slice acquisition of ``path`` (NIfTI)."""
+    vol, axis, scale = _prepare(path, output, options)
+    if not 0.0 < options.kspace <= 1.0:
+        raise UsageError(f"--kspace must be a fraction in (0, 1], got {options.kspace:g}")
+    if not 0.0 <= options.noise < 1.0:
+        raise UsageError(f"--noise must be a fraction in [0, 1), got {options.noise:g}")
+    acq = Acquisition(scale, axis, cast(Profile, options.profile), options.kspace, options.noise)
+    thick, affine = acquire(vol.data, vol.meta.affine, acq, np.random.default_rng(options.seed))
+    if thick.shape[axis] < 1:
+        raise InputError(path, f"{vol.data.shape[axis]} slices are fewer than the factor {scale}")
+    write_volume(output, thick, _with_affine(vol.meta, affine),
+                 description=f"simulated thick slices x{scale:g}",
+                 derivation=f"{acq.profile} profile axis {axis}, kspace {acq.kspace:g}, "
+                            f"noise {acq.noise:g}")
+    return {"axis": axis, "scale": scale, "shape": "x".join(map(str, thick.shape))}
+
+
+def evaluate_volumes(pred: Path, ref: Path) -> dict[str, float]:
+    """Metrics of ``pred`` against ``ref`` on the same grid (see ``metrics.convention``)."""
+    p, r = read_volume(pred).data, read_volume(ref).data
+    if p.shape != r.shape:
+        raise InputError(pred, f"shape {p.shape} differs from the reference {r.shape}")
+    return sr_metrics(p, r)
+
+
+def run_demo(out_dir: Path) -> list[DemoItem]:
+    """Thick slices (x4, Gaussian profile) from the bundled excerpt; cubic vs the model."""
+    vol = read_volume(sample_data_dir() / SAMPLE)
+    thick, _ = acquire(vol.data, vol.meta.affine, Acquisition(4.0, 2), np.random.default_rng(0))
+    model = load_sr_model(None)
+    cubic = super_resolve(None, thick, 2, 4.0)
+    out = super_resolve(model, thick, 2, 4.0) if model is not None else cubic
+    ref = vol.data[..., : out.shape[2]]
+    y = ref.shape[1] // 2
+    hi = float(np.percentile(ref, 99.5))
+    pics = [save_png(out_dir / f"{n}.png", np.rot90(a[:, y, :]), 0.0, hi)
+            for n, a in (("cubic", cubic), ("super_resolved", out), ("reference", ref))]
+    metrics = {f"cubic_{k}": v for k, v in sr_metrics(cubic, ref, 2, 4.0).items()}
+    metrics |= {f"sr_{k}": v for k, v in sr_metrics(out, ref, 2, 4.0).items()}
+    label = "2.5D U-Net" if model is not None else "cubic fallback: NO WEIGHTS INSTALLED"
+    return [DemoItem(f"Brain T1, thick slices x4 restored ({label}), coronal view", pics[0],
+                     pics[1], metrics, reference_png=pics[2],
+                     note=convention() + ". The excerpt comes from a training volume.")]

@@ -1,0 +1,212 @@
+"""MRI SR domain: slice-profile geometry, degrade/enhance round trips, refusals, adapt, demo."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import pytest
+
+import domains.mri_sr as mri_sr
+from domains.mri_sr.geometry import (
+    cubic_upsample,
+    slice_profile_matrix,
+    sr_affine,
+    sr_positions,
+    thick_affine,
+    thick_slices,
+)
+from domains.mri_sr.metrics import sr_metrics
+from suite.models import create_model
+from suite.weights import save_weights
+
+REPO = Path(__file__).resolve().parents[1]
+SAMPLE = REPO / "sample_data" / "mri" / "stroke_t1_excerpt.nii.gz"
+Cli = Callable[..., tuple[int, str, str]]
+
+
+def _digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+@pytest.fixture
+def tiny_weights(tmp_path: Path) -> Path:
+    """A small untrained 2D residual U-Net with a card: tests the pipeline, not the quality."""
+    args = {"spatial_dims": 2, "in_channels": 1, "out_channels": 1, "channels": [4, 8],
+            "residual": True, "backend": "lean"}
+    card = {"domain": "mri-sr", "architecture": "unet", "arguments": args,
+            "normalization": {}, "training": {}, "validation": {}}
+    return save_weights(tmp_path / "tiny.safetensors", create_model("unet", **args), card)
+
+
+@pytest.fixture
+def thick(tmp_path: Path, run_cli: Cli) -> Path:
+    """The bundled excerpt degraded to 4 mm slices along axis 2."""
+    out = tmp_path / "thick.nii.gz"
+    code, _, err = run_cli("degrade", "mri-sr", SAMPLE, "-o", out, "--scale", "4", "--axis", "2")
+    assert code == 0, err
+    return out
+
+
+@pytest.mark.parametrize("profile", ["gaussian", "box"])
+@pytest.mark.parametrize("scale", [2.0, 2.5, 4.0])
+def test_profile_rows_are_normalized_and_centred(profile: str, scale: float) -> None:
+    m = slice_profile_matrix(40, scale, profile)  # type: ignore[arg-type]
+    assert m.shape == (int(40 // scale), 40)
+    np.testing.assert_allclose(m.sum(1), 1.0)
+    centres = m @ np.arange(40)
+    inner = slice(2, -2)  # rows near the ends lose a little of their Gaussian tail
+    expected = np.arange(m.shape[0]) * scale + (scale - 1) / 2
+    # a box edge cutting a voxel moves its discrete centroid by < 0.1 voxel
+    tol = 1e-3 if profile == "gaussian" or scale % 1 == 0 else 0.1
+    np.testing.assert_allclose(centres[inner], expected[inner], atol=tol)
+
+
+def test_box_profile_at_integer_scale_is_the_slab_mean() -> None:
+    x = np.random.default_rng(0).random((3, 4, 16)).astype(np.float32)
+    got = thick_slices(x, 2, 4.0, "box")
+    np.testing.assert_allclose(got, x.reshape(3, 4, 4, 4).mean(-1), rtol=1e-5)
+
+
+def test_thin_grid_lands_on_the_original_slices() -> None:
+    # thick slab j is centred on j s + (s - 1) / 2, so thin slice k maps back to index k
+    for scale in (2.0, 3.0, 4.0):
+        hr_index = sr_positions(10, scale) * scale + (scale - 1) / 2
+        np.testing.assert_allclose(hr_index, np.arange(round(10 * scale)), atol=1e-9)
+    affine = np.diag([0.9, 0.9, 1.0, 1.0])
+    affine[:3, 3] = [-40, 12, 7]
+    np.testing.assert_allclose(sr_affine(thick_affine(affine, 2, 4.0), 2, 9, 4.0), affine)
+
+
+def test_cubic_upsample_reproduces_a_linear_ramp() -> None:
+    ramp = np.broadcast_to(np.arange(8.0), (2, 3, 8)).astype(np.float32)
+    up = cubic_upsample(ramp, 2, 2.0)
+    inside = slice(1, -1)  # the two outer thin slices are clamped to the edge
+    np.testing.assert_allclose(up[0, 0, inside], sr_positions(8, 2.0)[inside], atol=1e-5)
+
+
+def test_degrade_writes_thick_slices_with_an_honest_affine(thick: Path, tmp_path: Path,
+                                                         run_cli: Cli) -> None:
+    src, out = nib.load(SAMPLE), nib.load(thick)
+    assert out.shape == (80, 96, 12)
+    np.testing.assert_allclose(out.header.get_zooms()[2], 4.0, rtol=1e-5)
+    # slab 0 covers source slices 0..3: its centre is source index 1.5
+    centre = src.affine @ [0, 0, 1.5, 1]
+    np.testing.assert_allclose(out.affine @ [0, 0, 0, 1], centre, atol=1e-4)
+    noisy = tmp_path / "noisy.nii.gz"
+    before = _digest(SAMPLE)
+    code, _, err = run_cli("degrade", "mri-sr", SAMPLE, "-o", noisy, "--scale", "3", "--axis",
+                           "2", "--profile", "box", "--kspace", "--noise", "0.03", "--seed", "1")
+    assert code == 0, err
+    assert _digest(SAMPLE) == before
+    clean = thick_slices(np.asarray(src.dataobj, np.float32), 2, 3.0, "box")
+    diff = np.asarray(nib.load(noisy).dataobj) - clean
+    assert 1.0 < float(diff.std()) < 20.0  # noise and ringing were added, not a new image
+
+
+def test_enhance_overlays_the_input_and_restores_the_grid(thick: Path, tmp_path: Path,
+                                                         tiny_weights: Path,
+                                                         run_cli: Cli) -> None:
+    out = tmp_path / "sr.nii.gz"
+    code, _, err = run_cli("enhance", "mri-sr", thick, "-o", out, "--scale", "4",
+                           "--weights", tiny_weights)
+    assert code == 0, err
+    img, src = nib.load(out), nib.load(SAMPLE)
+    assert img.shape == (80, 96, 48)
+    np.testing.assert_allclose(img.affine, src.affine, atol=1e-4)
+    # first/last thin voxels' outer faces coincide with the thick volume's outer faces
+    t = nib.load(thick).affine
+    np.testing.assert_allclose(img.affine @ [0, 0, -0.5, 1], t @ [0, 0, -0.5, 1], atol=1e-4)
+    np.testing.assert_allclose(img.affine @ [0, 0, 47.5, 1], t @ [0, 0, 11.5, 1], atol=1e-4)
+
+
+def test_cubic_fallback_is_labelled(thick: Path, tmp_path: Path, run_cli: Cli,
+                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(mri_sr, "WEIGHTS", tmp_path / "none.safetensors")
+    code, out, err = run_cli("enhance", "mri-sr", thick, "-o", tmp_path / "c.nii.gz",
+                             "--scale", "4")
+    assert code == 0 and "CUBIC" in err and "cubic B-spline fallback" in out + err
+
+
+def test_adapt_runs_within_its_step_budget(thick: Path, tmp_path: Path, tiny_weights: Path,
+                                           run_cli: Cli) -> None:
+    out = tmp_path / "adapt.nii.gz"
+    code, stdout, err = run_cli("enhance", "mri-sr", thick, "-o", out, "--scale", "4",
+                                "--weights", tiny_weights, "--adapt", "--adapt-steps", "2")
+    assert code == 0, err
+    assert "self-adapted" in stdout + err and nib.load(out).shape == (80, 96, 48)
+
+
+def _nan_volume(tmp_path: Path) -> Path:
+    data = np.asarray(nib.load(SAMPLE).dataobj, np.float32)
+    data[5, 5, 5] = np.nan
+    path = tmp_path / "nan.nii.gz"
+    nib.save(nib.Nifti1Image(data, np.diag([1.0, 1.0, 4.0, 1.0])), path)
+    return path
+
+
+def _four_d(tmp_path: Path) -> Path:
+    path = tmp_path / "four_d.nii.gz"
+    data = np.random.default_rng(0).random((16, 16, 8, 2)).astype(np.float32)
+    nib.save(nib.Nifti1Image(data, np.diag([1.0, 1.0, 4.0, 1.0])), path)
+    return path
+
+
+@pytest.mark.parametrize("case", ["4d", "scale_low", "scale_huge", "isotropic", "nan", "dicom"])
+def test_bad_inputs_exit_2_with_one_line_and_write_nothing(case: str, thick: Path,
+                                                           tmp_path: Path, run_cli: Cli) -> None:
+    src, scale, out = thick, "4", tmp_path / "out.nii.gz"
+    expect = {"4d": "--volume", "scale_low": "(1, 8]", "scale_huge": "(1, 8]",
+              "isotropic": "near-isotropic", "nan": "NaN", "dicom": "NIfTI only"}[case]
+    if case == "4d":
+        src = _four_d(tmp_path)
+    elif case == "isotropic":
+        src = SAMPLE
+    elif case == "nan":
+        src = _nan_volume(tmp_path)
+    elif case == "dicom":
+        out = tmp_path / "series_folder"
+    scale = {"scale_low": "0.5", "scale_huge": "100"}.get(case, scale)
+    before = _digest(src)
+    for command in ("enhance", "degrade"):
+        code, _, err = run_cli(command, "mri-sr", src, "-o", out, "--scale", scale)
+        assert code == 2, err
+        assert len(err.strip().splitlines()) == 1 and expect in err
+        assert not out.exists() and _digest(src) == before
+        assert [p.name for p in tmp_path.iterdir() if "partial" in p.name] == []
+
+
+def test_4d_with_a_chosen_volume_is_accepted(tmp_path: Path, run_cli: Cli) -> None:
+    out = tmp_path / "one.nii.gz"
+    code, _, err = run_cli("degrade", "mri-sr", _four_d(tmp_path), "-o", out, "--scale", "2",
+                           "--axis", "0", "--volume", "1")
+    assert code == 0, err
+    assert nib.load(out).shape == (8, 16, 8)
+
+
+def test_metrics_convention() -> None:
+    ref = np.asarray(nib.load(SAMPLE).dataobj, np.float32)
+    same = sr_metrics(ref, ref, 2, 4.0)
+    assert same["psnr_masked"] == float("inf") and same["ssim3d_bbox"] == pytest.approx(1.0)
+    blurred = cubic_upsample(thick_slices(ref, 2, 4.0), 2, 4.0)
+    worse = sr_metrics(blurred, ref, 2, 4.0)
+    assert worse["psnr_masked"] < 40 and worse["ssim3d_bbox"] < 0.99
+    assert worse["hf_error_db"] > same["hf_error_db"]
+
+
+def test_evaluate_cli(thick: Path, tmp_path: Path, run_cli: Cli) -> None:
+    code, out, err = run_cli("evaluate", "mri-sr", "--pred", SAMPLE, "--ref", SAMPLE)
+    assert code == 0 and "psnr_masked" in out, err
+    code, _, err = run_cli("evaluate", "mri-sr", "--pred", thick, "--ref", SAMPLE)
+    assert code == 2 and "differs" in err
+
+
+def test_demo_makes_pictures_and_metrics(tmp_path: Path) -> None:
+    import argparse
+
+    items = mri_sr.DOMAIN.demo(tmp_path, argparse.Namespace())
+    assert items and all(p.is_file() for p in (items[0].before_png, items[0].after_png))
+    assert items[0].metrics["sr_psnr_masked"] > 20.0
