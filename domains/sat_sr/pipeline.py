@@ -27,8 +27,9 @@ def enhance(inputs: list[Path], output: Path, options: argparse.Namespace) -> di
         raise UsageError("--gan (adversarial fine-tuning) is not implemented yet")
     if options.sentinel2:
         path = options.weights or WEIGHTS_DIR / "s2_dsen2.safetensors"
-        model, _ = load_model(path, trust=options.trust_checkpoint)
-        return enhance_s2(inputs, output, model, options.s2_offset)
+        return enhance_s2(inputs, output,
+                          lambda: load_model(path, trust=options.trust_checkpoint)[0],
+                          options.s2_offset)
     if len(inputs) != 1:
         raise UsageError(f"sat-sr takes one raster (or --sentinel2 with band files), "
                          f"got {len(inputs)}")

@@ -16,6 +16,7 @@ References:
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -127,9 +128,11 @@ def resolve_offset(paths: dict[str, Path], option: str) -> float:
             return float(option)
         except ValueError:
             raise UsageError(f"--s2-offset must be 'auto' or a number, got {option!r}") from None
+    tags: dict[str, str] = {}
+    for path in paths.values():
+        with rasterio.open(path) as ds:
+            tags |= {k.upper(): v for k, v in ds.tags().items()}
     first = next(iter(paths.values()))
-    with rasterio.open(first) as ds:
-        tags = {k.upper(): v for k, v in ds.tags().items()}
     for key in ("BOA_ADD_OFFSET", "RADIO_ADD_OFFSET"):
         if key in tags:
             return float(tags[key])
@@ -200,10 +203,14 @@ def output_meta(bands: BandSet) -> RasterMeta:
                      scales=(1.0,) * len(TARGETS), offsets=(0.0,) * len(TARGETS), path=None)
 
 
-def enhance_s2(inputs: list[Path], output: Path, model: nn.Module | None,
+def enhance_s2(inputs: list[Path], output: Path, load: Callable[[], nn.Module | None],
                offset: str = "auto") -> dict[str, Any]:
-    """Write the six sharpened bands to ``output`` (already a temporary path)."""
+    """Write the six sharpened bands to ``output`` (already a temporary path).
+
+    ``load`` gives the network (``None``: bicubic) once the band set has been checked.
+    """
     bands = collect_bands(inputs, offset)
+    model = load()
     meta = output_meta(bands)
     write_raster_windows(output, meta, S2Producer(bands, model))
     return {"bands": len(TARGETS), "width": meta.width, "height": meta.height,

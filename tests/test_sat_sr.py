@@ -1,0 +1,202 @@
+"""sat-sr: Wald degradation and SR keep georeferencing; seams; Sentinel-2 sets; refusals."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pytest
+import rasterio
+from rasterio.windows import Window
+
+from domains.sat_sr import nets as _nets  # noqa: F401
+from domains.sat_sr.sentinel2 import GUIDES, TARGETS, collect_bands, resolve_offset
+from domains.sat_sr.sr import WEIGHTS_DIR, SrProducer, load_sr
+from suite.io.raster import read_raster_meta
+from suite.models import create_model
+from suite.weights import save_weights
+
+REPO = Path(__file__).resolve().parents[1]
+SAMPLE = REPO / "sample_data" / "sat" / "landsat8_LC80200392015216_excerpt.tif"
+Cli = Callable[..., tuple[int, str, str]]
+
+
+def _tiny(tmp: Path, scale: int) -> Path:
+    """An untrained single-band EDSR with a full card: tests the pipeline, not the quality."""
+    args = {"in_channels": 1, "scale": scale, "features": 8, "num_blocks": 1}
+    card = {"architecture": "edsr", "arguments": args, "normalization": {}, "training": {},
+            "validation": {}, "inference": {"tiling": {"patch": 64, "overlap": 8, "halo": 8}}}
+    return save_weights(tmp / f"tiny_x{scale}.safetensors", create_model("edsr", **args), card)
+
+
+def _read(path: Path) -> tuple[np.ndarray, dict[str, object]]:
+    with rasterio.open(path) as ds:
+        info = {"crs": ds.crs, "transform": ds.transform, "desc": ds.descriptions,
+                "dtype": ds.dtypes[0], "nodata": ds.nodata, "mask": ds.dataset_mask() > 0}
+        return ds.read(), info
+
+
+def _one_line_refusal(result: tuple[int, str, str], output: Path) -> str:
+    code, _, err = result
+    assert code == 2, err
+    assert len(err.strip().splitlines()) == 1 and err.startswith("error:")
+    assert not output.exists()
+    return err
+
+
+def test_degrade_scales_transform_and_keeps_metadata(run_cli: Cli, tmp_path: Path) -> None:
+    out = tmp_path / "lo.tif"
+    assert run_cli("degrade", "sat-sr", SAMPLE, "-o", out, "--scale", "4", "--quiet")[0] == 0
+    src, s_info = _read(SAMPLE)
+    low, l_info = _read(out)
+    assert low.shape == (4, 64, 64) and l_info["crs"] == s_info["crs"]
+    t, u = s_info["transform"], l_info["transform"]
+    assert (u.a, u.e, u.c, u.f) == (t.a * 4, t.e * 4, t.c, t.f)  # type: ignore[attr-defined]
+    assert l_info["desc"] == s_info["desc"] and l_info["dtype"] == "uint16"
+    # A coarse pixel is the centred MTF blur of its block: close to the block mean.
+    block_mean = src.astype(float).reshape(4, 64, 4, 64, 4).mean(axis=(2, 4))
+    assert np.median(np.abs(low - block_mean) / block_mean) < 0.05
+
+
+def test_degrade_noise_is_seeded(run_cli: Cli, tmp_path: Path) -> None:
+    a, b, c = (tmp_path / f"{n}.tif" for n in "abc")
+    for path, seed in ((a, 1), (b, 1), (c, 2)):
+        args = ("degrade", "sat-sr", SAMPLE, "-o", path, "--noise", "0.02", "--seed", seed)
+        assert run_cli(*args, "--quiet")[0] == 0
+    assert np.array_equal(_read(a)[0], _read(b)[0]) and not np.array_equal(_read(a)[0],
+                                                                          _read(c)[0])
+
+
+def test_enhance_keeps_georeferencing_and_nodata(run_cli: Cli, tmp_path: Path,
+                                                 shared_data: Path) -> None:
+    src = tmp_path / "rgb.tif"  # real Landsat 7 RGB with a nodata collar, cropped for speed
+    with rasterio.open(shared_data / "remote" / "rasterio_RGB.byte.tif") as ds:
+        window = Window(0, 0, 200, 160)
+        profile = dict(ds.profile, width=200, height=160)  # window at the origin
+        with rasterio.open(src, "w", **profile) as dst:
+            dst.write(ds.read(window=window))
+            dst.descriptions = ("red", "green", "blue")
+    out = tmp_path / "sr.tif"
+    weights = _tiny(tmp_path, 2)
+    assert run_cli("enhance", "sat-sr", src, "-o", out, "--weights", weights, "--quiet")[0] == 0
+    _, s_info = _read(src)
+    data, o_info = _read(out)
+    assert data.shape == (3, 320, 400) and o_info["dtype"] == "uint8"
+    assert o_info["crs"] == s_info["crs"] and o_info["desc"] == ("red", "green", "blue")
+    assert o_info["transform"] == s_info["transform"] @ rasterio.Affine.scale(0.5)
+    assert o_info["nodata"] == s_info["nodata"]
+    nearest = np.repeat(np.repeat(s_info["mask"], 2, 0), 2, 1)  # type: ignore[arg-type]
+    assert np.array_equal(o_info["mask"], nearest) and not nearest.all()
+
+
+def test_no_seams_across_windows_on_a_real_raster(run_cli: Cli, tmp_path: Path) -> None:
+    """x4 of the real 256-pixel excerpt is written as 2x2 windows of 512 pixels.
+
+    Discontinuity at column j: the jump |x[j+1] - x[j]| minus the mean of the two neighbouring
+    jumps, averaged over rows and bands. At the window edge it must be no larger than inside
+    the windows; and the windowed result must equal one whole-raster pass (rounding aside).
+    """
+    out = tmp_path / "sr4.tif"
+    weights = _tiny(tmp_path, 4)
+    assert run_cli("enhance", "sat-sr", SAMPLE, "-o", out, "--scale", "4", "--weights",
+                   weights, "--quiet")[0] == 0
+    data = _read(out)[0].astype(np.float64)
+    for axis in (2, 1):
+        jumps = np.abs(np.diff(data, axis=axis)).mean(axis=(0, 3 - axis))
+        excess = jumps[1:-1] - (jumps[:-2] + jumps[2:]) / 2  # excess[k] is the jump k+1|k+2
+        inside = np.delete(excess, 510)
+        assert excess[510] <= np.percentile(inside, 95)
+    model, tiling = load_sr(weights, 4)
+    whole = SrProducer(SAMPLE, read_raster_meta(SAMPLE), model, 4, tiling)(Window(0, 0, 1024,
+                                                                               1024))
+    assert np.abs(np.ma.getdata(whole).astype(np.float64) - data).max() <= 1.0
+
+
+def test_bad_scale_and_nodata_only_are_refused(run_cli: Cli, tmp_path: Path) -> None:
+    out = tmp_path / "x.tif"
+    for command in ("enhance", "degrade"):
+        _one_line_refusal(run_cli(command, "sat-sr", SAMPLE, "-o", out, "--scale", "3"), out)
+    err = _one_line_refusal(run_cli("enhance", "sat-sr", SAMPLE, "-o", out, "--scale", "4",
+                                    "--weights", _tiny(tmp_path, 2)), out)
+    assert "x2" in err
+    empty = tmp_path / "empty.tif"
+    profile = {"driver": "GTiff", "width": 32, "height": 32, "count": 2, "dtype": "uint16",
+               "nodata": 0, "crs": "EPSG:32616", "transform": rasterio.Affine(30, 0, 0, 0,
+                                                                               -30, 0)}
+    with rasterio.open(empty, "w", **profile) as dst:
+        dst.write(np.zeros((2, 32, 32), np.uint16))
+    for args in (("degrade", "sat-sr", empty), ("enhance", "sat-sr", empty, "--weights",
+                                                _tiny(tmp_path, 2))):
+        err = _one_line_refusal(run_cli(*args, "-o", out), out)
+        assert "nodata" in err
+
+
+@pytest.fixture
+def s2_set(shared_data: Path, tmp_path: Path) -> Path:
+    """A copy of one real BigEarthNet Sentinel-2 patch (the ten bands used, 10 m and 20 m)."""
+    src = shared_data / "remote" / "bigearthnet_s2" / "S2A_MSIL2A_20171221T112501_56_35"
+    folder = tmp_path / "s2"
+    folder.mkdir()
+    for band in (*GUIDES, *TARGETS):
+        shutil.copy(next(src.glob(f"*_{band}.tif")), folder / f"T_{band}.tif")
+    return folder
+
+
+def test_s2_band_set_is_named_and_checked(s2_set: Path) -> None:
+    bands = collect_bands([s2_set])
+    assert set(bands.paths) == {*GUIDES, *TARGETS} and bands.offset == 0.0
+    assert bands.guide_meta.width == 2 * bands.target_meta.width
+
+
+def test_s2_offset_from_metadata_or_option(s2_set: Path) -> None:
+    paths = {p.stem[2:]: p for p in s2_set.glob("*.tif")}
+    assert resolve_offset(paths, "-1000") == -1000.0
+    with rasterio.open(paths["B02"], "r+") as ds:
+        ds.update_tags(PROCESSING_BASELINE="04.00")
+    assert resolve_offset(paths, "auto") == -1000.0
+    with rasterio.open(paths["B02"], "r+") as ds:
+        ds.update_tags(PROCESSING_BASELINE="02.14", BOA_ADD_OFFSET="-1000")
+    assert resolve_offset(paths, "auto") == -1000.0
+
+
+def test_s2_refuses_unknown_bands_and_mismatched_grids(run_cli: Cli, s2_set: Path,
+                                                       tmp_path: Path) -> None:
+    out = tmp_path / "s2.tif"
+    files = sorted(s2_set.glob("*.tif"))
+    odd = s2_set / "T_B13.tif"
+    shutil.copy(files[0], odd)
+    err = _one_line_refusal(run_cli("enhance", "sat-sr", *files, odd, "-o", out,
+                                    "--sentinel2"), out)
+    assert "B13" in err
+    odd.unlink()
+    b05 = s2_set / "T_B05.tif"
+    with rasterio.open(b05) as ds:
+        profile, data = dict(ds.profile, width=50, height=50), ds.read(window=Window(0, 0, 50, 50))
+    with rasterio.open(b05, "w", **profile) as dst:
+        dst.write(data)
+    err = _one_line_refusal(run_cli("enhance", "sat-sr", *files, "-o", out, "--sentinel2"), out)
+    assert "B05" in err and "grid" in err
+
+
+@pytest.mark.skipif(not (WEIGHTS_DIR / "s2_dsen2.safetensors").is_file(),
+                    reason="shipped Sentinel-2 weights not installed")
+def test_s2_enhance_writes_six_bands_on_the_10m_grid(run_cli: Cli, s2_set: Path,
+                                                     tmp_path: Path) -> None:
+    out = tmp_path / "s2.tif"
+    assert run_cli("enhance", "sat-sr", s2_set, "-o", out, "--sentinel2", "--quiet")[0] == 0
+    data, info = _read(out)
+    with rasterio.open(s2_set / "T_B02.tif") as g:
+        assert data.shape == (6, g.height, g.width) and info["transform"] == g.transform
+    assert str(info["desc"][3]).startswith("B8A")
+
+
+@pytest.mark.skipif(not (WEIGHTS_DIR / "default_x2.safetensors").is_file(),
+                    reason="shipped weights not installed")
+def test_demo_beats_bicubic(tmp_path: Path) -> None:
+    from domains.sat_sr import DOMAIN
+
+    items = DOMAIN.demo(tmp_path, None)  # type: ignore[arg-type]
+    assert items[0].after_png.is_file() and items[0].reference_png is not None
+    assert items[0].metrics["default_psnr_db"] > items[0].metrics["bicubic_psnr_db"]
