@@ -18,6 +18,7 @@ def _panel(title: str, series: dict[str, tuple[np.ndarray, np.ndarray]]) -> Imag
     d = ImageDraw.Draw(img)
     d.rectangle([PAD, PAD // 2, W - 8, H - PAD], outline="black")
     d.text((PAD, 2), title, fill="black")
+    series = {k: v for k, v in series.items() if v[0].size}
     xs = np.concatenate([x for x, _ in series.values()] or [np.zeros(1)])
     ys = np.concatenate([y for _, y in series.values()] or [np.zeros(1)])
     ys = ys[np.isfinite(ys)] if np.isfinite(ys).any() else np.zeros(1)

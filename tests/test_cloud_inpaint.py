@@ -1,0 +1,153 @@
+"""cloud-inpaint: masks, synthetic clouds, outside-mask identity, metadata, bad inputs, GAN step."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pytest
+import rasterio
+import torch
+from rasterio.crs import CRS
+from rasterio.transform import from_origin
+
+from domains.cloud_inpaint.clouds import make_clouds
+from domains.cloud_inpaint.config import CloudConfig
+from domains.cloud_inpaint.curves import draw_curves
+from domains.cloud_inpaint.inpaint import match_values
+from domains.cloud_inpaint.masks import decode_qa
+from domains.cloud_inpaint.train import InpaintGanTrainer, _adam, build_models, make_degrade
+from suite.engine.patches import PairedPatchDataset
+from suite.engine.train import TrainConfig
+
+REPO = Path(__file__).resolve().parents[1]
+CLEAR = REPO / "sample_data" / "cloud" / "s2_clear_eolearn_ref3.tif"
+OTHER_DATE = REPO / "sample_data" / "cloud" / "s2_clear_eolearn_ref4.tif"
+Cli = Callable[..., tuple[int, str, str]]
+# rasterio (this version) multiplies Affine objects with `*` when writing test fixtures
+pytestmark = pytest.mark.filterwarnings("ignore:Use `@` matmul:PendingDeprecationWarning")
+
+
+def _write(path: Path, data: np.ndarray, crs: int = 32633, nodata: float | None = None) -> Path:
+    with rasterio.open(path, "w", driver="GTiff", width=data.shape[2], height=data.shape[1],
+                       count=data.shape[0], dtype=data.dtype, crs=CRS.from_epsg(crs),
+                       transform=from_origin(465180, 5080250, 10, 10), nodata=nodata) as dst:
+        dst.write(data)
+    return path
+
+
+def _read(path: Path) -> tuple[np.ndarray, dict]:
+    with rasterio.open(path) as ds:
+        return ds.read(), dict(ds.profile)
+
+
+@pytest.mark.parametrize("cover", [0.1, 0.3, 0.5])
+def test_synthetic_clouds_hit_the_cover_and_are_seeded(cover: float) -> None:
+    a = make_clouds((96, 80), cover, np.random.default_rng(3))
+    b = make_clouds((96, 80), cover, np.random.default_rng(3))
+    assert abs(a.mask.mean() - cover) < 0.01
+    assert np.array_equal(a.codes, b.codes)
+    assert {1, 2, 3} <= set(np.unique(a.codes))  # thick, thin and shadow all drawn
+
+
+def test_pre_collection_bqa_bits() -> None:
+    # values seen in the LC80200392015216LGN00 BQA: 20480 clear (low/low), 53248 high cloud,
+    # 28672 high cirrus, 36864 medium cloud
+    qa = np.array([[20480, 53248, 28672, 36864]], np.uint16)
+    assert decode_qa(qa, "landsat-pre", "high").tolist() == [[False, True, True, False]]
+    assert decode_qa(qa, "landsat-pre", "medium").tolist() == [[False, True, True, True]]
+    scl = np.array([[4, 3, 8, 9, 10, 5]], np.uint8)
+    assert decode_qa(scl, "s2-scl").tolist() == [[False, True, True, True, True, False]]
+    c2 = np.array([[1 << 6, 1 << 3, 1 << 4]], np.uint16)
+    assert decode_qa(c2, "landsat-c2").tolist() == [[False, True, True]]
+
+
+def test_histogram_matching_maps_onto_target_values() -> None:
+    rng = np.random.default_rng(0)
+    out = match_values(rng.normal(size=(20, 20)), rng.uniform(5, 6, 1000))
+    assert 5 <= out.min() and out.max() <= 6
+
+
+def test_degrade_then_enhance_keeps_clear_pixels_bit_identical(run_cli: Cli, tmp_path: Path
+                                                              ) -> None:
+    cloudy, filled = tmp_path / "cloudy.tif", tmp_path / "filled.tif"
+    code, _, err = run_cli("degrade", "cloud-inpaint", CLEAR, "-o", cloudy, "--cover", "0.3")
+    assert code == 0, err
+    mask_path = tmp_path / "cloudy_mask.tif"
+    mask = _read(mask_path)[0][0] > 0
+    assert abs(mask.mean() - 0.3) < 0.02
+    code, _, err = run_cli("enhance", "cloud-inpaint", cloudy, "-o", filled, "--mask", mask_path,
+                           "--method", "biharmonic", "--write-mask")
+    assert code == 0, err
+    (src, p_in), (out, p_out) = _read(cloudy), _read(filled)
+    assert np.array_equal(out[:, ~mask], src[:, ~mask])
+    assert not np.array_equal(out[:, mask], src[:, mask])
+    for key in ("crs", "transform", "dtype", "count", "width", "height", "nodata"):
+        assert p_out[key] == p_in[key]
+    assert (tmp_path / "filled_mask.tif").is_file()
+
+
+def test_nodata_pixels_stay_nodata(run_cli: Cli, tmp_path: Path) -> None:
+    data = (np.random.default_rng(0).random((3, 40, 40)) * 200 + 20).astype(np.uint8)
+    data[:, :, :5] = 0
+    image = _write(tmp_path / "img.tif", data, nodata=0)
+    mask = np.zeros((1, 40, 40), np.uint8)
+    mask[:, 10:20, :] = 1
+    m = _write(tmp_path / "m.tif", mask)
+    code, _, err = run_cli("enhance", "cloud-inpaint", image, "-o", tmp_path / "o.tif", "--mask", m,
+                           "--method", "mean")
+    assert code == 0, err
+    out = _read(tmp_path / "o.tif")[0]
+    assert (out[:, :, :5] == 0).all() and (out[:, 10:20, 5:] > 0).all()
+
+
+def _bad(run_cli: Cli, tmp_path: Path, *extra: str | Path) -> str:
+    target = tmp_path / "out.tif"
+    before = CLEAR.read_bytes()
+    code, _, err = run_cli("enhance", "cloud-inpaint", CLEAR, "-o", target, *extra)
+    assert code == 2
+    assert len(err.strip().splitlines()) == 1
+    assert not list(tmp_path.glob("out*"))
+    assert CLEAR.read_bytes() == before
+    return err
+
+
+def test_mask_on_another_grid_is_refused(run_cli: Cli, tmp_path: Path) -> None:
+    m = _write(tmp_path / "m.tif", np.ones((1, 50, 50), np.uint8))
+    assert "m.tif" in _bad(run_cli, tmp_path, "--mask", m)
+
+
+def test_mask_covering_everything_is_refused(run_cli: Cli, tmp_path: Path) -> None:
+    with rasterio.open(CLEAR) as ds:
+        profile = dict(ds.profile)
+    profile.update(count=1, dtype="uint8")
+    with rasterio.open(tmp_path / "all.tif", "w", **profile) as dst:
+        dst.write(np.ones((1, profile["height"], profile["width"]), np.uint8))
+    assert "every valid pixel" in _bad(run_cli, tmp_path, "--mask", tmp_path / "all.tif")
+
+
+def test_reference_of_another_crs_or_band_set_is_refused(run_cli: Cli, tmp_path: Path) -> None:
+    with rasterio.open(OTHER_DATE) as ds:
+        data = ds.read()
+    other_crs = _write(tmp_path / "crs.tif", data, crs=32632)
+    assert "CRS" in _bad(run_cli, tmp_path, "--reference", other_crs, "--method", "mean")
+    three = _write(tmp_path / "bands.tif", data[:3], crs=32633)
+    assert "bands" in _bad(run_cli, tmp_path, "--reference", three, "--method", "mean")
+
+
+def test_gan_step_trains_both_networks_and_curves_are_drawn(tmp_path: Path) -> None:
+    cfg = CloudConfig()
+    cfg.train = TrainConfig(steps=2, batch_size=2, progress=False, device="cpu", amp=False)
+    rng = np.random.default_rng(0)
+    data = PairedPatchDataset([rng.random((4, 32, 32)).astype(np.float32)],
+                              degrade=make_degrade(cfg), patch_size=32)
+    gen, disc = build_models(cfg)
+    before = [p.detach().clone() for p in disc.parameters()]
+    trainer = InpaintGanTrainer(gen, torch.nn.functional.l1_loss, _adam, data, tmp_path,
+                                cfg.train)
+    trainer.setup_gan(disc, cfg)
+    trainer.fit()
+    assert any(not torch.equal(a, b) for a, b in zip(before, disc.parameters(), strict=True))
+    png = draw_curves(tmp_path / "curves.png", trainer.history, tmp_path / "log.csv")
+    assert png.stat().st_size > 1000 and len(trainer.history) == 2
