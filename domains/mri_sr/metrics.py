@@ -43,7 +43,7 @@ def hf_error_db(pred: np.ndarray, ref: np.ndarray, axis: int, scale: float) -> f
     ref_f = np.fft.fft(ref, axis=axis)
     num = float(np.sum(np.abs(np.compress(band, err, axis=axis)) ** 2))
     den = float(np.sum(np.abs(np.compress(band, ref_f, axis=axis)) ** 2))
-    return 10.0 * np.log10(max(num, 1e-20) / max(den, 1e-20))
+    return float(10.0 * np.log10(max(num, 1e-20) / max(den, 1e-20)))
 
 
 def sr_metrics(

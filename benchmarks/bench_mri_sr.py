@@ -1,0 +1,90 @@
+"""MRI through-plane SR quality on a held-out real volume: cubic B-spline vs the default model vs
+``--adapt``, at factors 2 and 4, plus the frequency-loss ablation (same recipe without it).
+
+Run under the training lock (it takes several minutes on 2 CPU cores)::
+
+    flock /tmp/suite_train.lock python benchmarks/bench_mri_sr.py \
+        --ref ../shared/data/mri/niivue_MR_Gd.nii.gz \
+        [--ablation runs/mri_sr_nofft/mri_sr.safetensors]
+
+Thick slices are simulated along axis 2 (Gaussian slice profile, FWHM = factor), restored onto
+the original grid and compared with the original; the metric convention is printed with the
+table (``domains.mri_sr.metrics.convention``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from domains.mri_sr import DOMAIN
+from domains.mri_sr.adapt import adapt_model
+from domains.mri_sr.config import DEFAULT_YAML, MriSrConfig
+from domains.mri_sr.geometry import thick_slices
+from domains.mri_sr.metrics import convention, sr_metrics
+from domains.mri_sr.sr import super_resolve
+from suite.config import load_config
+from suite.io.volume import read_volume
+from suite.weights import load_model
+
+AXIS = 2
+
+
+def run_method(weights: Path | None, data: np.ndarray, ref_path: Path, scale: float,
+               adapt: bool = False) -> tuple[dict[str, float], float]:
+    """Super-resolve the thick volume with one method; return metrics and seconds."""
+    started = time.time()
+    model = None if weights is None else load_model(weights)[0]
+    if adapt and model is not None:
+        cfg = load_config(MriSrConfig, DEFAULT_YAML)
+        model = adapt_model(model, data, AXIS, scale, cfg.adapt, cfg.loss, ref_path)
+    pred = super_resolve(model, data, AXIS, scale)
+    seconds = time.time() - started
+    ref = read_volume(ref_path).data[..., : pred.shape[AXIS]]
+    return sr_metrics(pred, ref, AXIS, scale), seconds
+
+
+def main() -> None:
+    """Print a markdown table and write JSON beside it."""
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--ref", type=Path, required=True, nargs="+")
+    parser.add_argument("--weights", type=Path, default=DOMAIN.default_weights())
+    parser.add_argument("--ablation", type=Path, help="weights of the recipe without FFT loss")
+    parser.add_argument("--skip-adapt", action="store_true")
+    parser.add_argument("--json", type=Path, default=Path("runs/bench_mri_sr.json"))
+    args = parser.parse_args()
+    torch.set_num_threads(2)
+    rows = []
+    for ref_path in args.ref:
+        hr = read_volume(ref_path).data
+        for scale in (2.0, 4.0):
+            thick = thick_slices(hr, AXIS, scale, "gaussian")
+            methods: list[tuple[str, Path | None, bool]] = [("cubic B-spline", None, False)]
+            if args.weights is not None:
+                methods.append(("default model (L1+FFT)", args.weights, False))
+            if args.ablation:
+                methods.append(("same recipe, L1 only", args.ablation, False))
+            if not args.skip_adapt and args.weights is not None:
+                methods.append(("default + --adapt", args.weights, True))
+            for name, w, adapt in methods:
+                m, sec = run_method(w, thick, ref_path, scale, adapt)
+                rows.append({"volume": ref_path.name, "scale": scale, "method": name,
+                             **{k: round(v, 4) for k, v in m.items()}, "seconds": round(sec, 1)})
+                print(rows[-1], flush=True)
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    args.json.write_text(json.dumps({"rows": rows, "convention": convention()}, indent=2))
+    print("\n| volume | factor | method | PSNR (dB) | SSIM | HF error (dB) | time (s) |")
+    print("|---|---|---|---|---|---|---|")
+    for r in rows:
+        print(f"| {r['volume']} | x{r['scale']:g} | {r['method']} | {r['psnr_masked']:.2f} | "
+              f"{r['ssim3d_bbox']:.4f} | {r['hf_error_db']:.2f} | {r['seconds']} |")
+    print("\nConvention:", convention())
+
+
+if __name__ == "__main__":
+    main()
