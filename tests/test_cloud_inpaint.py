@@ -151,3 +151,12 @@ def test_gan_step_trains_both_networks_and_curves_are_drawn(tmp_path: Path) -> N
     assert any(not torch.equal(a, b) for a, b in zip(before, disc.parameters(), strict=True))
     png = draw_curves(tmp_path / "curves.png", trainer.history, tmp_path / "log.csv")
     assert png.stat().st_size > 1000 and len(trainer.history) == 2
+
+
+def test_demo_writes_pictures_and_labels_the_filler(tmp_path: Path) -> None:
+    from domains.cloud_inpaint import DOMAIN
+
+    item = DOMAIN.demo(tmp_path, None)[0]  # type: ignore[arg-type]
+    assert item.before_png.is_file() and item.after_png.is_file()
+    assert "Filler:" in item.note
+    assert any(k.startswith("psnr_in_mask") and v > 20 for k, v in item.metrics.items())
