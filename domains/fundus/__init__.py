@@ -1,0 +1,82 @@
+"""Fundus photograph restoration: haze, uneven illumination, blur, colour cast and noise.
+
+``suite enhance fundus INPUT -o OUTPUT [--fov MASK.png]`` restores a colour fundus photograph
+(PNG, JPEG, TIFF; 8 or 16 bits) inside its field of view with a tiled 2D U-Net; pixels outside
+the FOV are written back unchanged. ``suite degrade fundus`` makes realistic degraded copies.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from suite.domain import DemoItem, Domain
+from suite.errors import UsageError
+
+WEIGHTS = Path(__file__).with_name("weights") / "fundus.safetensors"
+
+
+class FundusDomain(Domain):
+    """Fundus photograph restoration (``fundus``)."""
+
+    name = "fundus"
+    task = "fundus photograph restoration (haze, illumination, blur; tiled 2D U-Net)"
+    input_kinds = ("photo",)
+
+    def default_weights(self) -> Path | None:
+        """The shipped weights, trained by ``default.yaml`` (see the model card)."""
+        return WEIGHTS if WEIGHTS.is_file() else None
+
+    def add_arguments(self, command: str, parser: argparse.ArgumentParser) -> None:
+        """``--fov MASK`` everywhere; ``--severity`` for degrade; ``--vessels`` for evaluate."""
+        if command in ("enhance", "degrade", "evaluate", "batch"):
+            parser.add_argument("--fov", type=Path, help="field-of-view mask (non-zero = inside)"
+                                "; estimated from the photograph when absent")
+        if command == "degrade":
+            parser.add_argument("--severity", type=float, default=0.5,
+                                help="0 (mild) to 1 (very poor), default 0.5")
+        if command == "evaluate":
+            parser.add_argument("--vessels", type=Path,
+                                help="vessel label mask; default: vesselness of the reference")
+
+    def enhance(self, inputs: list[Path], output: Path,
+                options: argparse.Namespace) -> dict[str, Any]:
+        """Restore one photograph and write it in the format of the output suffix."""
+        from domains.fundus.pipeline import enhance_photo
+
+        return enhance_photo(_single(inputs), output, options)
+
+    def degrade(self, inputs: list[Path], output: Path,
+                options: argparse.Namespace) -> dict[str, Any]:
+        """Write a degraded copy of one good photograph."""
+        from domains.fundus.pipeline import degrade_photo
+
+        return degrade_photo(_single(inputs), output, options)
+
+    def train(self, options: argparse.Namespace) -> Path:
+        """Train on good photographs and synthetic fundus images with simulated degradation."""
+        from domains.fundus.train import train
+
+        return train(options)
+
+    def evaluate(self, pred: Path, ref: Path, options: argparse.Namespace) -> dict[str, float]:
+        """PSNR/SSIM inside the FOV, PSNR on vessel pixels, vessel AUC."""
+        from domains.fundus.pipeline import evaluate_photos
+
+        return evaluate_photos(pred, ref, options)
+
+    def demo(self, out_dir: Path, options: argparse.Namespace) -> list[DemoItem]:
+        """Degrade and restore the bundled downscaled CC0 retina photograph."""
+        from domains.fundus.pipeline import run_demo
+
+        return run_demo(out_dir)
+
+
+def _single(inputs: list[Path]) -> Path:
+    if len(inputs) != 1:
+        raise UsageError(f"fundus takes one input photograph, got {len(inputs)}")
+    return inputs[0]
+
+
+DOMAIN = FundusDomain()

@@ -1,0 +1,94 @@
+"""Field of view (FOV) of a fundus photograph: the bright disc inside the dark camera rim.
+
+Every loss and metric of the domain is computed inside the FOV, and pixels outside it are
+written back unchanged.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from scipy import ndimage
+
+from suite.errors import InputError
+from suite.io.photo import read_photo
+
+MIN_FRACTION = 0.2  # a fundus disc covers at least this share of the frame
+MAX_FRACTION = 0.97  # ... and leaves some dark rim
+MIN_SOLIDITY = 0.9  # the disc (possibly clipped by the frame) is convex
+MAX_RIM_LEVEL = 0.12  # the camera rim is nearly black (fraction of full scale)
+
+
+def estimate_fov(rgb: np.ndarray, path: str | Path | None = None) -> np.ndarray:
+    """Estimate the FOV mask of a fundus photograph.
+
+    The brightest channel is thresholded half-way between the dark rim and the retina
+    (robust percentiles), the largest connected component is kept, holes are filled and the
+    edge is eroded by 0.5 % of the disc diameter so that the blurred rim stays outside.
+
+    Args:
+        rgb: ``(H, W, 3)`` float in ``[0, 1]``.
+        path: the source file, named in the error.
+
+    Returns:
+        ``(H, W)`` bool mask.
+
+    Raises:
+        InputError: no fundus-like disc on a dark rim is found (not a fundus photograph).
+    """
+    level = ndimage.uniform_filter(rgb.max(axis=2), 5)
+    rim, retina = np.percentile(level, 2), np.percentile(level, 90)
+    if retina - rim < 0.1 or rim > MAX_RIM_LEVEL:
+        raise InputError(path, "no field of view found (no bright disc on a dark camera rim);"
+                         " is this a fundus photograph? Pass --fov MASK.png to give one")
+    mask = _largest_component(level > rim + 0.25 * (retina - rim))
+    _check_disc(mask, level, path)
+    erode = max(1, int(0.005 * np.sqrt(mask.sum() / np.pi) * 2))
+    return np.asarray(ndimage.binary_erosion(mask, iterations=erode), dtype=bool)
+
+
+def _largest_component(mask: np.ndarray) -> np.ndarray:
+    labels, count = ndimage.label(mask)
+    if count == 0:
+        return mask
+    sizes = ndimage.sum_labels(mask, labels, index=np.arange(1, count + 1))
+    return np.asarray(ndimage.binary_fill_holes(labels == 1 + int(np.argmax(sizes))), dtype=bool)
+
+
+def _check_disc(mask: np.ndarray, level: np.ndarray, path: str | Path | None) -> None:
+    """Refuse masks that are not a convex disc on a dark surround."""
+    from skimage.morphology import convex_hull_image
+
+    fraction = float(mask.mean())
+    problem = ""
+    if not MIN_FRACTION <= fraction <= MAX_FRACTION:
+        problem = f"bright region covers {100 * fraction:.0f} % of the frame"
+    elif mask.sum() / max(1, convex_hull_image(mask).sum()) < MIN_SOLIDITY:
+        problem = "bright region is not a disc"
+    elif np.median(level[~mask]) > MAX_RIM_LEVEL:
+        problem = "surround of the bright region is not a dark camera rim"
+    if problem:
+        raise InputError(path, f"no field of view found ({problem}); is this a fundus "
+                         "photograph? Pass --fov MASK.png to give one")
+
+
+def read_fov(path: str | Path, shape: tuple[int, int]) -> np.ndarray:
+    """Read a user's FOV mask (any image; non-zero = inside) of the photograph's size.
+
+    Raises:
+        InputError: unreadable file, wrong size or an empty mask.
+    """
+    photo = read_photo(path)
+    if photo.data.shape[:2] != shape:
+        raise InputError(path, f"FOV mask is {photo.data.shape[1]}x{photo.data.shape[0]}, the "
+                         f"photograph is {shape[1]}x{shape[0]}")
+    mask = photo.data[..., 0] > 0
+    if mask.sum() < 64:
+        raise InputError(path, "FOV mask is empty")
+    return np.asarray(mask, dtype=bool)
+
+
+def fov_diameter(mask: np.ndarray) -> float:
+    """Diameter in pixels of the disc with the FOV's area (a clipped disc counts its area)."""
+    return float(2.0 * np.sqrt(mask.sum() / np.pi))

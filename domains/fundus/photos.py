@@ -1,0 +1,73 @@
+"""Reading a fundus photograph: RGB in ``[0, 1]``, its FOV, and writing results back."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from domains.fundus.fov import estimate_fov, read_fov
+from suite.errors import InputError
+from suite.io.photo import Photo, read_photo, write_photo
+
+FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".tif": "TIFF", ".tiff": "TIFF"}
+
+
+@dataclass
+class FundusPhoto:
+    """A photograph as the domain uses it.
+
+    Attributes:
+        rgb: ``(H, W, 3)`` float32 in ``[0, 1]`` (values / (2^bits - 1)).
+        fov: ``(H, W)`` bool field of view.
+        photo: the file as read (dtype, metadata; alpha is written back unchanged).
+    """
+
+    rgb: np.ndarray
+    fov: np.ndarray
+    photo: Photo
+
+
+def read_fundus(path: Path, fov_path: Path | None) -> FundusPhoto:
+    """Read a colour fundus photograph and its FOV (from ``fov_path`` or estimated).
+
+    Raises:
+        InputError: corrupt file, not colour (grayscale needs RGB), or no FOV found.
+    """
+    photo = read_photo(path)
+    channels = photo.data.shape[2]
+    if channels < 3:
+        raise InputError(path, f"{photo.meta.mode} image has no colour; fundus restoration "
+                         "needs an RGB photograph (3 channels, or 4 with alpha)")
+    scale = 65535.0 if photo.data.dtype == np.uint16 else 255.0
+    rgb = photo.data[..., :3].astype(np.float32) / scale  # alpha is kept aside, unchanged
+    shape = (rgb.shape[0], rgb.shape[1])
+    fov = read_fov(fov_path, shape) if fov_path is not None else estimate_fov(rgb, path)
+    return FundusPhoto(rgb, fov, photo)
+
+
+def write_like(output: Path, rgb: np.ndarray, src: FundusPhoto) -> Path:
+    """Write ``rgb`` ``[0, 1]`` with the source's bit depth, alpha and ICC/EXIF.
+
+    The format follows the output suffix (PNG, JPEG, TIFF); 16 bits are kept where the format
+    can store them (TIFF), else reduced to 8 bits.
+    """
+    meta = src.photo.meta
+    fmt = FORMATS.get(output.suffix.lower(), meta.format)
+    depth = meta.bit_depth if fmt == "TIFF" else 8
+    data = _quantize(rgb, depth)
+    if src.photo.data.shape[2] == 4:
+        alpha = src.photo.data[..., 3:]
+        alpha = alpha if depth == meta.bit_depth else (alpha >> 8).astype(np.uint8)
+        if fmt == "JPEG":
+            raise InputError(output, "JPEG cannot store the input's alpha channel; use PNG/TIFF")
+        data = np.concatenate([data, alpha], axis=2)
+    out_meta = type(meta)(fmt, depth, meta.mode, meta.size, None, meta.icc_profile, meta.exif)
+    return write_photo(output, data, out_meta)
+
+
+def _quantize(rgb: np.ndarray, depth: int) -> np.ndarray:
+    top = 65535.0 if depth == 16 else 255.0
+    dtype = np.uint16 if depth == 16 else np.uint8
+    return (np.clip(rgb, 0, 1) * top + 0.5).astype(dtype)

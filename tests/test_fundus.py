@@ -1,0 +1,324 @@
+"""Fundus domain: FOV, degradation, baselines, vessel losses, tiling, CLI and bad inputs."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tifffile
+import torch
+from PIL import Image
+
+from domains.fundus.classical import BASELINES
+from domains.fundus.config import FundusConfig, ModelConfig
+from domains.fundus.degrade import degrade_fundus
+from domains.fundus.fov import estimate_fov
+from domains.fundus.losses import fundus_loss, soft_cldice, soft_vesselness, vessel_weighted_l1
+from domains.fundus.metrics import fundus_metrics
+from domains.fundus.model import model_arguments, restore
+from domains.fundus.synthetic import synthetic_fundus
+from domains.fundus.vessels import vessel_auc, vessel_mask, vesselness
+from suite.errors import InputError
+from suite.models import create_model
+from suite.weights import save_weights
+
+REPO = Path(__file__).resolve().parents[1]
+SAMPLE = REPO / "sample_data" / "fundus" / "retina_700.png"
+Cli = Callable[..., tuple[int, str, str]]
+
+
+@pytest.fixture(scope="module")
+def retina() -> tuple[np.ndarray, np.ndarray]:
+    """The bundled CC0 retina at 350 px (RGB [0, 1]) and its estimated FOV."""
+    img = np.asarray(Image.open(SAMPLE).resize((350, 350)), np.float32) / 255
+    return img, estimate_fov(img)
+
+
+@pytest.fixture(scope="module")
+def small_png(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("fundus") / "retina.png"
+    Image.open(SAMPLE).resize((256, 256)).save(path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def tiny_weights(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An untrained small network with a full card: tests the pipeline, not the quality."""
+    cfg = FundusConfig()
+    cfg.model.channels = [4, 8]
+    args = model_arguments(cfg)
+    card = {"domain": "fundus", "architecture": "unet", "arguments": args,
+            "normalization": {}, "training": {}, "validation": {},
+            "inference": {"patch": 96, "overlap": 16, "halo": 8}}
+    torch.manual_seed(0)
+    path = tmp_path_factory.mktemp("w") / "tiny.safetensors"
+    return save_weights(path, create_model("unet", **args), card)
+
+
+def _digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+# ----------------------------------------------------------------- FOV
+
+
+def test_fov_is_the_disc(retina: tuple[np.ndarray, np.ndarray]) -> None:
+    _, fov = retina
+    assert 0.6 < fov.mean() < 0.85
+    assert fov[175, 175] and not fov[2, 2] and not fov[-3, -3]
+
+
+def test_fov_refuses_non_fundus_images() -> None:
+    rng = np.random.default_rng(0)
+    noise = rng.uniform(0, 1, (200, 200, 3)).astype(np.float32)
+    grey_square = np.zeros((200, 200, 3), np.float32)
+    grey_square[20:180, 30:120] = 0.7  # bright, but a rectangle covering too little
+    grey_square[100:180, 120:180] = 0.7
+    for img in (noise, grey_square):
+        with pytest.raises(InputError, match="no field of view"):
+            estimate_fov(img, "x.png")
+
+
+# ----------------------------------------------------------------- degradation
+
+
+def test_degradation_keeps_outside_and_grows_with_severity(
+    retina: tuple[np.ndarray, np.ndarray],
+) -> None:
+    img, fov = retina
+    errors = []
+    for severity in (0.2, 0.6, 1.0):
+        low, _ = degrade_fundus(img, fov, severity, np.random.default_rng(3))
+        assert np.array_equal(low[~fov], img[~fov])
+        assert low.dtype == np.float32 and 0 <= low.min() and low.max() <= 1
+        errors.append(float(np.abs(low - img)[fov].mean()))
+    assert errors[0] < errors[1] < errors[2]
+    again, _ = degrade_fundus(img, fov, 0.6, np.random.default_rng(3))
+    other, _ = degrade_fundus(img, fov, 0.6, np.random.default_rng(4))
+    assert np.array_equal(again, degrade_fundus(img, fov, 0.6, np.random.default_rng(3))[0])
+    assert not np.array_equal(again, other)
+
+
+def test_degradation_darkens_the_rim_and_blurs(retina: tuple[np.ndarray, np.ndarray]) -> None:
+    img, fov = retina
+    low, _ = degrade_fundus(img, fov, 1.0, np.random.default_rng(0))
+    yy, xx = np.mgrid[:350, :350]
+    r = np.hypot(yy - 175, xx - 175)
+    rim, centre = fov & (r > 130), fov & (r < 60)
+    ratio = low[..., 0] / np.maximum(img[..., 0], 1e-3)
+    assert ratio[rim].mean() < ratio[centre].mean()
+    grad = lambda a: np.abs(np.diff(a[..., 1], axis=1))[fov[:, 1:]].mean()  # noqa: E731
+    assert grad(low) < grad(img)
+
+
+# ----------------------------------------------------------------- baselines and metrics
+
+
+def test_baselines_change_inside_only(retina: tuple[np.ndarray, np.ndarray]) -> None:
+    img, fov = retina
+    low, _ = degrade_fundus(img, fov, 0.6, np.random.default_rng(0))
+    for name, method in BASELINES.items():
+        out = method(low, fov)
+        assert np.array_equal(out[~fov], low[~fov]), name
+        assert np.abs(out - low)[fov].mean() > 1e-3, name
+        assert np.isfinite(out).all() and out.min() >= 0 and out.max() <= 1, name
+
+
+def test_vessel_auc_is_a_rank_statistic() -> None:
+    labels = np.array([[True, True, False, False]])
+    fov = np.ones_like(labels)
+    assert vessel_auc(np.array([[4.0, 3, 2, 1]]), labels, fov) == 1.0
+    assert vessel_auc(np.array([[1.0, 2, 3, 4]]), labels, fov) == 0.0
+    assert vessel_auc(np.array([[1.0, 1, 1, 1]]), labels, fov) == 0.5
+
+
+def test_metrics_reward_the_clean_image(retina: tuple[np.ndarray, np.ndarray]) -> None:
+    img, fov = retina
+    low, _ = degrade_fundus(img, fov, 0.8, np.random.default_rng(0))
+    clean, bad = fundus_metrics(img, img, fov), fundus_metrics(low, img, fov)
+    assert clean["psnr_fov"] == float("inf") and clean["ssim_fov"] == pytest.approx(1.0)
+    assert bad["psnr_fov"] < 35 and bad["ssim_fov"] < 1 and bad["vessel_auc"] < 1
+
+
+def test_vesselness_finds_synthetic_vessels() -> None:
+    img, fov = synthetic_fundus(256, np.random.default_rng(5))
+    vmap = vesselness(img, fov)
+    mask = vessel_mask(vmap, fov)
+    green = img[..., 1]
+    assert green[mask].mean() < green[fov & ~mask].mean()  # vessels are the dark ridges
+    assert vmap[~fov].max() == 0
+
+
+# ----------------------------------------------------------------- losses
+
+
+def test_vessel_weighted_l1_ignores_outside_and_weights_vessels() -> None:
+    torch.manual_seed(0)
+    target = torch.rand(1, 3, 32, 32)
+    fov = torch.zeros(1, 1, 32, 32)
+    fov[..., 4:28, 4:28] = 1
+    vessel = torch.zeros(1, 1, 32, 32)
+    vessel[..., 10:12, :] = 1
+    pred = target.clone()
+    pred[..., :2, :] += 0.5  # outside the FOV: no loss
+    assert float(vessel_weighted_l1(pred, target, fov, vessel, 4.0)) == 0.0
+    on_vessel, off_vessel = target.clone(), target.clone()
+    on_vessel[..., 10, 8] += 0.3
+    off_vessel[..., 20, 8] += 0.3
+    assert vessel_weighted_l1(on_vessel, target, fov, vessel, 4.0) > vessel_weighted_l1(
+        off_vessel, target, fov, vessel, 4.0)
+
+
+def test_soft_cldice_prefers_connected_vessels() -> None:
+    img, fov_np = synthetic_fundus(128, np.random.default_rng(2))
+    rgb = torch.from_numpy(img.transpose(2, 0, 1))[None]
+    fov = torch.from_numpy(fov_np.astype(np.float32))[None, None]
+    target = soft_vesselness(rgb)
+    broken = rgb.clone()
+    broken[..., ::8, :] = rgb.mean()  # cut every vessel every 8 rows
+    same = float(soft_cldice(target, target, fov))
+    pred = broken.requires_grad_(True)
+    loss = soft_cldice(soft_vesselness(pred), target, fov)
+    assert float(loss.detach()) > same + 0.05
+    loss.backward()
+    assert pred.grad is not None and float(pred.grad.abs().sum()) > 0
+
+
+def test_fundus_loss_without_vessel_terms_is_masked_l1() -> None:
+    torch.manual_seed(1)
+    pred, target = torch.rand(2, 3, 16, 16), torch.rand(2, 5, 16, 16)
+    target[:, 3] = 1.0
+    plain = fundus_loss(pred, target, 0.0, 0.0)
+    assert float(plain) == pytest.approx(float((pred - target[:, :3]).abs().mean()), rel=1e-5)
+    assert float(fundus_loss(pred, target, 4.0, 0.05)) > float(plain)
+
+
+# ----------------------------------------------------------------- model and tiling
+
+
+def test_tiled_restoration_has_no_seams(tiny_weights: Path,
+                                        retina: tuple[np.ndarray, np.ndarray]) -> None:
+    from suite.weights import load_model
+
+    net, _ = load_model(tiny_weights)
+    img, fov = retina
+    img, fov = img[:224, :224], fov[:224, :224]
+    whole = restore(net, img, fov, ModelConfig(patch=224, overlap=0, halo=0))
+    tiled = restore(net, img, fov, ModelConfig(patch=64, overlap=16, halo=16))
+    # image borders differ (zero context vs the network's own zero padding); seams would
+    # sit in the interior, at the tile boundaries (every 48 px)
+    inner = np.zeros_like(fov)
+    inner[16:-16, 16:-16] = True
+    assert np.abs(whole - tiled)[fov & inner].max() < 1e-4
+    assert np.array_equal(tiled[~fov], img[~fov])
+
+
+# ----------------------------------------------------------------- CLI
+
+
+@pytest.mark.parametrize("suffix", [".png", ".jpg", ".tif"])
+def test_enhance_cli_formats(run_cli: Cli, tmp_path: Path, small_png: Path, tiny_weights: Path,
+                             suffix: str) -> None:
+    src = tmp_path / f"in{suffix}"
+    Image.open(small_png).save(src)
+    before = _digest(src)
+    out = tmp_path / f"out{suffix}"
+    code, _, err = run_cli("enhance", "fundus", src, "-o", out, "--weights", tiny_weights,
+                           "--quiet")
+    assert code == 0, err
+    assert _digest(src) == before
+    with Image.open(out) as im:
+        result, fmt = np.asarray(im), im.format
+    assert result.shape == (256, 256, 3) and result.dtype == np.uint8
+    assert fmt == {".png": "PNG", ".jpg": "JPEG", ".tif": "TIFF"}[suffix]
+
+
+def test_enhance_keeps_16_bit_tiff_and_outside_pixels(run_cli: Cli, tmp_path: Path,
+                                                      small_png: Path, tiny_weights: Path) -> None:
+    data = (np.asarray(Image.open(small_png), np.uint16) * 257).astype(np.uint16)
+    src, out = tmp_path / "in16.tif", tmp_path / "out16.tif"
+    tifffile.imwrite(src, data, photometric="rgb")
+    fov = estimate_fov(data.astype(np.float32) / 65535)
+    code, _, err = run_cli("enhance", "fundus", src, "-o", out, "--weights", tiny_weights)
+    assert code == 0, err
+    result = tifffile.imread(out)
+    assert result.dtype == np.uint16 and result.shape == data.shape
+    assert np.array_equal(result[~fov], data[~fov])
+
+
+def test_enhance_accepts_a_fov_file_and_rgba(run_cli: Cli, tmp_path: Path, small_png: Path,
+                                             tiny_weights: Path) -> None:
+    rgb = np.asarray(Image.open(small_png))
+    mask = np.zeros((256, 256), np.uint8)
+    mask[64:192, 64:192] = 255
+    Image.fromarray(mask).save(tmp_path / "fov.png")
+    rgba = np.concatenate([rgb, np.full((256, 256, 1), 200, np.uint8)], axis=2)
+    Image.fromarray(rgba).save(tmp_path / "rgba.png")
+    out = tmp_path / "out.png"
+    code, _, err = run_cli("enhance", "fundus", tmp_path / "rgba.png", "-o", out,
+                           "--fov", tmp_path / "fov.png", "--weights", tiny_weights)
+    assert code == 0, err
+    result = np.asarray(Image.open(out))
+    assert result.shape == (256, 256, 4) and (result[..., 3] == 200).all()
+    assert np.array_equal(result[mask == 0, :3], rgb[mask == 0])
+
+
+def test_degrade_cli_severity_and_seed(run_cli: Cli, tmp_path: Path, small_png: Path) -> None:
+    outs = [tmp_path / f"d{i}.png" for i in range(3)]
+    for out, (sev, seed) in zip(outs, [(0.3, 1), (0.3, 1), (0.9, 1)], strict=True):
+        code, _, err = run_cli("degrade", "fundus", small_png, "-o", out, "--severity", str(sev),
+                               "--seed", str(seed))
+        assert code == 0, err
+    assert _digest(outs[0]) == _digest(outs[1]) != _digest(outs[2])
+    code, _, err = run_cli("degrade", "fundus", small_png, "-o", tmp_path / "x.png",
+                           "--severity", "1.5")
+    assert code == 2 and not (tmp_path / "x.png").exists()
+
+
+def test_evaluate_cli(run_cli: Cli, tmp_path: Path, small_png: Path) -> None:
+    low = tmp_path / "low.png"
+    assert run_cli("degrade", "fundus", small_png, "-o", low, "--severity", "0.7")[0] == 0
+    code, out, err = run_cli("evaluate", "fundus", "--pred", low, "--ref", small_png)
+    assert code == 0, err
+    assert "psnr_fov" in out and "psnr_vessel" in out and "vessel_auc" in out
+
+
+def _bad_inputs(tmp_path: Path, small_png: Path) -> dict[str, tuple[Path, str]]:
+    grey = tmp_path / "grey.png"
+    Image.open(small_png).convert("L").save(grey)
+    photo = tmp_path / "photo.png"
+    rng = np.random.default_rng(0)
+    Image.fromarray(rng.integers(60, 255, (128, 160, 3), dtype=np.uint8)).save(photo)
+    corrupt = tmp_path / "corrupt.png"
+    corrupt.write_bytes(small_png.read_bytes()[:3000])
+    return {"grey": (grey, "needs an RGB"), "not fundus": (photo, "no field of view"),
+            "corrupt": (corrupt, "corrupt")}
+
+
+@pytest.mark.parametrize("command", ["enhance", "degrade"])
+def test_bad_inputs_exit_2_one_line_nothing_written(run_cli: Cli, tmp_path: Path,
+                                                    small_png: Path, tiny_weights: Path,
+                                                    command: str) -> None:
+    extra = ["--weights", str(tiny_weights)] if command == "enhance" else []
+    for name, (path, words) in _bad_inputs(tmp_path, small_png).items():
+        before = _digest(path)
+        out = tmp_path / f"out_{name.replace(' ', '_')}.png"
+        code, _, err = run_cli(command, "fundus", path, "-o", out, *extra)
+        assert code == 2, (name, err)
+        assert len(err.strip().splitlines()) == 1 and words in err and str(path) in err
+        assert not out.exists() and _digest(path) == before
+        assert not list(tmp_path.glob(".out_*"))
+
+
+def test_demo(tmp_path: Path) -> None:
+    from domains.fundus import DOMAIN
+
+    if DOMAIN.default_weights() is None:
+        pytest.skip("no shipped fundus weights")
+    items = DOMAIN.demo(tmp_path, None)  # type: ignore[arg-type]
+    assert items and items[0].after_png.is_file() and items[0].before_png.is_file()
+    m = items[0].metrics
+    assert m["restored_psnr_fov"] > m["input_psnr_fov"]
