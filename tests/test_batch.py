@@ -261,7 +261,7 @@ def test_distributed_equals_local_and_survives_a_killed_worker(
     items = scenes(tmp_path / "in", 4)
     names = [f"{p.name}.tif" for p in items]
     code, _, err = run_cli(
-        "batch", "pansharpen-scenes", *items, "-o", tmp_path / "local", "--workers", "2", "--quiet"
+        "batch", "pansharpen-scenes", *items, "-o", tmp_path / "local", "--workers", "1", "--quiet"
     )
     assert code == 0, err
     code, _, err = run_cli(
@@ -291,7 +291,7 @@ def test_distributed_equals_local_and_survives_a_killed_worker(
         "--scheduler",
         cluster,
         "--delay",
-        "1.5",
+        "1.0",
         "--marker-dir",
         markers,
         "--quiet",
