@@ -1,0 +1,154 @@
+"""Fundus restoration quality on the held-out right half of the one real CC0 photograph.
+
+Only one real fundus photograph can be redistributed here (scikit-image's retina, CC0), so the
+default weights are trained on its LEFT half (plus synthetic images) and every number below is
+measured on its RIGHT half only: the FOV pixels with column >= W/2. Degradations are simulated
+on the whole photograph (``suite degrade fundus``'s model, seeds never used in training) at two
+severities; every method sees the whole degraded photograph and is scored on the right half.
+
+Convention (every number): RGB / 255, data range 1; ``PSNR FOV`` over the right-half FOV
+pixels, all channels; ``SSIM FOV`` the mean of the 11-tap Gaussian (sigma 1.5) SSIM map,
+channels averaged, over the same pixels; ``PSNR vessel`` over the right-half vessel pixels
+(the 12 % of FOV pixels with the highest Sato vesselness of the clean photograph);
+``vessel AUC`` the ROC AUC of the Sato vesselness of each image against those vessel pixels.
+
+Usage:
+    flock /tmp/suite_train.lock python benchmarks/bench_fundus.py [--l1 W] [--default W]
+        [--docs docs/fundus.md]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from domains.fundus.classical import BASELINES
+from domains.fundus.degrade import degrade_fundus
+from domains.fundus.metrics import ssim_in_mask
+from domains.fundus.model import restore
+from domains.fundus.photos import read_fundus
+from domains.fundus.pipeline import load_fundus_model
+from domains.fundus.vessels import vessel_auc, vessel_mask, vesselness
+from suite.metrics import psnr
+
+SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
+PHOTO = SHARED / "fundus" / "skimage_retina.jpg"
+WEIGHTS = Path(__file__).resolve().parents[1] / "domains" / "fundus" / "weights"
+SEVERITIES = (0.4, 0.8)
+MARK_BEGIN, MARK_END = "<!-- bench_fundus:begin -->", "<!-- bench_fundus:end -->"
+Method = Callable[[np.ndarray, np.ndarray], np.ndarray]
+
+
+def scores(img: np.ndarray, clean: np.ndarray, fov: np.ndarray, region: np.ndarray,
+           vessels: np.ndarray) -> dict[str, float]:
+    """The four metrics of the module docstring on ``region`` (right-half FOV)."""
+    return {
+        "psnr_fov": psnr(img[region], clean[region], data_range=1.0),
+        "ssim_fov": ssim_in_mask(img, clean, region),
+        "psnr_vessel": psnr(img[vessels], clean[vessels], data_range=1.0),
+        "vessel_auc": vessel_auc(vesselness(img, fov), vessels, region),
+    }
+
+
+def methods(l1: Path, default: Path) -> dict[str, Method]:
+    """Input, the classical baselines and the two trained models."""
+    out: dict[str, Method] = {"degraded input": lambda x, f: x}
+    out |= {name: fn for name, fn in BASELINES.items()}
+    for name, path in (("model, plain L1", l1), ("model, vessel-aware (default)", default)):
+        net, tiling = load_fundus_model(path)
+        out[name] = lambda x, f, net=net, tiling=tiling: restore(net, x, f, tiling)
+    return out
+
+
+def run(l1: Path, default: Path) -> dict[str, dict[str, dict[str, float]]]:
+    """Metrics per severity and method."""
+    src = read_fundus(PHOTO, None)
+    clean, fov = src.rgb, src.fov
+    right = np.zeros_like(fov)
+    right[:, fov.shape[1] // 2:] = True
+    region = fov & right
+    vessels = vessel_mask(vesselness(clean, fov), fov) & right
+    results: dict[str, dict[str, dict[str, float]]] = {}
+    for k, severity in enumerate(SEVERITIES):
+        low, _ = degrade_fundus(clean, fov, severity, np.random.default_rng([7, k]))
+        results[str(severity)] = {}
+        for name, method in methods(l1, default).items():
+            started = time.perf_counter()
+            out = method(low, fov)
+            row = scores(out, clean, fov, region, vessels)
+            row["seconds"] = time.perf_counter() - started
+            results[str(severity)][name] = row
+            print(severity, name, {k: round(v, 4) for k, v in row.items()}, flush=True)
+    return results
+
+
+def table(results: dict[str, dict[str, dict[str, float]]]) -> str:
+    """Markdown table of the results."""
+    lines = ["| severity | method | PSNR FOV (dB) | SSIM FOV | PSNR vessel (dB) | vessel AUC |",
+             "|---|---|---|---|---|---|"]
+    for severity, rows in results.items():
+        for name, r in rows.items():
+            lines.append(f"| {severity} | {name} | {r['psnr_fov']:.2f} | {r['ssim_fov']:.4f} "
+                         f"| {r['psnr_vessel']:.2f} | {r['vessel_auc']:.4f} |")
+    return "\n".join(lines)
+
+
+def write_docs(path: Path, text: str) -> None:
+    """Replace the block between the benchmark markers in ``path``."""
+    doc = path.read_text()
+    head, rest = doc.split(MARK_BEGIN, 1)
+    _, tail = rest.split(MARK_END, 1)
+    path.write_text(f"{head}{MARK_BEGIN}\n{text}\n{MARK_END}{tail}")
+
+
+def full_resolution(default: Path) -> dict[str, float]:
+    """Restore a 3504 x 2336 photograph (the retina upscaled and centred); time and peak RSS."""
+    import resource
+
+    from PIL import Image
+
+    src = read_fundus(PHOTO, None)
+    side = 2336
+    disc = np.asarray(Image.fromarray((src.rgb * 255).astype(np.uint8)).resize((side, side)))
+    canvas = np.zeros((side, 3504, 3), np.float32)
+    canvas[:, 584:584 + side] = disc / 255.0
+    fov = np.zeros(canvas.shape[:2], bool)
+    fov[:, 584:584 + side] = np.asarray(Image.fromarray(src.fov).resize((side, side)))
+    net, tiling = load_fundus_model(default)
+    started = time.perf_counter()
+    out = restore(net, canvas, fov, tiling)
+    seconds = time.perf_counter() - started
+    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(f"3504x2336: {seconds:.1f} s, peak RSS {peak_mb:.0f} MB, finite {np.isfinite(out).all()}")
+    return {"seconds": seconds, "peak_rss_mb": peak_mb}
+
+
+def main() -> None:
+    """Run, print the table, optionally write it into the docs."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--l1", type=Path, default=WEIGHTS / "fundus_l1.safetensors")
+    parser.add_argument("--default", type=Path, default=WEIGHTS / "fundus.safetensors")
+    parser.add_argument("--docs", type=Path, help="write the table into this markdown file")
+    parser.add_argument("--json", type=Path, help="also write the raw numbers here")
+    parser.add_argument("--full-res", action="store_true", help="also time a 3504x2336 run")
+    args = parser.parse_args()
+    torch.set_num_threads(2)
+    if args.full_res:
+        full_resolution(args.default)
+    results = run(args.l1, args.default)
+    text = table(results)
+    print(text)
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=2) + "\n")
+    if args.docs:
+        write_docs(args.docs, text)
+
+
+if __name__ == "__main__":
+    main()
