@@ -84,6 +84,11 @@ class MriSrDomain(Domain):
 
         return run_demo(out_dir)
 
+    def batch_output_name(self, item: Path) -> str:
+        """NIfTI name for every item (a DICOM folder ``x`` becomes ``x.nii.gz``)."""
+        name = item.name
+        return name if name.lower().endswith((".nii", ".nii.gz")) else f"{Path(name).stem}.nii.gz"
+
 
 def _single(inputs: list[Path]) -> Path:
     if len(inputs) != 1:
