@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import math
+from functools import partial
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -19,22 +20,30 @@ from rasterio.enums import Resampling
 from rasterio.warp import reproject
 from rasterio.windows import Window
 
-from domains.pansharpen import classical
+from domains.pansharpen import classical, deep
 from domains.pansharpen.pairing import PanMsPair, pair_rasters, read_pan, upsample_ms
-from domains.pansharpen.registration import DEFAULT_THRESHOLD, Registration, register
+from domains.pansharpen.registration import (
+    DEFAULT_THRESHOLD,
+    Registration,
+    register_windows,
+)
+from domains.pansharpen.wald import ms_window, region_scene
 from suite.degradations.mtf import SENSORS, sensor_mtf
-from suite.domain import Domain
+from suite.domain import DemoItem, Domain
 from suite.errors import InputError, UsageError
 from suite.io.raster import RasterMeta, read_raster_meta, read_window, write_raster_windows
-from suite.metrics.spectral import ergas, q2n, q_index, sam, scc
 
 CLASSICAL = classical.METHODS
 SAMPLE_TILE = 512
 """Side (PAN pixels) of the windows sampled to fit a method's global statistics."""
 SAMPLE_GRID = 4
 """Up to ``SAMPLE_GRID x SAMPLE_GRID`` windows are sampled across the scene."""
+ADAPT_SIDE = 512
+"""Side (MS pixels) of the central region the deep method adapts on."""
 REGISTRATION_SIDE = 2048
-"""Side (PAN pixels) of the central region used to estimate band shifts."""
+"""Side (PAN pixels) of each window used to estimate band shifts."""
+REGISTRATION_GRID = 3
+"""Registration windows per axis when the scene is larger than one window."""
 
 
 def _has_valid(path: Path, window: Window | None = None) -> bool:
@@ -107,19 +116,24 @@ def _pan_on_ms_grid(pair: PanMsPair, window: Window) -> tuple[np.ndarray, np.nda
     return ms, pan_lr
 
 
+def _registration_windows(pair: PanMsPair) -> list[Window]:
+    """Up to 3 x 3 MS-pixel windows (REGISTRATION_SIDE PAN pixels at most) across the scene."""
+    full = ms_window(pair)
+    h, w = int(full.height), int(full.width)
+    side = min(REGISTRATION_SIDE // pair.ratio, h, w)
+    n = 1 if 2 * side > max(h, w) else REGISTRATION_GRID
+    rows = np.linspace(0, h - side, n).astype(int) + int(full.row_off)
+    cols = np.linspace(0, w - side, n).astype(int) + int(full.col_off)
+    return [Window(int(c), int(r), side, side) for r in rows for c in cols]
+
+
 def _registration(pair: PanMsPair, options: argparse.Namespace) -> Registration | None:
-    """Estimate band shifts on a central region of the scene (``--register auto``)."""
+    """Estimate band shifts on clear pixels of several windows (``--register auto``)."""
     if getattr(options, "register", "auto") == "off":
         return None
-    t, r = pair.transform, pair.ratio
-    h, w = pair.shape
-    side_h, side_w = min(h, REGISTRATION_SIDE), min(w, REGISTRATION_SIDE)
-    x0, y0 = t @ ((w - side_w) // 2, (h - side_h) // 2)
-    c0, r0 = ~pair.ms_meta.transform @ (x0, y0)
-    window = Window(math.ceil(c0), math.ceil(r0), side_w // r - 1, side_h // r - 1)
-    ms, pan_lr = _pan_on_ms_grid(pair, window)
+    blocks = [_pan_on_ms_grid(pair, win) for win in _registration_windows(pair)]
     threshold = float(getattr(options, "register_threshold", DEFAULT_THRESHOLD))
-    return register(ms, pan_lr, threshold)
+    return register_windows(blocks, threshold)
 
 
 def _output_meta(pair: PanMsPair) -> RasterMeta:
@@ -155,16 +169,21 @@ def _to_dtype(values: np.ndarray, dtype: str) -> np.ndarray:
 
 
 def _producer(pair: PanMsPair, model: Any, shifts: np.ndarray | None, dtype: str) -> Any:
-    """Closure that sharpens one output window (with the method's halo)."""
+    """Closure that sharpens one output window (with the method's halo).
+
+    ``model`` is a classical :class:`~domains.pansharpen.classical.SharpenModel` or anything
+    with ``halo`` and ``apply(ms_up, pan)`` (the deep method).
+    """
     h, w = pair.shape
     halo = model.halo
+    sharpen = model.apply if hasattr(model, "apply") else partial(classical.apply, model)
 
     def produce(win: Window) -> np.ma.MaskedArray:
         c0, r0 = max(int(win.col_off) - halo, 0), max(int(win.row_off) - halo, 0)
         c1 = min(int(win.col_off + win.width) + halo, w)
         r1 = min(int(win.row_off + win.height) + halo, h)
         ms, pan, valid = _read_pair(pair, Window(c0, r0, c1 - c0, r1 - r0), shifts)
-        out = classical.apply(model, ms, pan)
+        out = sharpen(ms, pan)
         rs = slice(int(win.row_off) - r0, int(win.row_off) - r0 + int(win.height))
         cs = slice(int(win.col_off) - c0, int(win.col_off) - c0 + int(win.width))
         data = _to_dtype(out[:, rs, cs], dtype)
@@ -174,18 +193,78 @@ def _producer(pair: PanMsPair, model: Any, shifts: np.ndarray | None, dtype: str
     return produce
 
 
+def _adapt_window(pair: PanMsPair) -> Window:
+    """Central MS-pixel window (at most ADAPT_SIDE a side) used for target adaptation."""
+    full = ms_window(pair)
+    h, w = min(int(full.height), ADAPT_SIDE), min(int(full.width), ADAPT_SIDE)
+    if min(h, w) < 4 * pair.ratio:
+        raise InputError(
+            pair.ms_paths[0],
+            f"is {int(full.height)}x{int(full.width)} MS pixels; the deep method needs at least "
+            f"{4 * pair.ratio} a side (use a classical --method)",
+        )
+    r0 = int(full.row_off) + (int(full.height) - h) // 2
+    c0 = int(full.col_off) + (int(full.width) - w) // 2
+    return Window(c0, r0, w, h)
+
+
+def _deep_model(pair: PanMsPair, options: argparse.Namespace) -> tuple[Any, dict[str, Any]]:
+    """Load the network, standardize on a central region, adapt on its Wald pair."""
+    model, card = deep.load(getattr(options, "weights", None),
+                            bool(getattr(options, "trust_checkpoint", False)))
+    adapt_cfg = card.get("adaptation", {})
+    steps = getattr(options, "adapt_steps", None)
+    steps = int(adapt_cfg.get("steps", 100) if steps is None else steps)
+    trained = card.get("training", {}).get("recipe", {}).get("data", {}).get("ratios", [])
+    if steps <= 0 and trained and pair.ratio not in trained:
+        raise UsageError(
+            f"the weights were trained for ratios {trained}, the input's ratio is {pair.ratio}: "
+            "use target adaptation (--adapt-steps > 0) or a classical --method"
+        )
+    scene = region_scene(pair, _adapt_window(pair))
+    norm = deep.fit_norm(scene.ms, scene.pan)
+    inputs, target = deep.wald_arrays(scene, options.sensor, norm)
+    kwargs = {k: adapt_cfg[k] for k in ("lr", "patch", "batch") if k in adapt_cfg}
+    tuned = deep.adapt(model, inputs, target, steps, **kwargs)
+    return deep.DeepSharpener(tuned, norm), {"adapt_steps": steps, "norm": norm.report()}
+
+
 class PansharpenDomain(Domain):
-    """Fuse MS and PAN rasters: classical methods now, a learned one (``deep``) later."""
+    """Fuse MS and PAN rasters: the deep method (default, adapted per scene) or a classical one."""
 
     name: ClassVar[str] = "pansharpen"
     task: ClassVar[str] = "fuse a multispectral raster with its panchromatic band"
     input_kinds: ClassVar[tuple[str, ...]] = ("raster",)
 
+    def default_weights(self) -> Path | None:
+        """The shipped weights, trained by ``default.yaml`` (see the model card)."""
+        from domains.pansharpen.deep import WEIGHTS
+
+        return WEIGHTS if WEIGHTS.is_file() else None
+
+    def train(self, options: argparse.Namespace) -> Path:
+        """Wald-protocol training on real MS/PAN scenes (``--data`` folders)."""
+        from domains.pansharpen.train import train
+
+        return train(options)
+
     def add_arguments(self, command: str, parser: argparse.ArgumentParser) -> None:
         """``enhance``: ``--pan --method --sensor --register --cog``; ``evaluate``: ``--ratio``."""
         if command == "enhance":
             parser.add_argument("--pan", type=Path, help="panchromatic GeoTIFF (one band)")
-            parser.add_argument("--method", choices=("deep", *CLASSICAL), default="mtf-glp")
+            parser.add_argument(
+                "--method",
+                choices=("deep", *CLASSICAL),
+                default="deep",
+                help="deep (default: band-shared CNN with target adaptation) or a classical one",
+            )
+            parser.add_argument(
+                "--adapt-steps",
+                type=int,
+                default=None,
+                help="target-adaptation steps of the deep method (default: the card's, 100; "
+                "0 turns adaptation off)",
+            )
             parser.add_argument(
                 "--sensor", default="generic", help=f"MTF gains: {', '.join(SENSORS)}"
             )
@@ -202,14 +281,27 @@ class PansharpenDomain(Domain):
             parser.add_argument(
                 "--ratio", type=float, default=4.0, help="PAN/MS resolution ratio for ERGAS"
             )
+            parser.add_argument(
+                "--pan", type=Path, help="full-resolution protocol (QNR): the PAN the fusion used"
+            )
+            parser.add_argument(
+                "--ms", type=Path, help="full-resolution protocol: the MS input (default --ref)"
+            )
+            parser.add_argument(
+                "--sensor", default="generic", help="MTF gains for the D_s PAN low-pass"
+            )
+
+    def demo(self, out_dir: Path, options: argparse.Namespace) -> list[DemoItem]:
+        """Wald reduced-resolution demo on the bundled Landsat 8 excerpt."""
+        from domains.pansharpen.pipeline import run_demo
+
+        return run_demo(out_dir)
 
     def enhance(
         self, inputs: list[Path], output: Path, options: argparse.Namespace
     ) -> dict[str, Any]:
         """Pansharpen MS ``inputs`` with ``options.pan``; write ``output`` at PAN resolution."""
-        method = getattr(options, "method", "mtf-glp")
-        if method not in CLASSICAL:
-            raise UsageError(f"--method {method} is not available yet; use one of {CLASSICAL}")
+        method = getattr(options, "method", "deep")
         if getattr(options, "pan", None) is None:
             raise UsageError("pansharpen needs --pan PAN.tif")
         options.method, options.sensor = method, getattr(options, "sensor", "generic")
@@ -217,7 +309,11 @@ class PansharpenDomain(Domain):
         _check_valid(pair)
         reg = _registration(pair, options)
         shifts = reg.shifts if reg is not None and reg.corrected else None
-        model = _fit(pair, options, shifts)
+        extra: dict[str, Any] = {}
+        if method == "deep":
+            model, extra = _deep_model(pair, options)
+        else:
+            model = _fit(pair, options, shifts)
         meta = _output_meta(pair)
         write_raster_windows(
             output,
@@ -232,24 +328,15 @@ class PansharpenDomain(Domain):
             "bands": list(meta.descriptions),
             "shape": list(pair.shape),
             "registration": None if reg is None else reg.report(),
+            **extra,
         }
 
     def evaluate(self, pred: Path, ref: Path, options: argparse.Namespace) -> dict[str, float]:
-        """Reduced-resolution metrics of a fused image against the original MS (same grid)."""
-        p = read_window(pred, None, masked=True).astype(np.float64)
-        r = read_window(ref, None, masked=True).astype(np.float64)
-        if p.shape != r.shape:
-            raise InputError(pred, f"shape {p.shape} differs from the reference {r.shape}")
-        mask = np.asarray(~(np.ma.getmaskarray(p).any(0) | np.ma.getmaskarray(r).any(0)))
-        pd, rd = np.ma.getdata(p), np.ma.getdata(r)
-        ratio = float(getattr(options, "ratio", 4.0))
-        return {
-            "sam_deg": sam(pd, rd, mask),
-            f"ergas_ratio{ratio:g}": ergas(pd, rd, ratio, mask),
-            "q_uiqi_win32": q_index(pd, rd, 32),
-            "q2n_block32": q2n(pd, rd, 32),
-            "scc_laplacian": scc(pd, rd),
-        }
+        """Reduced resolution (SAM, ERGAS, Q, Q2n, sCC against ``ref`` on the same grid), or
+        with ``--pan`` full resolution (QNR, D_lambda, D_s given the MS ``--ms``/``ref``)."""
+        from domains.pansharpen.pipeline import evaluate
+
+        return evaluate(pred, ref, options)
 
 
 DOMAIN = PansharpenDomain()

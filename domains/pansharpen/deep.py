@@ -1,0 +1,184 @@
+"""The deep method: per-scene normalization, training pairs, target adaptation, inference.
+
+Normalization (saved in the card, recomputed per input scene, invertible): every MS band and the
+PAN are standardized by their own mean and standard deviation over the scene's valid pixels,
+``x_n = (x - mean) / std``; the fused band is de-standardized with its MS band's statistics.
+Scale-free, so 8-bit, 11-bit, 16-bit DN and float reflectance are handled alike.
+
+Target adaptation: before full-resolution inference the network is fine-tuned for a few steps on
+the input scene itself degraded by its own ratio (Wald's protocol, the original MS as target), so
+it adapts to a sensor, a ratio or a landscape it was not trained on.
+
+References:
+    Scarpa, Vitale, Cozzolino, "Target-adaptive CNN-based pansharpening", IEEE TGRS 56(9), 2018
+    (A-PNN); Ciotola et al., "Pansharpening by convolutional neural networks in the full
+    resolution framework", IEEE TGRS 60, 2022 (Z-PNN).
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from domains.pansharpen.net import PanDetailNet
+from domains.pansharpen.wald import Scene, reduced_pair
+from suite.errors import InputError
+from suite.weights import load_state, read_card
+
+WEIGHTS = Path(__file__).with_name("weights") / "pansharpen.safetensors"
+NORMALIZATION = {
+    "input": "per scene: each MS band and the PAN standardized by its own mean/std over valid "
+    "pixels; MS bicubic-upsampled to the PAN grid; channels = C MS bands then PAN",
+    "output": "C bands in the standardized units of the MS bands, de-standardized per band",
+}
+
+
+@dataclass(frozen=True)
+class Norm:
+    """Per-scene standardization: ``(C,)`` MS means/stds and the PAN mean/std."""
+
+    ms_mean: np.ndarray
+    ms_std: np.ndarray
+    pan_mean: float
+    pan_std: float
+
+    def stack(self, ms_up: np.ndarray, pan: np.ndarray) -> np.ndarray:
+        """``(C + 1, H, W)`` float32 network input from ``ms_up (C, H, W)`` and ``pan (H, W)``."""
+        ms_n = (ms_up - self.ms_mean[:, None, None]) / self.ms_std[:, None, None]
+        pan_n = (pan - self.pan_mean) / self.pan_std
+        return np.concatenate([ms_n, pan_n[None]]).astype(np.float32)
+
+    def target(self, ms: np.ndarray) -> np.ndarray:
+        """Standardized MS ``(C, H, W)``."""
+        return ((ms - self.ms_mean[:, None, None]) / self.ms_std[:, None, None]).astype(np.float32)
+
+    def unstack(self, out: np.ndarray) -> np.ndarray:
+        """Back to MS units ``(C, H, W)``."""
+        return (out * self.ms_std[:, None, None] + self.ms_mean[:, None, None]).astype(np.float32)
+
+    def report(self) -> dict[str, Any]:
+        """JSON-friendly values."""
+        return {
+            "ms_mean": [round(float(v), 4) for v in self.ms_mean],
+            "ms_std": [round(float(v), 4) for v in self.ms_std],
+            "pan_mean": round(self.pan_mean, 4),
+            "pan_std": round(self.pan_std, 4),
+        }
+
+
+def fit_norm(ms: np.ndarray, pan: np.ndarray) -> Norm:
+    """Statistics over the finite pixels of ``ms (C, ...)`` and ``pan (...)``."""
+    x = np.asarray(ms, dtype=np.float64).reshape(ms.shape[0], -1)
+    p = np.asarray(pan, dtype=np.float64).reshape(-1)
+    x = x[:, np.isfinite(x).all(axis=0)]
+    p = p[np.isfinite(p)]
+    return Norm(
+        x.mean(axis=1), np.maximum(x.std(axis=1), 1e-6), float(p.mean()), max(float(p.std()), 1e-6)
+    )
+
+
+def wald_arrays(scene: Scene, sensor: str, norm: Norm | None = None) -> tuple[np.ndarray, ...]:
+    """Standardized reduced-resolution ``(inputs (C + 1, h, w), target (C, h, w))``."""
+    ms_up, pan_lr, ref = reduced_pair(scene, sensor)
+    norm = norm or fit_norm(scene.ms, scene.pan)
+    return norm.stack(ms_up, pan_lr), norm.target(ref)
+
+
+def build(arguments: dict[str, Any]) -> PanDetailNet:
+    """The network from the card's arguments."""
+    return PanDetailNet(**arguments)
+
+
+def load(path: Path | None = None, trust: bool = False) -> tuple[PanDetailNet, dict[str, Any]]:
+    """The user's weights or the shipped ones, with their card."""
+    path = path or WEIGHTS
+    if not Path(path).is_file():
+        raise InputError(path, "no pansharpen weights there; train them with "
+                         "`suite train pansharpen` or pick a classical --method")
+    card = read_card(path)
+    model = build(card.get("arguments", {}))
+    try:
+        model.load_state_dict(load_state(path, trust=trust))
+    except RuntimeError as exc:
+        raise InputError(path, f"weights do not fit the pansharpen network: {exc}") from None
+    return model.eval(), card
+
+
+def _patches(
+    inputs: np.ndarray, target: np.ndarray, size: int, batch: int, rng: np.random.Generator
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """A batch of random paired crops with random flips."""
+    h, w = target.shape[1:]
+    size = min(size, h, w)
+    xs, ys = [], []
+    for _ in range(batch):
+        r, c = int(rng.integers(h - size + 1)), int(rng.integers(w - size + 1))
+        x, y = inputs[:, r : r + size, c : c + size], target[:, r : r + size, c : c + size]
+        if rng.random() < 0.5:
+            x, y = x[:, :, ::-1], y[:, :, ::-1]
+        xs.append(np.ascontiguousarray(x))
+        ys.append(np.ascontiguousarray(y))
+    return torch.from_numpy(np.stack(xs)), torch.from_numpy(np.stack(ys))
+
+
+def adapt(
+    model: nn.Module,
+    inputs: np.ndarray,
+    target: np.ndarray,
+    steps: int,
+    lr: float = 2e-4,
+    patch: int = 48,
+    batch: int = 8,
+    seed: int = 0,
+) -> nn.Module:
+    """Fine-tune a copy of ``model`` for ``steps`` L1 steps on one scene's Wald pair.
+
+    Args:
+        model: the pre-trained network (left unchanged).
+        inputs: ``(C + 1, h, w)`` standardized reduced-resolution input.
+        target: ``(C, h, w)`` standardized original MS.
+        steps: optimisation steps (0 returns the model as is).
+    """
+    if steps <= 0:
+        return model
+    tuned = copy.deepcopy(model).train()
+    opt = torch.optim.Adam(tuned.parameters(), lr=lr)
+    rng = np.random.default_rng(seed)
+    torch.manual_seed(seed)
+    for _ in range(steps):
+        x, y = _patches(inputs, target, patch, batch, rng)
+        loss = F.l1_loss(tuned(x), y)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+    return tuned.eval()
+
+
+@torch.no_grad()
+def run(model: nn.Module, inputs: np.ndarray) -> np.ndarray:
+    """Apply the network to ``(C + 1, H, W)``; returns ``(C, H, W)`` float32."""
+    return model(torch.from_numpy(np.ascontiguousarray(inputs))[None])[0].numpy()
+
+
+@dataclass
+class DeepSharpener:
+    """A (possibly adapted) network and the scene's normalization, applied window by window."""
+
+    model: nn.Module
+    norm: Norm
+
+    @property
+    def halo(self) -> int:
+        """Context pixels a window needs (the network's receptive field, doubled for margin)."""
+        return 2 * int(getattr(self.model, "halo", 8))
+
+    def apply(self, ms_up: np.ndarray, pan: np.ndarray) -> np.ndarray:
+        """Fuse ``ms_up (C, H, W)`` and ``pan (H, W)`` (MS units in and out)."""
+        return self.norm.unstack(run(self.model, self.norm.stack(ms_up, pan)))
