@@ -67,7 +67,7 @@ def export(args: argparse.Namespace) -> int:
     card = _export_card(card, weights, args)
     with atomic_path(out) as tmp, atomic_path(out.with_suffix(".json")) as tmp_card:
         card["export"]["check"] = _write(model, example, tmp, card, args.format, patches)
-        _embed(tmp, card, args.format)
+        card = _embed(tmp, card, args.format)
         ex.write_card(tmp_card, card)
     _say(args, f"wrote {out} and {out.with_suffix('.json').name} ({_fmt_check(card)})")
     return 0
@@ -132,19 +132,20 @@ def _check(reference: torch.Tensor, output: torch.Tensor, bound: float | None) -
             "measure": "max|export - torch| / max|torch| on a random (2, C, *example) input"}
 
 
-def _embed(path: Path, card: dict[str, Any], fmt: str) -> None:
-    """Rewrite the embedded card (now with the check) into the exported file."""
+def _embed(path: Path, card: dict[str, Any], fmt: str) -> dict[str, Any]:
+    """Rewrite the embedded card (now with the check) into the exported file; return it."""
     if fmt == "torchscript":
         module = torch.jit.load(str(path))
         extra = {ex.TORCHSCRIPT_CARD: json.dumps(card, sort_keys=True, default=str)}
         torch.jit.save(module, str(path), _extra_files=extra)
-        return
+        return card
     import onnx
 
     proto = onnx.load(str(path))
     card = ex.read_onnx_card(path) | {"export": card["export"]}
     ex.set_onnx_card(proto, card)
     onnx.save(proto, str(path))
+    return card
 
 
 def _calibration(domain: Domain, args: argparse.Namespace) -> list[np.ndarray]:
