@@ -322,3 +322,22 @@ def test_demo(tmp_path: Path) -> None:
     assert items and items[0].after_png.is_file() and items[0].before_png.is_file()
     m = items[0].metrics
     assert m["restored_psnr_fov"] > m["input_psnr_fov"]
+
+
+def test_train_cli_writes_weights_with_a_card(run_cli: Cli, tmp_path: Path,
+                                               small_png: Path) -> None:
+    import json
+
+    out = tmp_path / "run"
+    code, _, err = run_cli("train", "fundus", "--data", small_png, "--out", out, "--quiet",
+                           "--set", "train.steps=2", "--set", "train.batch_size=2",
+                           "--set", "data.severities=[0.5]", "--set", "data.synthetic=1",
+                           "--set", "data.synthetic_size=128", "--set", "model.channels=[4,8]")
+    assert code == 0, err
+    card = json.loads((out / "fundus.json").read_text())
+    assert "suite train fundus" in card["training"]["command"]
+    assert card["training"]["data"] == [str(small_png)] and "seconds" in card["training"]
+    assert "val_psnr_fov" in card["validation"]["metrics"]
+    code, _, err = run_cli("enhance", "fundus", small_png, "-o", tmp_path / "e.png",
+                           "--weights", out / "fundus.safetensors")
+    assert code == 0, err
