@@ -47,6 +47,12 @@ def _enhance_common(p: argparse.ArgumentParser) -> None:
         help="allow pickled checkpoints (.pt/.pth), which can run code when loaded",
     )
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    p.add_argument(
+        "--runtime",
+        choices=("torch", "onnxruntime"),
+        default="torch",
+        help="run the model on PyTorch or ONNX Runtime (needs the deploy extra)",
+    )
 
 
 def _degrade_common(p: argparse.ArgumentParser) -> None:
@@ -86,6 +92,7 @@ def _batch_common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--weights", type=Path)
     p.add_argument("--trust-checkpoint", action="store_true")
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="cpu")
+    p.add_argument("--runtime", choices=("torch", "onnxruntime"), default="torch")
 
 
 def _run(module: str, name: str) -> Callable[[argparse.Namespace], int]:
@@ -117,6 +124,16 @@ def add_evaluate(cmd: argparse.ArgumentParser) -> None:
 
 def add_batch(cmd: argparse.ArgumentParser) -> None:
     _domain_subparsers(cmd, "batch", _batch_common, _run("batch", "batch"))
+
+
+def _export_common(p: argparse.ArgumentParser) -> None:
+    from pipelines.export import add_arguments
+
+    add_arguments(p)
+
+
+def add_export(cmd: argparse.ArgumentParser) -> None:
+    _domain_subparsers(cmd, "export", _export_common, _run("export", "export"))
 
 
 def add_domains(cmd: argparse.ArgumentParser) -> None:
@@ -167,6 +184,7 @@ COMMANDS: dict[str, tuple[str, Adder]] = {
     "train": ("train a domain's model", add_train),
     "evaluate": ("compare an enhanced output with a reference", add_evaluate),
     "batch": ("enhance many inputs on a Dask cluster (local by default)", add_batch),
+    "export": ("export a domain's model to ONNX (fp32 or int8) or TorchScript", add_export),
     "convert": ("convert DICOM <-> NIfTI keeping geometry and HU", add_convert),
     "info": ("print the model card of a weights file", add_info),
     "demo": ("run every installed domain on the bundled sample data and write a report", add_demo),

@@ -17,28 +17,30 @@ from domains.ct_denoise.volumes import denoise, to_axial
 from suite.domain import DemoItem
 from suite.engine.device import pick_device
 from suite.errors import InputError, UsageError
+from suite.export import load_runtime_model
 from suite.io.volume import Volume, read_volume, write_volume
 from suite.sample import sample_data_dir
 from suite.viz import save_png
-from suite.weights import load_model
 
 WINDOW = (-160.0, 240.0)
 
 
-def load_ct_model(weights: Path | None, trust: bool = False) -> tuple[nn.Module, ModelConfig]:
-    """The user's weights, or the shipped default; with the tiling stated in the card."""
+def load_ct_model(
+    weights: Path | None, trust: bool = False, runtime: str = "torch", device: str = "auto"
+) -> tuple[nn.Module, ModelConfig]:
+    """The user's weights (safetensors or .onnx), or the shipped default, on ``runtime``."""
     from domains.ct_denoise import DOMAIN
 
     path = weights or DOMAIN.default_weights()
     if path is None:
         raise UsageError("no default CT weights are installed; pass --weights")
-    model, card = load_model(path, trust=trust)
+    model, card = load_runtime_model(path, runtime, device, trust=trust)
     tiling = card.get("inference", {})
     cfg = ModelConfig(
         patch=list(tiling.get("patch", ModelConfig().patch)),
         overlap=list(tiling.get("overlap", ModelConfig().overlap)),
     )
-    return model, cfg
+    return model, cfg  # type: ignore[return-value]  # an OnnxModule is used like a module
 
 
 def read_ct(path: Path, options: argparse.Namespace) -> Volume:
@@ -52,7 +54,12 @@ def enhance_volume(path: Path, output: Path, options: argparse.Namespace) -> dic
     """Denoise ``path`` into ``output`` (NIfTI by suffix, else a derived DICOM series)."""
     vol = read_ct(path, options)
     _check_writable_kind(vol, output, path)
-    model, cfg = load_ct_model(options.weights, options.trust_checkpoint)
+    model, cfg = load_ct_model(
+        options.weights,
+        options.trust_checkpoint,
+        getattr(options, "runtime", "torch"),
+        getattr(options, "device", "auto"),
+    )
     axial = to_axial(vol)
     device = pick_device(getattr(options, "device", "auto"))
     out = denoise(model, axial.hu, cfg, progress=not options.quiet, device=device)

@@ -28,6 +28,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
+from suite.engine.batching import choose_batch_size, shrink_on_oom
 from suite.errors import ShapeError, UsageError
 
 BlendMode = Literal["gaussian", "hann", "constant"]
@@ -43,7 +44,9 @@ class TileConfig:
         patch_size: spatial size of the patch the model sees (without the halo).
         overlap: width of the band shared by neighbouring patches, blended smoothly.
         halo: context added on each side of a patch and cropped off the output.
-        batch_size: number of patches per model call.
+        batch_size: number of patches per model call; ``0`` picks it from the free memory of
+            the model's device (:func:`suite.engine.batching.choose_batch_size`). Either way
+            an out-of-memory error shrinks it instead of failing.
         scale: output size / input size per axis (e.g. ``2`` or ``(1, 1, 4)``) for SR.
         blend: weight map, ``"gaussian"`` (sigma = patch / 8), ``"hann"`` or ``"constant"``.
         pad_mode: how the border is extended (``F.pad`` modes), for the halo and small inputs.
@@ -259,8 +262,8 @@ class TilePlan:
 def plan_tiles(spatial: Sequence[int], config: TileConfig) -> TilePlan:
     """Resolve ``config`` for an input of spatial shape ``spatial``."""
     nd = len(spatial)
-    if config.batch_size < 1:
-        raise UsageError(f"batch_size must be >= 1, got {config.batch_size}")
+    if config.batch_size < 0:
+        raise UsageError(f"batch_size must be >= 1, or 0 for automatic, got {config.batch_size}")
     patch = _per_axis(config.patch_size, nd, "patch_size")
     halo = _per_axis(config.halo, nd, "halo")
     scale = _per_axis(config.scale, nd, "scale")
@@ -310,11 +313,13 @@ def tiled_inference(
     acc_device = torch.device(accumulate_on) if accumulate_on is not None else inputs.device
     device = _model_device(model, inputs.device) if isinstance(model, nn.Module) else inputs.device
     merger = PatchMerger(plan.merged, plan.scale, config.blend, acc_device)
-    batches = iter_patch_batches(padded, plan.starts, plan.window, config.batch_size, device)
+    batch_size = config.batch_size or choose_batch_size(plan.window, device=device)
+    batches = iter_patch_batches(padded, plan.starts, plan.window, batch_size, device)
     halo_out = [h * f for h, f in zip(plan.halo, plan.scale, strict=True)]
     patch_out = [p * f for p, f in zip(plan.patch, plan.scale, strict=True)]
-    total = math.ceil(len(plan.starts) / config.batch_size)
+    total = math.ceil(len(plan.starts) / batch_size)
+    run = shrink_on_oom(model)
     for chunk, patches in tqdm(batches, total=total, disable=not progress, desc="tiles"):
-        merger.add(chunk, _crop_output(model(patches), halo_out, patch_out))
+        merger.add(chunk, _crop_output(run(patches), halo_out, patch_out))
     out_shape = [s * f for s, f in zip(plan.spatial, plan.scale, strict=True)]
     return merger.result()[_index([0] * len(out_shape), out_shape)]
