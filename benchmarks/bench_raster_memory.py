@@ -1,7 +1,8 @@
 """Peak memory of streamed classical pansharpening as the raster grows.
 
 Writes a synthetic 4-band MS (uint16, 40 m) and PAN (10 m) window by window into a temporary
-folder, runs ``mtf-glp`` through the pansharpen domain in a fresh subprocess per size, and
+folder, runs ``--method`` (default ``mtf-glp``; ``deep`` with its default adaptation) through the
+pansharpen domain in a fresh subprocess per size, and
 reports each run's peak RSS (``resource.getrusage``) as a ratio to the smallest case.
 
 Usage: ``python benchmarks/bench_raster_memory.py --sizes 2000 8000`` (PAN side, pixels).
@@ -28,10 +29,12 @@ CHILD = """
 import argparse, json, resource, sys, time
 from pathlib import Path
 from domains.pansharpen import DOMAIN
+import torch
+torch.set_num_threads(2)
 ms, pan, out = map(Path, sys.argv[1:4])
 t = time.perf_counter()
-DOMAIN.enhance([ms], out, argparse.Namespace(pan=pan, method="mtf-glp", sensor="generic",
-                                               register="auto"))
+DOMAIN.enhance([ms], out, argparse.Namespace(pan=pan, method=sys.argv[4], sensor="generic",
+                                               register="auto", adapt_steps=None, weights=None))
 print(json.dumps({"seconds": time.perf_counter() - t,
                   "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
 """
@@ -59,13 +62,13 @@ def synthetic(path: Path, side: int, bands: int, res: float) -> Path:
     return write_raster_windows(path, meta, produce, window_size=1024)
 
 
-def run(side: int, folder: Path) -> dict[str, float]:
+def run(side: int, folder: Path, method: str = "mtf-glp") -> dict[str, float]:
     """Make inputs of PAN side ``side`` and measure one pansharpening run in a subprocess."""
     ms = synthetic(folder / f"ms_{side}.tif", side // 4, 4, 40.0)
     pan = synthetic(folder / f"pan_{side}.tif", side, 1, 10.0)
     out = folder / f"out_{side}.tif"
     done = subprocess.run(
-        [sys.executable, "-c", CHILD, str(ms), str(pan), str(out)],
+        [sys.executable, "-c", CHILD, str(ms), str(pan), str(out), method],
         check=True,
         capture_output=True,
         text=True,
@@ -79,21 +82,25 @@ def main() -> None:
     """Run the sizes and print a table with ratios to the first size."""
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--sizes", type=int, nargs="+", default=[2000, 20000])
+    parser.add_argument("--method", default="mtf-glp", help="deep or a classical method")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         rows = []
         for side in args.sizes:
             t = time.perf_counter()
-            rows.append(run(side, Path(tmp)))
+            rows.append(run(side, Path(tmp), args.method))
             rows[-1]["wall_with_inputs_s"] = time.perf_counter() - t
-    first = rows[0]
-    for r in rows:
-        print(
-            f"PAN {r['pan_side']:>6}^2  peak RSS {r['peak_rss_mib']:8.1f} MiB "
-            f"(x{r['peak_rss_mib'] / first['peak_rss_mib']:.2f}; pixels "
-            f"x{(r['pan_side'] / first['pan_side']) ** 2:.0f})  pansharpen {r['seconds']:.1f} s"
-        )
+            _print_row(rows[-1], rows[0])  # as each size ends, in case a later one times out
 
+
+def _print_row(r: dict[str, float], first: dict[str, float]) -> None:
+    """One line: peak RSS, its ratio to the first size, the pixel ratio and the time."""
+    print(
+        f"PAN {r['pan_side']:>6}^2  peak RSS {r['peak_rss_mib']:8.1f} MiB "
+        f"(x{r['peak_rss_mib'] / first['peak_rss_mib']:.2f}; pixels "
+        f"x{(r['pan_side'] / first['pan_side']) ** 2:.0f})  pansharpen {r['seconds']:.1f} s",
+        flush=True,
+    )
 
 if __name__ == "__main__":
     main()

@@ -78,7 +78,9 @@ def load_scene(
     full = ms_window(pair)
     h, w = int(full.height) - 1, int(full.width) - 1
     a, b = int(ms_cols[0] * w), int(ms_cols[1] * w)
-    return region_scene(pair, Window(int(full.col_off) + a, int(full.row_off), b - a, h))
+    scene = region_scene(pair, Window(int(full.col_off) + a, int(full.row_off), b - a, h))
+    pan = scene.pan[: h * pair.ratio, : (b - a) * pair.ratio]  # exactly the MS footprint's rows
+    return Scene(scene.ms, pan, scene.ms_transform, scene.pan_transform, scene.ratio)
 
 
 def ms_window(pair: PanMsPair) -> Window:
