@@ -268,3 +268,9 @@ def test_train_smoke_writes_weights_and_card(tmp_path: Path) -> None:
     assert card["training"]["data"] == [str(L8)]
     assert "val_ratio2_l1" in card["validation"]["metrics"]
     assert card["parameters"] == parameter_count(model)
+
+
+def test_registration_needs_several_clear_tiles() -> None:
+    ms_lr, pan_lr = _cloudy_pair(0.0, 0.5)[0]
+    reg = register_windows([(ms_lr[:, :64, :64], pan_lr[:64, :64])])
+    assert reg.windows == 1 and not reg.corrected and "only 1" in reg.reason

@@ -32,6 +32,8 @@ MAX_SPREAD = 0.25
 """Largest per-band spread (median absolute deviation, MS pixels) across windows still trusted."""
 TILE = 64
 """Side (MS pixels) of the tiles registered; only tiles without any cloud pixel are used."""
+MIN_TILES = 3
+"""Clear tiles needed before a correction is trusted (agreement cannot be judged on fewer)."""
 MAX_TILES = 12
 """Clear tiles registered per window at most (evenly chosen), to bound the time."""
 CLOUD_Z = 3.0
@@ -163,7 +165,8 @@ def register_windows(
     Every window is cut into overlapping tiles; only tiles free of cloud (:func:`clear_mask`)
     are registered, so that neither clouds nor the edges of a mask bias the correlation. The
     per-band median over all tiles is the estimate. It is applied only when it exceeds
-    ``threshold`` and the tiles agree (median absolute deviation <= ``max_spread``).
+    ``threshold``, the tiles agree (median absolute deviation <= ``max_spread``) and there are
+    at least :data:`MIN_TILES` of them.
     """
     found, errs = [], []
     for ms_lr, pan_lr in blocks:
@@ -180,10 +183,12 @@ def register_windows(
     spread = np.median(np.abs(stack - shifts), axis=0)
     big = bool(np.abs(shifts).max() > threshold)
     agree = bool(spread.max() <= max_spread)
+    enough = len(found) >= MIN_TILES
     reason = ("tiles disagree (not a rigid band shift): left as is" if not agree else
-              "below threshold" if not big else "applied")
-    return Registration(shifts, np.median(np.stack(errs), axis=0), big and agree, spread,
-                        len(found), reason)
+              "below threshold" if not big else
+              "applied" if enough else f"only {len(found)} clear tile(s): left as is")
+    return Registration(shifts, np.median(np.stack(errs), axis=0), big and agree and enough,
+                        spread, len(found), reason)
 
 
 def correct_shifts(ms_lr: np.ndarray, shifts: np.ndarray) -> np.ndarray:
