@@ -271,6 +271,8 @@ def test_train_smoke_writes_weights_and_card(tmp_path: Path) -> None:
 
 
 def test_registration_needs_several_clear_tiles() -> None:
-    ms_lr, pan_lr = _cloudy_pair(0.0, 0.5)[0]
-    reg = register_windows([(ms_lr[:, :64, :64], pan_lr[:64, :64])])
-    assert reg.windows == 1 and not reg.corrected and "only 1" in reg.reason
+    y, x = np.mgrid[0:64, 0:64]
+    pan = 1000 + 300 * np.sin(x / 3.0) * np.cos(y / 4.0) + 200 * np.sin((x + 2 * y) / 7.0)
+    band = correct_shifts(pan[None], np.array([[0.5, 0.0]]))[0]
+    reg = register_windows([(np.stack([band, band]), pan)])
+    assert reg.windows == 1 and not reg.corrected and "only 1" in reg.reason, reg.report()

@@ -32,11 +32,13 @@ MAX_SPREAD = 0.25
 """Largest per-band spread (median absolute deviation, MS pixels) across windows still trusted."""
 TILE = 64
 """Side (MS pixels) of the tiles registered; only tiles without any cloud pixel are used."""
+MIN_CORR = 0.7
+"""Bands whose clear-pixel correlation with the PAN is lower are not registered against it."""
 MIN_TILES = 3
 """Clear tiles needed before a correction is trusted (agreement cannot be judged on fewer)."""
 MAX_TILES = 12
 """Clear tiles registered per window at most (evenly chosen), to bound the time."""
-CLOUD_Z = 3.0
+CLOUD_Z = 4.0
 """Robust z-score of the band mean above which a pixel counts as cloud."""
 
 
@@ -155,6 +157,15 @@ def clear_tiles(shape: tuple[int, int], clear: np.ndarray, side: int = TILE) -> 
     return [out[i] for i in keep]
 
 
+def band_correlation(blocks: list[tuple[np.ndarray, np.ndarray]]) -> np.ndarray:
+    """``(C,)`` correlation of each band with the PAN over the clear pixels of all blocks."""
+    ms = np.concatenate([m[:, clear_mask(m)] for m, _ in blocks], axis=1)
+    pan = np.concatenate([p[clear_mask(m)] for m, p in blocks])
+    if pan.size < 16:
+        return np.zeros(ms.shape[0])
+    return np.array([np.corrcoef(b, pan)[0, 1] for b in ms])
+
+
 def register_windows(
     blocks: list[tuple[np.ndarray, np.ndarray]],
     threshold: float = DEFAULT_THRESHOLD,
@@ -162,11 +173,12 @@ def register_windows(
 ) -> Registration:
     """Robust shifts from several ``(ms_lr (C, h, w), pan_lr (h, w))`` windows.
 
-    Every window is cut into overlapping tiles; only tiles free of cloud (:func:`clear_mask`)
-    are registered, so that neither clouds nor the edges of a mask bias the correlation. The
-    per-band median over all tiles is the estimate. It is applied only when it exceeds
-    ``threshold``, the tiles agree (median absolute deviation <= ``max_spread``) and there are
-    at least :data:`MIN_TILES` of them.
+    Bands whose clear-pixel correlation with the PAN is under :data:`MIN_CORR` are not
+    registered (shift 0). Every window is cut into overlapping tiles; only tiles free of cloud
+    (:func:`clear_mask`) are registered, so that neither clouds nor the edges of a mask bias the
+    correlation. The per-band median over all tiles is the estimate. It is applied only when it
+    exceeds ``threshold``, the tiles agree (median absolute deviation <= ``max_spread``) and
+    there are at least :data:`MIN_TILES` of them.
     """
     found, errs = [], []
     for ms_lr, pan_lr in blocks:
@@ -179,6 +191,9 @@ def register_windows(
         zeros = np.zeros((c, 2))
         return Registration(zeros, np.full(c, np.nan), False, None, 0, "no clear tile")
     stack = np.stack(found)
+    # a band unlike the PAN (e.g. NIR over vegetation) gives content-driven, not rigid, shifts
+    comparable = band_correlation(blocks) >= MIN_CORR
+    stack[:, ~comparable] = 0.0
     shifts = np.median(stack, axis=0)
     spread = np.median(np.abs(stack - shifts), axis=0)
     big = bool(np.abs(shifts).max() > threshold)
