@@ -333,7 +333,9 @@ def _report(manifest: Manifest, args: argparse.Namespace) -> int:
 
 
 def _remove_partials(out_dir: Path) -> None:
-    """Remove temporaries left by workers that were killed while writing."""
+    """Remove temporaries left by workers that were killed while writing, and empty folders."""
+    with contextlib.suppress(OSError):
+        (out_dir / PARTS).rmdir()  # only when empty: a failed split keeps its groups to inspect
     for path in out_dir.glob(".*.partial*"):
         with contextlib.suppress(OSError):
             if path.is_dir():
