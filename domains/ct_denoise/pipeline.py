@@ -6,7 +6,6 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 from torch import nn
 
 from domains.ct_denoise.checks import check_ct_volume
@@ -128,8 +127,9 @@ def run_demo(out_dir: Path) -> list[DemoItem]:
     model, cfg = load_ct_model(None)
     out = denoise(model, noisy.noisy, cfg)
     z = axial.hu.shape[-1] // 2
+    # (X, Y) holds columns then rows (DICOM order), so the transpose shows the usual view.
     pics = [
-        save_png(out_dir / f"{name}.png", np.rot90(a[..., z]), *WINDOW)
+        save_png(out_dir / f"{name}.png", a[..., z].T, *WINDOW)
         for name, a in (("low_dose", noisy.noisy), ("denoised", out), ("reference", axial.hu))
     ]
     before = ct_metrics(noisy.noisy, axial.hu)

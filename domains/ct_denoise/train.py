@@ -141,7 +141,7 @@ class Validator:
     def _picture(self, out: np.ndarray) -> None:
         self.out_dir.mkdir(parents=True, exist_ok=True)
         z = self.clean.shape[-1] // 2
-        strip = [to_uint8(np.rot90(a[..., z]), *WINDOW) for a in (self.noisy, out, self.clean)]
+        strip = [to_uint8(a[..., z].T, *WINDOW) for a in (self.noisy, out, self.clean)]
         save_png(self.out_dir / f"val_{self.calls:04d}.png", side_by_side(strip), 0, 255)
 
 
