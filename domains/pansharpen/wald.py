@@ -160,3 +160,31 @@ def pan_to_ms_grid(scene: Scene, sensor: str = "generic") -> np.ndarray:
     """The PAN MTF-filtered and sampled on the MS grid ``(h, w)`` (for QNR's D_s)."""
     low = mtf_filter(scene.pan, sensor_mtf(sensor).pan, scene.ratio)
     return resample_to_grid(low, scene.pan_transform, scene.ms.shape[1:], scene.ms_transform)
+
+
+def crop_valid(scene: Scene) -> Scene:
+    """The largest-ish axis-aligned part of ``scene`` free of zero (nodata) MS or PAN pixels.
+
+    Border rows or columns are trimmed greedily (the one with the most invalid pixels first)
+    until no invalid MS pixel remains; the PAN is cut to the same footprint.
+    """
+    valid = (scene.ms > 0).all(axis=0) & (pan_on_ms(scene) > 0)
+    r0, r1, c0, c1 = 0, valid.shape[0], 0, valid.shape[1]
+    while r1 - r0 > 1 and c1 - c0 > 1 and not valid[r0:r1, c0:c1].all():
+        v = valid[r0:r1, c0:c1]
+        bad = [(~v[0]).sum(), (~v[-1]).sum(), (~v[:, 0]).sum(), (~v[:, -1]).sum()]
+        side = int(np.argmax(bad))
+        r0, r1 = r0 + (side == 0), r1 - (side == 1)
+        c0, c1 = c0 + (side == 2), c1 - (side == 3)
+    r = scene.ratio
+    ms_t = scene.ms_transform @ Affine.translation(c0, r0)
+    pc, pr = (round(v) for v in ~scene.pan_transform @ (ms_t.c, ms_t.f))
+    pan = scene.pan[pr : pr + (r1 - r0) * r, pc : pc + (c1 - c0) * r]
+    pan_t = scene.pan_transform @ Affine.translation(pc, pr)
+    return Scene(scene.ms[:, r0:r1, c0:c1], pan, ms_t, pan_t, r)
+
+
+def pan_on_ms(scene: Scene) -> np.ndarray:
+    """The PAN sampled (nearest) at MS pixel centres ``(h, w)``."""
+    return resample_to_grid(scene.pan, scene.pan_transform, scene.ms.shape[1:],
+                            scene.ms_transform, order=0)
