@@ -89,6 +89,13 @@ def _batch_common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--scheduler", help="Dask scheduler address, e.g. tcp://host:8786")
     p.add_argument("--workers", type=int, default=None, help="local workers (default: cores)")
     p.add_argument("--resume", action="store_true", help="skip items already done")
+    p.add_argument(
+        "--window-group",
+        type=int,
+        default=4096 * 4096,
+        metavar="PIXELS",
+        help="split rasters larger than this into window groups run in parallel",
+    )
     p.add_argument("--weights", type=Path)
     p.add_argument("--trust-checkpoint", action="store_true")
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="cpu")
