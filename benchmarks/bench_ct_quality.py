@@ -73,9 +73,11 @@ def run(volume: Path, weights: Path | None, slices: int) -> list[str]:
 
 def _level_rows(noisy: np.ndarray, ref: np.ndarray, added: float, model, tiling) -> list[str]:
     methods: list[tuple[str, Denoiser, list[float]]] = [
-        ("Gaussian smoothing", per_slice(gaussian), [0.5, 0.75, 1.0, 1.25, 1.5, 2.0]),
-        ("non-local means (skimage)", per_slice(nlm), [x * added for x in (0.4, 0.6, 0.8, 1.0)]),
-        ("BM3D (bm3d package)", per_slice(bm3d_slice), [x * added for x in (0.6, 0.8, 1.0, 1.2)]),
+        ("Gaussian smoothing", per_slice(gaussian), [0.3, 0.4, 0.5, 0.6, 0.75, 1.0, 1.5]),
+        ("non-local means (skimage)", per_slice(nlm),
+         [x * added for x in (0.6, 0.8, 1.0, 1.2, 1.4, 1.7)]),
+        ("BM3D (bm3d package)", per_slice(bm3d_slice),
+         [x * added for x in (0.8, 1.0, 1.2, 1.4, 1.7, 2.0, 2.5)]),
     ]
     out = [_row(added, "low-dose input", "-", ct_metrics(noisy, ref), 0.0)]
     for name, fn, grid in methods:
