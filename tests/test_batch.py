@@ -3,7 +3,8 @@ mid-batch, a corrupt input among good ones, ``--resume``, and a raster split int
 
 The rasters are small crops of the real Landsat 8 scene (MS B2-B4 at 30 m, PAN B8 at 15 m) run
 through the real pansharpen domain (MTF-GLP). Its batch wiring (one scene folder = MS + PAN) is a
-thin test domain here, ``pansharpen-scenes``, until the pansharpen domain offers batch options;
+thin test domain here, ``pansharpen-scenes`` (a scene folder of ``ms.tif`` + ``pan.tif`` and a
+delay option for the worker-kill test);
 the window-group path uses a fake 3x3 box-filter domain because no real domain provides
 ``prepare_windows``/``enhance_window`` yet.
 """
@@ -81,9 +82,6 @@ class BoxFilter(Domain):
     name = "box3"
     task = "fake windowed domain"
     input_kinds = ("raster",)
-
-    def add_arguments(self, command: str, parser: argparse.ArgumentParser) -> None:
-        parser.add_argument("--window-group", type=int)
 
     def prepare_windows(self, inputs: list[Path], options: Any) -> tuple[RasterMeta, Any]:
         meta = read_raster_meta(inputs[0])

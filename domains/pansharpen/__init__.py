@@ -210,8 +210,9 @@ def _adapt_window(pair: PanMsPair) -> Window:
 
 def _deep_model(pair: PanMsPair, options: argparse.Namespace) -> tuple[Any, dict[str, Any]]:
     """Load the network, standardize on a central region, adapt on its Wald pair."""
-    model, card = deep.load(getattr(options, "weights", None),
-                            bool(getattr(options, "trust_checkpoint", False)))
+    model, card = deep.load(
+        getattr(options, "weights", None), bool(getattr(options, "trust_checkpoint", False))
+    )
     adapt_cfg = card.get("adaptation", {})
     steps = getattr(options, "adapt_steps", None)
     steps = int(adapt_cfg.get("steps", 100) if steps is None else steps)
@@ -229,12 +230,54 @@ def _deep_model(pair: PanMsPair, options: argparse.Namespace) -> tuple[Any, dict
     return deep.DeepSharpener(tuned, norm), {"adapt_steps": steps, "norm": norm.report()}
 
 
+def _add_fusion_options(parser: argparse.ArgumentParser) -> None:
+    """Options shared by ``enhance`` and ``batch``."""
+    parser.add_argument(
+        "--method",
+        choices=("deep", *CLASSICAL),
+        default="deep",
+        help="deep (default: band-shared CNN with target adaptation) or a classical one",
+    )
+    parser.add_argument(
+        "--adapt-steps",
+        type=int,
+        default=None,
+        help="target-adaptation steps of the deep method (default: the card's, 100; "
+        "0 turns adaptation off)",
+    )
+    parser.add_argument("--sensor", default="generic", help=f"MTF gains: {', '.join(SENSORS)}")
+    parser.add_argument(
+        "--register",
+        choices=("auto", "off"),
+        default="auto",
+        help="estimate and correct sub-pixel band shifts",
+    )
+    parser.add_argument("--cog", action="store_true", help="write a Cloud-Optimized GeoTIFF")
+
+
 class PansharpenDomain(Domain):
     """Fuse MS and PAN rasters: the deep method (default, adapted per scene) or a classical one."""
 
     name: ClassVar[str] = "pansharpen"
     task: ClassVar[str] = "fuse a multispectral raster with its panchromatic band"
-    input_kinds: ClassVar[tuple[str, ...]] = ("raster",)
+    # "folder": in ``suite batch`` each folder is one scene (its MS band files and its PAN).
+    input_kinds: ClassVar[tuple[str, ...]] = ("raster", "folder")
+
+    def batch_output_name(self, item: Path) -> str:
+        """``SCENE_pansharpened.tif`` for a scene folder or an MS file."""
+        return f"{item.stem if item.is_file() else item.name}_pansharpened.tif"
+
+    def batch_inputs(self, source: Path, options: argparse.Namespace) -> tuple[list[Path], Any]:
+        """One batch item (a scene folder) as ``enhance`` inputs: MS band files and ``--pan``."""
+        pans = sorted(source.glob(options.pan_glob))
+        ms = sorted(p for p in source.glob(options.ms_glob) if p not in pans)
+        if len(pans) != 1:
+            raise InputError(
+                source, f"expected one PAN file matching {options.pan_glob!r}, found {len(pans)}"
+            )
+        if not ms:
+            raise InputError(source, f"no MS band file matches {options.ms_glob!r}")
+        return ms, argparse.Namespace(**vars(options), pan=pans[0])
 
     def default_weights(self) -> Path | None:
         """The shipped weights, trained by ``default.yaml`` (see the model card)."""
@@ -249,34 +292,22 @@ class PansharpenDomain(Domain):
         return train(options)
 
     def add_arguments(self, command: str, parser: argparse.ArgumentParser) -> None:
-        """``enhance``: ``--pan --method --sensor --register --cog``; ``evaluate``: ``--ratio``."""
+        """``enhance``/``batch``: fusion options; ``evaluate``: ``--ratio --pan --ms --sensor``."""
         if command == "enhance":
             parser.add_argument("--pan", type=Path, help="panchromatic GeoTIFF (one band)")
+        if command == "batch":
             parser.add_argument(
-                "--method",
-                choices=("deep", *CLASSICAL),
-                default="deep",
-                help="deep (default: band-shared CNN with target adaptation) or a classical one",
+                "--pan-glob",
+                default="*_B8.*",
+                help="PAN file in each scene folder (default '*_B8.*')",
             )
             parser.add_argument(
-                "--adapt-steps",
-                type=int,
-                default=None,
-                help="target-adaptation steps of the deep method (default: the card's, 100; "
-                "0 turns adaptation off)",
+                "--ms-glob",
+                default="*_B[2-4].*",
+                help="MS band files in each scene folder (default '*_B[2-4].*')",
             )
-            parser.add_argument(
-                "--sensor", default="generic", help=f"MTF gains: {', '.join(SENSORS)}"
-            )
-            parser.add_argument(
-                "--register",
-                choices=("auto", "off"),
-                default="auto",
-                help="estimate and correct sub-pixel band shifts",
-            )
-            parser.add_argument(
-                "--cog", action="store_true", help="write a Cloud-Optimized GeoTIFF"
-            )
+        if command in ("enhance", "batch"):
+            _add_fusion_options(parser)
         if command == "evaluate":
             parser.add_argument(
                 "--ratio", type=float, default=4.0, help="PAN/MS resolution ratio for ERGAS"
