@@ -56,6 +56,8 @@ def example_input(card: dict[str, Any], spatial: Sequence[int] | None = None) ->
     args = card.get("arguments", {})
     ndim = int(args.get("spatial_dims", 2))
     size = spatial or card.get("inference", {}).get("patch") or [64] * ndim
+    if isinstance(size, int):  # cards may give one patch side for every axis
+        size = [size] * ndim
     if len(size) != ndim:
         raise UsageError(f"example size {list(size)} has {len(size)} axes, the model {ndim}")
     # A random (not zero) input so that the export check exercises every weight.

@@ -9,6 +9,7 @@ import torch
 
 from suite.errors import ShapeError
 from suite.models import SelfAttention2d, create_model, list_models
+from suite.models.registry import model_origin
 
 # name -> (small kwargs, input shape, expected output shape, parameter cap at defaults)
 CASES: dict[str, tuple[dict[str, Any], tuple[int, ...], tuple[int, ...], int]] = {
@@ -43,7 +44,9 @@ CASES: dict[str, tuple[dict[str, Any], tuple[int, ...], tuple[int, ...], int]] =
 
 
 def test_every_registered_model_has_a_case() -> None:
-    assert set(list_models()) <= set(CASES)
+    # Domains may register their own networks; the core's sweep covers the core's models.
+    core = {n for n in list_models() if model_origin(n).startswith("suite.")}
+    assert core <= set(CASES)
 
 
 @pytest.mark.parametrize("name", sorted(CASES))

@@ -44,3 +44,10 @@ def create_model(name: str, **kwargs: Any) -> nn.Module:
 def list_models() -> list[str]:
     """Names of all registered models, sorted."""
     return sorted(_FACTORIES)
+
+
+def model_origin(name: str) -> str:
+    """The module that registered ``name`` (``suite.models...`` or a plugin's own)."""
+    if name not in _FACTORIES:
+        raise UsageError(f"unknown model {name!r}")
+    return _FACTORIES[name].__module__
