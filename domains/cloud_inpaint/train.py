@@ -28,9 +28,9 @@ from domains.cloud_inpaint.curves import draw_curves
 from domains.cloud_inpaint.data import load_scenes
 from domains.cloud_inpaint.inpaint import clear_stats, model_filler
 from domains.cloud_inpaint.metrics import masked_metrics
-from suite.config import load_config, to_dict
+from suite.config import to_dict
 from suite.engine.patches import PairedPatchDataset, random_flips
-from suite.engine.train import Trainer
+from suite.engine.train import Trainer, recipe_from_args
 from suite.errors import UsageError
 from suite.losses import discriminator_loss, frequency_loss, generator_loss
 from suite.models import create_model
@@ -177,11 +177,7 @@ def split_data(
 
 def train(args: argparse.Namespace) -> Path:
     """``suite train cloud-inpaint``: returns the weights written (card and curves beside)."""
-    cfg = load_config(CloudConfig, args.config or DEFAULT_YAML, args.overrides)
-    cfg.train.device = getattr(args, "device", cfg.train.device)
-    cfg.train.progress = not getattr(args, "quiet", False)
-    if not args.data:
-        raise UsageError("suite train cloud-inpaint needs --data (clear scenes; see the docs)")
+    cfg = recipe_from_args(CloudConfig, DEFAULT_YAML, args, "clear scenes; see the docs")
     # one thread: on the shared 2-core machine two threads spin against other jobs (10x slower)
     torch.set_num_threads(1)
     started = time.time()

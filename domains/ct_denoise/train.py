@@ -18,9 +18,9 @@ from domains.ct_denoise.config import DEFAULT_YAML, HU_SCALE, CtConfig
 from domains.ct_denoise.lowdose import simulate_low_dose
 from domains.ct_denoise.metrics import ct_metrics
 from domains.ct_denoise.volumes import Axial, denoise, to_axial
-from suite.config import load_config, to_dict
+from suite.config import to_dict
 from suite.engine.patches import PairedPatchDataset, random_flips
-from suite.engine.train import Trainer
+from suite.engine.train import Trainer, recipe_from_args
 from suite.errors import InputError, UsageError
 from suite.io.volume import read_volume
 from suite.losses import l1_loss, ssim_loss
@@ -147,11 +147,7 @@ class Validator:
 
 def train(args: argparse.Namespace) -> Path:
     """``suite train ct-denoise``: returns the path of the final weights with their card."""
-    cfg = load_config(CtConfig, args.config or DEFAULT_YAML, args.overrides)
-    cfg.train.device = getattr(args, "device", cfg.train.device)
-    cfg.train.progress = not getattr(args, "quiet", False)
-    if not args.data:
-        raise UsageError("suite train ct-denoise needs --data (normal-dose DICOM folders or NIfTI)")
+    cfg = recipe_from_args(CtConfig, DEFAULT_YAML, args, "normal-dose DICOM folders or NIfTI")
     if cfg.data.paired:
         raise UsageError(
             "paired training (data.paired) is not implemented yet; use simulated pairs"

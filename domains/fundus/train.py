@@ -21,9 +21,9 @@ from domains.fundus.model import forward, model_arguments, model_input, restore
 from domains.fundus.photos import read_fundus
 from domains.fundus.synthetic import synthetic_fundus
 from domains.fundus.vessels import vesselness
-from suite.config import load_config, to_dict
+from suite.config import to_dict
 from suite.engine.patches import PairedPatchDataset, random_flips
-from suite.engine.train import Trainer
+from suite.engine.train import Trainer, recipe_from_args
 from suite.errors import UsageError
 from suite.models import create_model
 from suite.weights import save_weights
@@ -92,11 +92,7 @@ class FundusTrainer(Trainer):
 
 def train(args: argparse.Namespace) -> Path:
     """``suite train fundus``: returns the path of the final weights with their card."""
-    cfg = load_config(FundusConfig, args.config or DEFAULT_YAML, args.overrides)
-    cfg.train.device = getattr(args, "device", cfg.train.device)
-    cfg.train.progress = not getattr(args, "quiet", False)
-    if not args.data:
-        raise UsageError("suite train fundus needs --data (good fundus photographs)")
+    cfg = recipe_from_args(FundusConfig, DEFAULT_YAML, args, "good fundus photographs")
     torch.set_num_threads(min(2, torch.get_num_threads()))
     started = time.time()
     inputs, targets = training_pairs(list(args.data), cfg)

@@ -17,10 +17,9 @@ from domains.mri_sr.config import DEFAULT_YAML, MriSrConfig
 from domains.mri_sr.geometry import Profile, cubic_upsample, thick_slices
 from domains.mri_sr.metrics import convention, sr_metrics
 from domains.mri_sr.sr import NORM_PERCENTILE, intensity_scale, super_resolve
-from suite.config import load_config, to_dict
+from suite.config import to_dict
 from suite.engine.patches import PairedPatchDataset, random_flips
-from suite.engine.train import Trainer
-from suite.errors import UsageError
+from suite.engine.train import Trainer, recipe_from_args
 from suite.io.volume import read_volume
 from suite.losses import frequency_loss, l1_loss
 from suite.models import create_model
@@ -120,11 +119,7 @@ def plane_dataset(inputs: list[np.ndarray], targets: list[np.ndarray], patch: in
 
 def train(args: argparse.Namespace) -> Path:
     """``suite train mri-sr``: returns the path of the final weights with their card."""
-    cfg = load_config(MriSrConfig, args.config or DEFAULT_YAML, args.overrides)
-    cfg.train.device = getattr(args, "device", cfg.train.device)
-    cfg.train.progress = not getattr(args, "quiet", False)
-    if not args.data:
-        raise UsageError("suite train mri-sr needs --data (high-resolution NIfTI or DICOM)")
+    cfg = recipe_from_args(MriSrConfig, DEFAULT_YAML, args, "high-resolution NIfTI or DICOM")
     torch.set_num_threads(min(torch.get_num_threads(), 2))
     started = time.time()
     volumes = [foreground_crop(read_volume(p).data) for p in args.data]

@@ -23,9 +23,9 @@ from domains.pansharpen import deep
 from domains.pansharpen.config import DEFAULT_YAML, PansharpenConfig
 from domains.pansharpen.net import parameter_count
 from domains.pansharpen.wald import Scene, degrade_ms, load_scene
-from suite.config import load_config, to_dict
+from suite.config import to_dict
 from suite.engine.patches import PairedPatchDataset, random_flips
-from suite.engine.train import Trainer
+from suite.engine.train import Trainer, recipe_from_args
 from suite.errors import InputError, UsageError
 from suite.metrics.spectral import ergas, sam
 from suite.weights import save_weights
@@ -87,11 +87,7 @@ class Validator:
 
 def train(args: argparse.Namespace) -> Path:
     """``suite train pansharpen``: returns the path of the final weights with their card."""
-    cfg = load_config(PansharpenConfig, args.config or DEFAULT_YAML, args.overrides)
-    cfg.train.device = getattr(args, "device", cfg.train.device)
-    cfg.train.progress = not getattr(args, "quiet", False)
-    if not args.data:
-        raise UsageError("suite train pansharpen needs --data (folders of MS band and PAN files)")
+    cfg = recipe_from_args(PansharpenConfig, DEFAULT_YAML, args, "folders of MS band and PAN files")
     torch.set_num_threads(2)
     started = time.time()
     pairs, val = load_pairs([Path(p) for p in args.data], cfg)

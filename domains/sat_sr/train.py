@@ -26,11 +26,11 @@ from domains.sat_sr.blocks import BandScale
 from domains.sat_sr.config import DEFAULT_YAML, SatConfig
 from domains.sat_sr.sentinel2 import GUIDES, TARGETS, UNITS, band_name, upsample2
 from domains.sat_sr.sr import Tiling
-from suite.config import load_config, to_dict
+from suite.config import to_dict
 from suite.degradations.mtf import mtf_decimate
 from suite.engine.patches import PairedPatchDataset, random_flips
-from suite.engine.train import Trainer
-from suite.errors import InputError, UsageError
+from suite.engine.train import Trainer, recipe_from_args
+from suite.errors import InputError
 from suite.io.raster import read_window
 from suite.losses import l1_loss
 from suite.models import create_model
@@ -209,11 +209,7 @@ def train_s2(roots: list[Path], cfg: SatConfig, args: argparse.Namespace) -> Pat
 
 def train(args: argparse.Namespace) -> Path:
     """``suite train sat-sr``: every shipped network; returns the last weights written."""
-    cfg = load_config(SatConfig, args.config or DEFAULT_YAML, args.overrides)
-    cfg.train.device = getattr(args, "device", cfg.train.device)
-    cfg.train.progress = not getattr(args, "quiet", False)
-    if not args.data:
-        raise UsageError("suite train sat-sr needs --data (folders of real imagery)")
+    cfg = recipe_from_args(SatConfig, DEFAULT_YAML, args, "folders of real imagery")
     torch.set_num_threads(min(2, torch.get_num_threads()))
     roots = [Path(p) for p in args.data]
     images = single_band_images(roots)
