@@ -103,3 +103,21 @@ def test_residual_needs_matching_channels() -> None:
 def test_self_attention_starts_as_identity() -> None:
     x = torch.rand(2, 8, 5, 7)
     torch.testing.assert_close(SelfAttention2d(8)(x), x)
+
+
+def test_space_to_depth_is_pixel_unshuffle_and_inverts() -> None:
+    from suite.models.unet import depth_to_space, space_to_depth
+
+    x2 = torch.randn(2, 3, 8, 6)
+    assert torch.equal(space_to_depth(x2, [2, 2]), torch.nn.functional.pixel_unshuffle(x2, 2))
+    x3 = torch.randn(1, 2, 8, 6, 4)
+    assert torch.equal(depth_to_space(space_to_depth(x3, [2, 3, 2]), [2, 3, 2], 2), x3)
+
+
+def test_unet_with_unshuffle_keeps_shape_and_refuses_odd_sizes() -> None:
+    net = create_model("unet", spatial_dims=3, channels=[4, 8], residual=True,
+                       unshuffle=[2, 2, 2]).eval()
+    with torch.no_grad():
+        assert net(torch.randn(1, 1, 8, 8, 8)).shape == (1, 1, 8, 8, 8)
+    with pytest.raises(ShapeError):
+        net(torch.randn(1, 1, 7, 8, 8))

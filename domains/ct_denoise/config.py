@@ -13,12 +13,13 @@ HU_SCALE = 1000.0  # model input = HU / 1000: water 0, air -1 (invertible, no cl
 
 @dataclass
 class ModelConfig:
-    """Residual 3D lean U-Net widths and the tiling used at inference."""
+    """Residual 3D lean U-Net widths, optional space-to-depth folding, inference tiling."""
 
     channels: list[int] = field(default_factory=lambda: [16, 32, 64])
     patch: list[int] = field(default_factory=lambda: [128, 128, 16])
     overlap: list[int] = field(default_factory=lambda: [16, 16, 4])
     batch_size: int = 1
+    unshuffle: list[int] | None = None
 
 
 @dataclass

@@ -38,7 +38,7 @@ def build_model(cfg: CtConfig) -> nn.Module:
 
 def model_arguments(cfg: CtConfig) -> dict[str, Any]:
     """Keyword arguments of ``create_model("unet", ...)`` for this recipe."""
-    return {
+    args: dict[str, Any] = {
         "spatial_dims": 3,
         "in_channels": 1,
         "out_channels": 1,
@@ -46,6 +46,9 @@ def model_arguments(cfg: CtConfig) -> dict[str, Any]:
         "residual": True,
         "backend": "lean",
     }
+    if cfg.model.unshuffle is not None:
+        args["unshuffle"] = list(cfg.model.unshuffle)
+    return args
 
 
 def load_axial(paths: list[Path]) -> list[Axial]:

@@ -113,6 +113,58 @@ class ResidualWrapper(nn.Module):
         return x + self.net(x)
 
 
+def space_to_depth(x: torch.Tensor, factors: Sequence[int]) -> torch.Tensor:
+    """Fold blocks of ``factors`` voxels into channels: ``(B, C, *S) -> (B, C * prod(f), *S / f)``.
+
+    Lossless and exactly inverted by :func:`depth_to_space` (``pixel_unshuffle`` for any rank).
+    """
+    b, c, *size = x.shape
+    nd = len(size)
+    split = [b, c] + [n for s, f in zip(size, factors, strict=True) for n in (s // f, f)]
+    order = [0, 1, *range(3, 2 + 2 * nd, 2), *range(2, 2 + 2 * nd, 2)]
+    folded = x.reshape(split).permute(order)
+    return folded.reshape(b, -1, *(s // f for s, f in zip(size, factors, strict=True)))
+
+
+def depth_to_space(x: torch.Tensor, factors: Sequence[int], channels: int) -> torch.Tensor:
+    """Inverse of :func:`space_to_depth` back to ``channels`` channels."""
+    b, _, *size = x.shape
+    nd = len(size)
+    unfolded = x.reshape(b, channels, *factors, *size)
+    order = [0, 1] + [i for k in range(nd) for i in (2 + nd + k, 2 + k)]
+    return unfolded.permute(order).reshape(b, channels, *(s * f for s, f in
+                                                          zip(size, factors, strict=True)))
+
+
+class SpaceToDepthNet(nn.Module):
+    """Run a network at reduced resolution on losslessly folded voxels (FFDNet-style).
+
+    The input's ``factors``-sized blocks become channels, ``net`` maps them, the result is
+    unfolded; with ``residual`` the input is added back at full resolution. On a CPU this moves
+    the widest, full-resolution layers of a U-Net to a grid ``prod(factors)`` times smaller.
+
+    References:
+        Zhang, Zuo, Zhang, "FFDNet: Toward a Fast and Flexible Solution for CNN-Based Image
+        Denoising", IEEE TIP 2018.
+    """
+
+    def __init__(self, net: nn.Module, factors: Sequence[int], channels: int,
+                 residual: bool) -> None:
+        super().__init__()
+        self.net, self.factors = net, list(factors)
+        self.channels, self.residual = channels, residual
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``(B, C, *spatial) -> (B, C, *spatial)``; spatial sizes divisible by the factors."""
+        if any(s % f for s, f in zip(x.shape[2:], self.factors, strict=True)):
+            raise ShapeError("x", f"spatial sizes divisible by {self.factors}", tuple(x.shape))
+        folded = space_to_depth(x, self.factors)
+        if x.ndim == 5:
+            folded = folded.contiguous(memory_format=torch.channels_last_3d)
+        out = depth_to_space(self.net(folded), self.factors, self.channels)
+        return x + out if self.residual else out
+
+
 @register_model("unet")
 def unet(
     spatial_dims: int = 2,
@@ -123,6 +175,7 @@ def unet(
     backend: str = "lean",
     num_res_units: int = 0,
     channels_last: bool = False,
+    unshuffle: Sequence[int] | None = None,
 ) -> nn.Module:
     """U-Net factory.
 
@@ -136,7 +189,16 @@ def unet(
             (``monai.networks.nets.UNet`` with instance norm and ``num_res_units``).
         num_res_units: residual units per level, MONAI backend only.
         channels_last: lean backend only, see :class:`LeanUNet`.
+        unshuffle: lean backend only: fold blocks of this many voxels per axis into channels and
+            run the U-Net at that reduced resolution (:class:`SpaceToDepthNet`).
     """
+    if backend == "lean" and unshuffle is not None:
+        k = int(torch.tensor(list(unshuffle)).prod())
+        inner = LeanUNet(spatial_dims, in_channels * k, out_channels * k, channels, False,
+                         channels_last)
+        if residual and in_channels != out_channels:
+            raise ValueError("residual=True needs in_channels == out_channels")
+        return SpaceToDepthNet(inner, unshuffle, out_channels, residual)
     if backend == "lean":
         return LeanUNet(spatial_dims, in_channels, out_channels, channels, residual, channels_last)
     if backend != "monai":
