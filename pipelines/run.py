@@ -27,22 +27,21 @@ def _existing(paths: list[Path]) -> list[Path]:
 
 def enhance(args: argparse.Namespace) -> int:
     """``suite enhance DOMAIN INPUT... -o OUTPUT``: atomic, inputs untouched."""
-    domain = plugins.get_domain(args.domain)
-    inputs = _existing(args.inputs)
-    out = check_output_path(args.output, inputs)
-    with atomic_path(out) as tmp:
-        summary = domain.enhance(inputs, tmp, args)
-    _say(args, f"wrote {out}" + _fmt(summary))
-    return 0
+    return _write_from_inputs(args, "enhance")
 
 
 def degrade(args: argparse.Namespace) -> int:
     """``suite degrade DOMAIN INPUT... -o OUTPUT [--seed N]``."""
+    return _write_from_inputs(args, "degrade")
+
+
+def _write_from_inputs(args: argparse.Namespace, operation: str) -> int:
+    """Run a domain operation that reads ``args.inputs`` and writes ``args.output`` atomically."""
     domain = plugins.get_domain(args.domain)
     inputs = _existing(args.inputs)
     out = check_output_path(args.output, inputs)
     with atomic_path(out) as tmp:
-        summary = domain.degrade(inputs, tmp, args)
+        summary = getattr(domain, operation)(inputs, tmp, args)
     _say(args, f"wrote {out}" + _fmt(summary))
     return 0
 

@@ -72,8 +72,13 @@ def load_state(path: str | Path, trust: bool = False) -> dict[str, torch.Tensor]
         if not trust:
             raise InputError(path, "pickled checkpoints can run code when loaded; convert to "
                              "safetensors or pass --trust-checkpoint")
-        # Explicit user trust: the full unpickler is allowed here and nowhere else.
-        obj = torch.load(path, map_location="cpu", weights_only=False)
+        # Even with the user's trust, only tensors and plain containers are unpickled: a state
+        # dict never needs arbitrary objects, and those could run code.
+        try:
+            obj = torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as exc:
+            first = str(exc).splitlines()[0]
+            raise InputError(path, f"not a plain state-dict checkpoint ({first})") from None
         state = obj.get("model", obj) if isinstance(obj, dict) else obj
         return dict(state)
     try:
