@@ -44,7 +44,7 @@ def _enhance_common(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--trust-checkpoint",
         action="store_true",
-        help="allow pickled checkpoints (.pt/.pth), which can run code when loaded",
+        help="allow .pt/.pth state-dict checkpoints (tensors only: torch.load weights_only=True)",
     )
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
     p.add_argument(

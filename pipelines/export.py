@@ -46,7 +46,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--example-size", type=int, nargs="+", metavar="N",
                    help="spatial size traced (default: the card's inference patch)")
     p.add_argument("--trust-checkpoint", action="store_true",
-                   help="allow pickled checkpoints (.pt/.pth), which can run code when loaded")
+                   help="allow .pt/.pth state-dict checkpoints (tensors only)")
 
 
 def export(args: argparse.Namespace) -> int:
