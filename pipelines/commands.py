@@ -32,9 +32,22 @@ def _domain_subparsers(
             "--quiet", action="store_true", default=argparse.SUPPRESS, help="no progress bars"
         )
         common(dom_parser)
-        if entry.domain is not None:
-            entry.domain.add_arguments(command, dom_parser)
         dom_parser.set_defaults(func=func)
+        if entry.domain is None:
+            continue
+        try:
+            entry.domain.add_arguments(command, dom_parser)
+        except Exception as exc:  # a plugin's options may import a missing library
+            # One plugin's broken options must not take the whole CLI down with it.
+            dom_parser.description = f"BROKEN: {type(exc).__name__}: {exc}"
+            dom_parser.set_defaults(func=_broken(name, exc))
+
+
+def _broken(name: str, exc: Exception) -> Callable[[argparse.Namespace], int]:
+    def refuse(args: argparse.Namespace) -> int:
+        raise UsageError(f"domain {name!r} is broken: {type(exc).__name__}: {exc}")
+
+    return refuse
 
 
 def _enhance_common(p: argparse.ArgumentParser) -> None:

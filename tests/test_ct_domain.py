@@ -159,3 +159,24 @@ def test_missing_slice_is_refused(run_cli, tmp_path: Path, tiny_weights: Path) -
     code, _, err = run_cli("enhance", "ct-denoise", series, "-o", tmp_path / "o.nii.gz",
                            "--weights", tiny_weights)
     assert code == 2 and "missing" in err.lower()
+
+
+def test_parallel_and_cached_simulation_give_the_same_pairs(tmp_path: Path) -> None:
+    from domains.ct_denoise.config import CtConfig
+    from domains.ct_denoise.train import Axial, simulated_pairs
+
+    rng = np.random.default_rng(0)
+    hu = np.full((48, 48, 2), -1000.0, np.float32)
+    hu[8:40, 8:40] = 40 + rng.normal(0, 5, (32, 32, 2))
+    volumes = [Axial(hu, 2, 1.0)]
+    cfg = CtConfig()
+    cfg.data.noise_levels_hu, cfg.data.realizations = [30.0, 60.0], 2
+    serial, _ = simulated_pairs(volumes, cfg)
+    cfg.data.workers, cfg.data.cache = 2, tmp_path / "cache"
+    parallel, _ = simulated_pairs(volumes, cfg)
+    assert len(list(cfg.data.cache.glob("*.npy"))) == 4
+    cached, _ = simulated_pairs(volumes, cfg)
+    for a, b, c in zip(serial, parallel, cached, strict=True):
+        np.testing.assert_array_equal(a, b)
+        np.testing.assert_array_equal(a, c)
+    assert not np.array_equal(serial[0], serial[1])  # draws differ

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import subprocess
 import sys
 from importlib.metadata import EntryPoint
@@ -69,6 +70,33 @@ def test_broken_plugin_is_listed_with_its_error(monkeypatch: pytest.MonkeyPatch,
         code, _, err = run_cli("enhance", "broken", "x", "-o", "y")
         assert code == 2
         assert "broken" in err and len(err.strip().splitlines()) == 1
+    finally:
+        plugins.discover.cache_clear()
+
+
+class _BadOptions(Domain):
+    name = "bad-options"
+    task = "a fake domain whose options need a missing library"
+    input_kinds = ("nothing",)
+
+    def add_arguments(self, command: str, parser: argparse.ArgumentParser) -> None:
+        raise ImportError("no module named 'missing_library'")
+
+
+BAD_OPTIONS = _BadOptions()
+
+
+def test_plugin_with_broken_options_leaves_the_cli_working(monkeypatch: pytest.MonkeyPatch,
+                                                            run_cli) -> None:
+    eps = [EntryPoint("good", f"{__name__}:GOOD", plugins.GROUP),
+           EntryPoint("bad-options", f"{__name__}:BAD_OPTIONS", plugins.GROUP)]
+    _fake_entry_points(monkeypatch, eps)
+    try:
+        code, out, _ = run_cli("domains")
+        assert code == 0 and "good\tok" in out
+        code, _, err = run_cli("enhance", "bad-options", "x", "-o", "y")
+        assert code == 2
+        assert "missing_library" in err and len(err.strip().splitlines()) == 1
     finally:
         plugins.discover.cache_clear()
 

@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
+import multiprocessing
+import os
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -79,17 +83,67 @@ def binned_copies(volumes: list[Axial], factors: list[int]) -> list[Axial]:
 def simulated_pairs(
     volumes: list[Axial], cfg: CtConfig
 ) -> tuple[list[np.ndarray], list[np.ndarray]]:
-    """(inputs, targets) as (1, X, Y, Z) arrays in HU / 1000, one per volume, level and draw."""
-    inputs, targets = [], []
-    for v_index, vol in enumerate(volumes):
-        clean = vol.hu[None] / HU_SCALE
-        for level in cfg.data.noise_levels_hu:
-            for draw in range(cfg.data.realizations):
-                seed = 1000 * v_index + 10 * draw + int(level)
-                noisy = simulate_low_dose(vol.hu, vol.pixel_mm, 2, noise_hu=level, seed=seed)
-                inputs.append(noisy.noisy[None] / HU_SCALE)
-                targets.append(clean)
+    """(inputs, targets) as (1, X, Y, Z) arrays in HU / 1000, one per volume, level and draw.
+
+    Each draw has its own fixed seed, so the pairs are the same whatever ``data.workers`` is.
+    """
+    jobs = [
+        (v_index, level, 1000 * v_index + 10 * draw + int(level))
+        for v_index in range(len(volumes))
+        for level in cfg.data.noise_levels_hu
+        for draw in range(cfg.data.realizations)
+    ]
+    noisy = _run_simulations(volumes, jobs, cfg.data.workers, cfg.data.cache)
+    inputs = [n[None] / HU_SCALE for n in noisy]
+    targets = [volumes[v_index].hu[None] / HU_SCALE for v_index, _, _ in jobs]
     return inputs, targets
+
+
+def _simulate(hu: np.ndarray, pixel_mm: float, level: float, seed: int) -> np.ndarray:
+    return simulate_low_dose(hu, pixel_mm, 2, noise_hu=level, seed=seed).noisy
+
+
+def _run_simulations(
+    volumes: list[Axial], jobs: list[tuple[int, float, int]], workers: int, cache: Path | None
+) -> list[np.ndarray]:
+    args = [(volumes[v].hu, volumes[v].pixel_mm, level, seed) for v, level, seed in jobs]
+    files = [_cache_file(cache, *a) if cache is not None else None for a in args]
+    todo = [i for i, f in enumerate(files) if f is None or not f.exists()]
+    done = _simulate_all([args[i] for i in todo], workers)
+    out: list[np.ndarray | None] = [None] * len(args)
+    for i, noisy in zip(todo, done, strict=True):
+        out[i] = noisy
+        file = files[i]
+        if file is not None:
+            file.parent.mkdir(parents=True, exist_ok=True)
+            tmp = file.with_suffix(f".{os.getpid()}.tmp.npy")
+            np.save(tmp, noisy)
+            tmp.replace(file)  # atomic: a concurrent reader never sees half a file
+    return [_cached(o, f) for o, f in zip(out, files, strict=True)]
+
+
+def _cached(fresh: np.ndarray | None, file: Path | None) -> np.ndarray:
+    if fresh is not None:
+        return fresh
+    assert file is not None  # not simulated now means it was found in the cache
+    return np.asarray(np.load(file))
+
+
+def _cache_file(cache: Path, hu: np.ndarray, pixel_mm: float, level: float, seed: int) -> Path:
+    key = hashlib.sha1(np.ascontiguousarray(hu, dtype=np.float32).tobytes())
+    key.update(f"{hu.shape}|{pixel_mm:.6f}|{level:.3f}|{seed}".encode())
+    return cache / f"ct_lowdose_{key.hexdigest()[:20]}.npy"
+
+
+def _simulate_all(
+    args: list[tuple[np.ndarray, float, float, int]], workers: int
+) -> list[np.ndarray]:
+    if workers <= 1 or len(args) <= 1:
+        return [_simulate(*a) for a in args]
+    # spawn, not fork: the parent already runs torch's thread pools, which fork can deadlock.
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+        return list(pool.map(_simulate, *zip(*args, strict=True)))
 
 
 def make_loss(cfg: CtConfig) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:

@@ -52,8 +52,12 @@ def denoise(
     progress: bool = False,
     device: torch.device | None = None,
 ) -> np.ndarray:
-    """Denoise an (X, Y, Z) HU array with sliding-window inference; returns HU float32."""
-    device = device or torch.device("cpu")
+    """Denoise an (X, Y, Z) HU array with sliding-window inference; returns HU float32.
+
+    ``device`` defaults to where the model already is, so validation during GPU training
+    never moves the training model to the CPU.
+    """
+    device = device or next(model.parameters()).device
     x = torch.from_numpy(np.ascontiguousarray(hu, dtype=np.float32) / HU_SCALE)[None, None]
     tiles = TileConfig(patch_size=cfg.patch, overlap=cfg.overlap, batch_size=cfg.batch_size)
     net = model.to(device=device, memory_format=torch.channels_last_3d).eval()
