@@ -301,7 +301,10 @@ def quantize_int8(
         fp32_tail: keep the nodes that produce the graph's outputs in fp32, fed by the exact
             fp32 input where they read it: a residual model's ``x + net(x)`` then adds the
             correction to the unquantized input instead of rounding the whole output to 8 bits
-            (for CT in HU / 1000 one uint8 step of the output would be about 10 HU).
+            (for CT in HU / 1000 one uint8 step of the output would be about 10 HU). The skip
+            path stays exact too: every non-convolution node that reads the graph input (the
+            bicubic ``Resize`` of an SR model's global residual) runs in fp32 on the exact
+            input; quantizing that Resize alone cost sat-sr x2 0.45 dB of its 0.55 dB loss.
 
     Returns:
         ``out_path``.
@@ -321,7 +324,7 @@ def quantize_int8(
     proto = onnx.load(str(fp32_path))
     rank = len(proto.graph.input[0].type.tensor_type.shape.dim)
     reader = PatchCalibrationReader(patches, proto.graph.input[0].name, rank - 2)
-    tail = _output_nodes(proto) if fp32_tail else []
+    tail = _output_nodes(proto) + _skip_path_nodes(proto) if fp32_tail else []
     q.quantize_static(
         str(fp32_path), str(out_path), reader, quant_format=q.QuantFormat.QDQ,
         per_channel=per_channel, reduce_range=reduce_range,
@@ -348,6 +351,18 @@ def _output_nodes(proto: Any) -> list[str]:
     for i, node in enumerate(proto.graph.node):
         if outputs.intersection(node.output):
             node.name = node.name or f"graph_output_node_{i}"
+            names.append(node.name)
+    return names
+
+
+def _skip_path_nodes(proto: Any) -> list[str]:
+    """Names of the non-convolution nodes that read a graph input (named first if unnamed)."""
+    inputs = {i.name for i in proto.graph.input}
+    learned = {"Conv", "ConvTranspose", "MatMul", "Gemm"}
+    names = []
+    for i, node in enumerate(proto.graph.node):
+        if node.op_type not in learned and inputs.intersection(node.input):
+            node.name = node.name or f"skip_path_node_{i}"
             names.append(node.name)
     return names
 

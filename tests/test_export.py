@@ -30,6 +30,8 @@ from suite.weights import load_model, save_weights  # noqa: E402
 
 SMALL_MODELS: dict[str, tuple[dict[str, Any], list[int]]] = {
     "espcn": ({"in_channels": 1, "scale": 2}, [24, 20]),
+    "edsr": ({"in_channels": 1, "scale": 2, "features": 8, "num_blocks": 1,
+              "global_residual": True}, [24, 20]),
     "unet": ({"spatial_dims": 3, "in_channels": 1, "out_channels": 1, "channels": [4, 8],
               "residual": True, "backend": "lean"}, [16, 16, 8]),
 }
@@ -110,6 +112,17 @@ def test_int8_is_qdq_close_and_keeps_the_residual_exact(tmp_path: Path) -> None:
     assert 0 < error < 5e-2
     quant = ex.read_onnx_card(int8)["quantization"]
     assert quant["format"] == "QDQ" and quant["calibration_patches"] == 6
+
+
+def test_int8_keeps_the_bicubic_skip_path_exact(tmp_path: Path) -> None:
+    model, card = load_model(_weights(tmp_path, "edsr"))
+    fp32 = ex.export_onnx(model, ex.example_input(card), tmp_path / "m.onnx", card)
+    gen = np.random.default_rng(0)
+    calibration = [gen.uniform(size=(1, 24, 20)).astype(np.float32) for _ in range(4)]
+    int8 = ex.quantize_int8(fp32, tmp_path / "m8.onnx", calibration)
+    resize = [n for n in onnx.load(str(int8)).graph.node if n.op_type == "Resize"]
+    assert resize and resize[0].input[0] == "input"  # the exact input, not its 8-bit copy
+    assert resize[0].name in ex.read_onnx_card(int8)["quantization"]["fp32_nodes"]
 
 
 def test_calibration_reader_protocol() -> None:

@@ -199,3 +199,18 @@ def test_cuda_amp_training_runs(tmp_path: Path) -> None:
     trainer.fit()
     assert next(trainer.model.parameters()).device.type == "cuda"
     assert (tmp_path / "final.safetensors").is_file()
+
+
+def test_training_command_keeps_every_override_and_quotes_them() -> None:
+    import argparse
+    import shlex
+
+    from suite.engine.train import hardware_description, training_command
+
+    args = argparse.Namespace(data=[Path("a b.nii.gz")], config=None, out=Path("runs/x"),
+                              overrides=["train.steps=10", "model.channels=[8, 16]"])
+    command = training_command("ct-denoise", args)
+    assert shlex.split(command) == [
+        "suite", "train", "ct-denoise", "--data", "a b.nii.gz", "--set", "train.steps=10",
+        "--set", "model.channels=[8, 16]", "--out", "runs/x"]
+    assert hardware_description("cpu").startswith("CPU, ")

@@ -24,7 +24,12 @@ from domains.ct_denoise.metrics import ct_metrics
 from domains.ct_denoise.volumes import Axial, denoise, to_axial
 from suite.config import to_dict
 from suite.engine.patches import PairedPatchDataset, random_flips
-from suite.engine.train import Trainer, recipe_from_args
+from suite.engine.train import (
+    Trainer,
+    hardware_description,
+    recipe_from_args,
+    training_command,
+)
 from suite.errors import InputError, UsageError
 from suite.io.volume import read_volume
 from suite.losses import l1_loss, ssim_loss
@@ -273,9 +278,8 @@ def model_card(
             "validation_volume": str(cfg.data.val),
             "recipe": to_dict(cfg),
             "seconds": round(seconds),
-            "command": "suite train ct-denoise --data "
-            + " ".join(data)
-            + f" --set data.val={cfg.data.val} --out {args.out}",
+            "command": training_command("ct-denoise", args),
+            "hardware": hardware_description(cfg.train.device),
             "low_dose": "projection-domain Poisson + electronic noise, FBP; noise "
             f"levels {cfg.data.noise_levels_hu} HU in soft tissue",
         },

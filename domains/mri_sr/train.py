@@ -19,7 +19,7 @@ from domains.mri_sr.metrics import convention, sr_metrics
 from domains.mri_sr.sr import NORM_PERCENTILE, intensity_scale, super_resolve
 from suite.config import to_dict
 from suite.engine.patches import PairedPatchDataset, random_flips
-from suite.engine.train import Trainer, recipe_from_args
+from suite.engine.train import Trainer, hardware_description, recipe_from_args, training_command
 from suite.io.volume import read_volume
 from suite.losses import frequency_loss, l1_loss
 from suite.models import create_model
@@ -158,7 +158,6 @@ def model_card(cfg: MriSrConfig, args: argparse.Namespace, metrics: dict[str, fl
                seconds: float) -> dict[str, Any]:
     """The JSON card saved beside the weights."""
     data = [str(p) for p in args.data]
-    val = f" --set data.val={cfg.data.val}" if cfg.data.val else ""
     return {
         "domain": "mri-sr",
         "architecture": "unet",
@@ -174,11 +173,10 @@ def model_card(cfg: MriSrConfig, args: argparse.Namespace, metrics: dict[str, fl
                       "batch_size": cfg.model.batch_size},
         "training": {
             "data": data, "recipe": to_dict(cfg), "seconds": round(seconds),
-            "command": "flock /tmp/suite_train.lock suite train mri-sr --data "
-                       + " ".join(data) + val + f" --out {args.out}",
+            "command": training_command("mri-sr", args),
             "pairs": f"thick slices (profiles {cfg.data.profiles}) along each axis at factors "
                      f"{cfg.data.scales}, cubic B-spline back onto the thin grid",
-            "hardware": "CPU, 2 threads",
+            "hardware": hardware_description(cfg.train.device),
         },
         "validation": {"volume": str(cfg.data.val), "metrics": metrics,
                        "convention": convention()},

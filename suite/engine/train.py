@@ -25,6 +25,7 @@ import csv
 import json
 import math
 import os
+import shlex
 import shutil
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
@@ -585,9 +586,30 @@ def recipe_from_args(cls: type[R], default_yaml: Path, args: argparse.Namespace,
     """
     cfg = load_config(cls, args.config or default_yaml, args.overrides)
     train_cfg = cfg.train  # type: ignore[attr-defined]
-    train_cfg.device = getattr(args, "device", train_cfg.device)
+    # --device auto (the CLI default) leaves the recipe's own train.device (e.g. a --set) alone.
+    if getattr(args, "device", "auto") != "auto":
+        train_cfg.device = args.device
     train_cfg.progress = not getattr(args, "quiet", False)
     if not args.data:
         domain = getattr(args, "domain", "DOMAIN")
         raise UsageError(f"suite train {domain} needs --data ({data_hint})")
     return cfg
+
+
+def training_command(domain: str, args: argparse.Namespace) -> str:
+    """The ``suite train`` command line that reproduces a run, every ``--set`` included."""
+    parts = ["suite", "train", domain, "--data", *(str(p) for p in args.data)]
+    if getattr(args, "config", None):
+        parts += ["--config", str(args.config)]
+    for override in getattr(args, "overrides", None) or []:
+        parts += ["--set", override]
+    parts += ["--out", str(args.out)]
+    return shlex.join(parts)
+
+
+def hardware_description(device: str) -> str:
+    """Where a run trained, for the model card: the GPU's name, or the CPU thread count."""
+    resolved = pick_device(device)
+    if resolved.type == "cuda":
+        return f"{torch.cuda.get_device_name(resolved)} (torch {torch.__version__})"
+    return f"CPU, {torch.get_num_threads()} threads (torch {torch.__version__})"
