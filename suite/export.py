@@ -49,7 +49,8 @@ def _require_onnx() -> Any:
 def example_input(card: dict[str, Any], spatial: Sequence[int] | None = None) -> Tensor:
     """A zero input ``(1, C, *spatial)`` for tracing the model described by ``card``.
 
-    Channels come from ``arguments.in_channels`` (default 1), the rank from
+    Channels come from ``arguments.in_channels``, else ``inference.in_channels`` (a model that
+    accepts any band count, traced at the count it was trained with), else 1; the rank from
     ``arguments.spatial_dims`` (default 2), the size from ``spatial``, else the card's
     ``inference.patch``, else 64 per axis.
     """
@@ -62,7 +63,8 @@ def example_input(card: dict[str, Any], spatial: Sequence[int] | None = None) ->
         raise UsageError(f"example size {list(size)} has {len(size)} axes, the model {ndim}")
     # A random (not zero) input so that the export check exercises every weight.
     gen = torch.Generator().manual_seed(0)
-    return torch.randn((1, int(args.get("in_channels", 1)), *map(int, size)), generator=gen)
+    channels = args.get("in_channels", card.get("inference", {}).get("in_channels", 1))
+    return torch.randn((1, int(channels), *map(int, size)), generator=gen)
 
 
 def _axes(ndim: int, prefix: str) -> dict[int, str]:

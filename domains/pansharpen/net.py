@@ -18,6 +18,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from suite.errors import ShapeError
+from suite.models.registry import list_models, register_model
 
 
 class PanDetailNet(nn.Module):
@@ -67,6 +68,14 @@ class PanDetailNet(nn.Module):
         feats = torch.cat([planes, self._highpass(planes)], dim=1)
         detail = self.body(feats).reshape(b, c1 - 1, h, w)
         return ms + detail
+
+
+if "pan_detail_net" not in list_models():
+
+    @register_model("pan_detail_net")
+    def pan_detail_net(width: int = 32, depth: int = 4, highpass: int = 5) -> PanDetailNet:
+        """Registry factory, so that ``suite export`` can rebuild the network from its card."""
+        return PanDetailNet(width, depth, highpass)
 
 
 def parameter_count(model: nn.Module) -> int:

@@ -126,6 +126,9 @@ def model_card(
         "parameters": params,
         "normalization": deep.NORMALIZATION,
         "adaptation": to_dict(cfg.adapt),
+        "inference": {"in_channels": len(cfg.data.ms_bands) + 1,
+                      "note": "any band count works; exports are traced at the trained MS "
+                              "bands plus the PAN"},
         "training": {
             "data": data,
             "bands": cfg.data.ms_bands,
