@@ -180,3 +180,16 @@ def test_parallel_and_cached_simulation_give_the_same_pairs(tmp_path: Path) -> N
         np.testing.assert_array_equal(a, b)
         np.testing.assert_array_equal(a, c)
     assert not np.array_equal(serial[0], serial[1])  # draws differ
+
+
+def test_enhance_on_onnxruntime_matches_torch(run_cli, tmp_path: Path, tiny_weights: Path) -> None:
+    pytest.importorskip("onnxruntime")
+    outs = {}
+    for runtime in ("torch", "onnxruntime"):
+        outs[runtime] = tmp_path / f"{runtime}.nii.gz"
+        code, _, err = run_cli("--quiet", "enhance", "ct-denoise", SAMPLE, "-o", outs[runtime],
+                               "--weights", tiny_weights, "--runtime", runtime)
+        assert code == 0, err
+    torch_hu = nib.load(outs["torch"]).get_fdata()
+    onnx_hu = nib.load(outs["onnxruntime"]).get_fdata()
+    assert np.abs(torch_hu - onnx_hu).max() < 0.5  # HU

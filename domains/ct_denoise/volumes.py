@@ -57,7 +57,10 @@ def denoise(
     ``device`` defaults to where the model already is, so validation during GPU training
     never moves the training model to the CPU.
     """
-    device = device or next(model.parameters()).device
+    if device is None:
+        params = getattr(model, "parameters", None)  # an OnnxModule has none
+        first = next(iter(params()), None) if params is not None else None
+        device = first.device if first is not None else torch.device("cpu")
     x = torch.from_numpy(np.ascontiguousarray(hu, dtype=np.float32) / HU_SCALE)[None, None]
     tiles = TileConfig(patch_size=cfg.patch, overlap=cfg.overlap, batch_size=cfg.batch_size)
     net = model.to(device=device, memory_format=torch.channels_last_3d).eval()
