@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import os
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -32,3 +33,31 @@ def run_cli(capsys: pytest.CaptureFixture[str]) -> Callable[..., tuple[int, str,
         return code, out.out, out.err
 
     return run
+
+
+@pytest.fixture
+def read_only() -> Iterator[Callable[[Path], None]]:
+    """Make a folder read-only; as root (where mode bits do not bind) deny writes to it by
+    patching ``os.access`` as seen by ``suite.io.atomic``, the one place the suite checks."""
+    patcher = pytest.MonkeyPatch()
+    locked: list[Path] = []
+
+    def lock(folder: Path) -> None:
+        folder.chmod(0o555)
+        locked.append(folder)
+        if os.access(folder, os.W_OK):  # root
+            import suite.io.atomic as atomic
+
+            real = os.access
+
+            def access(path: object, mode: int, *args: object, **kwargs: object) -> bool:
+                if mode & os.W_OK and Path(str(path)).absolute() in locked:
+                    return False
+                return real(path, mode, *args, **kwargs)  # type: ignore[arg-type]
+
+            patcher.setattr(atomic.os, "access", access)
+
+    yield lock
+    patcher.undo()
+    for folder in locked:
+        folder.chmod(0o755)
