@@ -14,10 +14,13 @@ GUIDED_YAML = Path(__file__).with_name("guided.yaml")
 
 @dataclass
 class ModelConfig:
-    """Band-wise ResNet generator with self-attention, and the PatchGAN discriminator.
+    """Band-wise residual ResNet generator with self-attention, and the PatchGAN discriminator.
 
     Attributes:
-        guided: take a clear reference date as a second input (5 input channels, else 3).
+        guided: take a clear reference date as a second input.
+        residual: correct a classical fill (harmonic, or the Poisson clone of the reference)
+            inside the mask (``cloud_residual_inpainter``, 5 or 7 planes); ``false`` is the
+            earlier plain generator (``resnet_generator``, 3 or 5 planes, no prior).
         features: generator stem width (bottleneck ``4 * features``).
         num_blocks: generator residual blocks (a self-attention block in their middle).
         disc_features: PatchGAN first-layer width (spectral norm, no normalization).
@@ -25,6 +28,7 @@ class ModelConfig:
     """
 
     guided: bool = False
+    residual: bool = True
     features: int = 16
     num_blocks: int = 4
     disc_features: int = 16

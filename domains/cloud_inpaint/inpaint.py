@@ -1,10 +1,15 @@
-"""Filling masked pixels: the band-wise mask-aware generator, and the classical baselines.
+"""Filling masked pixels: the band-wise residual network, and the classical baselines.
 
-The generator sees one band at a time (so any band set works) with spectral context:
-input channels ``[band * clear, mean of bands * clear, mask]``, plus ``[reference band,
-mean of reference bands]`` with temporal guidance. Every band is standardized by the mean and
-standard deviation of its own clear pixels (the reference by its own, over the same pixels).
-Whatever the filler, pixels outside the mask are copied from the input untouched.
+The network sees one band at a time (so any band set works) with spectral context: planes
+``[band * clear, mean of bands * clear, mask, prior, mean of priors]``, plus ``[reference band,
+mean of reference bands]`` with temporal guidance (:func:`band_planes`). The prior is the
+classical starting point the network corrects: the harmonic fill of the band
+(:func:`domains.cloud_inpaint.fill.harmonic_fill`), or with a reference date its Poisson clone
+into the hole (harmonic fill of the band plus the reference minus its own harmonic fill). Every
+band is standardized by the mean and standard deviation of its own clear pixels (the reference
+by its own, over the same pixels). Whatever the filler, pixels outside the mask are copied from
+the input untouched. Weights of the earlier plain generator (``resnet_generator`` cards, 3 or 5
+planes, no prior) still load and run through :func:`band_inputs`.
 """
 
 from __future__ import annotations
@@ -15,8 +20,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from skimage.restoration import inpaint_biharmonic
-from torch import nn
+from torch import Tensor, nn
 
+from domains.cloud_inpaint.fill import harmonic_fill
+from domains.cloud_inpaint.net import ResidualInpainter
 from suite.engine.tiling import TileConfig, tiled_inference
 
 Filler = Callable[[np.ndarray, np.ndarray], np.ndarray]
@@ -43,6 +50,49 @@ def band_inputs(z: np.ndarray, mask: np.ndarray, ref: np.ndarray | None = None) 
     if ref is not None:
         parts += [ref, np.broadcast_to(ref.mean(0), z.shape)]
     return np.stack(parts, axis=1).astype(np.float32).reshape(c, len(parts), *z.shape[1:])
+
+
+def classical_prior(z: Tensor, mask: Tensor, ref: Tensor | None = None) -> Tensor:
+    """The starting point inside the mask, in standardized units ``(B, C, H, W)``.
+
+    Args:
+        z: ``(B, C, H, W)`` standardized bands (values under the mask ignored).
+        mask: ``(B, 1, H, W)``, 1 where pixels are to be filled.
+        ref: ``(B, C, H, W)`` standardized reference date, or ``None``.
+
+    Returns:
+        ``z`` outside the mask; inside, the harmonic fill of ``z``, plus ``ref`` minus its own
+        harmonic fill with a reference (the Poisson clone of the reference into the hole: its
+        detail, anchored to the target's values along the hole's edge).
+
+    References:
+        Perez, Gangnet, Blake, "Poisson Image Editing", SIGGRAPH 2003.
+    """
+    prior = harmonic_fill(z, mask)
+    if ref is not None:
+        prior = prior + mask * (ref - harmonic_fill(ref, mask))
+    return prior
+
+
+def band_planes(z: Tensor, mask: Tensor, ref: Tensor | None = None) -> Tensor:
+    """Residual-network input ``(B*C, K, H, W)``, K = 5 (7 with a reference), one band per row.
+
+    Planes: ``[band * clear, mean of bands * clear, mask, prior, mean of priors]`` (+ ``[reference
+    band, mean of reference bands]``); the prior is :func:`classical_prior`.
+
+    Args:
+        z: ``(B, C, H, W)`` standardized bands.
+        mask: ``(B, 1, H, W)``, 1 where pixels are to be filled.
+        ref: ``(B, C, H, W)`` standardized reference date, or ``None``.
+    """
+    b, c, h, w = z.shape
+    hidden = z * (1 - mask)
+    prior = classical_prior(hidden, mask, ref)
+    parts = [hidden, hidden.mean(1, keepdim=True).expand_as(z), mask.expand_as(z), prior,
+             prior.mean(1, keepdim=True).expand_as(z)]
+    if ref is not None:
+        parts += [ref, ref.mean(1, keepdim=True).expand_as(z)]
+    return torch.stack(parts, 2).reshape(b * c, len(parts), h, w)
 
 
 @torch.no_grad()
@@ -76,10 +126,22 @@ def model_filler(model: nn.Module, ref: np.ndarray | None = None, device: str = 
         if ref is not None:
             rmu, rsd = clear_stats(ref, ~mask)
             zr = (ref - rmu) / rsd
-        pred = run_generator(model.eval(), band_inputs(z, mask, zr), device)
+        pred = run_generator(model.eval(), _planes(model, z, mask, zr), device)
         return composite(image, mask, pred * sd + mu)
 
     return fill
+
+
+def _planes(model: nn.Module, z: np.ndarray, mask: np.ndarray, zr: np.ndarray | None
+            ) -> np.ndarray:
+    """The input planes the model was trained on: residual planes, or the legacy ones."""
+    if not isinstance(model, ResidualInpainter):
+        return band_inputs(z, mask, zr)
+    t = torch.from_numpy(np.asarray(z, np.float32))[None]
+    m = torch.from_numpy(mask.astype(np.float32))[None, None]
+    r = None if zr is None else torch.from_numpy(np.asarray(zr, np.float32))[None]
+    with torch.no_grad():
+        return band_planes(t, m, r).numpy()
 
 
 def composite(image: np.ndarray, mask: np.ndarray, filled: np.ndarray) -> np.ndarray:

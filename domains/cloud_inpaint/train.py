@@ -26,7 +26,7 @@ from domains.cloud_inpaint.clouds import fractal_noise, make_clouds
 from domains.cloud_inpaint.config import DEFAULT_YAML, CloudConfig
 from domains.cloud_inpaint.curves import draw_curves
 from domains.cloud_inpaint.data import load_scenes
-from domains.cloud_inpaint.inpaint import clear_stats, model_filler
+from domains.cloud_inpaint.inpaint import band_planes, clear_stats, model_filler
 from domains.cloud_inpaint.metrics import masked_metrics
 from suite.config import to_dict
 from suite.engine.patches import PairedPatchDataset, random_flips
@@ -39,16 +39,24 @@ from suite.weights import save_weights
 BANDS = 4
 
 
+def architecture(cfg: CloudConfig) -> str:
+    """Registered name of the generator."""
+    return "cloud_residual_inpainter" if cfg.model.residual else "resnet_generator"
+
+
 def generator_arguments(cfg: CloudConfig) -> dict[str, Any]:
-    """Keyword arguments of ``create_model("resnet_generator", ...)``."""
-    return {"in_channels": 5 if cfg.model.guided else 3, "out_channels": 1,
-            "features": cfg.model.features, "num_blocks": cfg.model.num_blocks,
-            "attention": True, "tanh": False}
+    """Keyword arguments of ``create_model(architecture(cfg), ...)``."""
+    common = {"features": cfg.model.features, "num_blocks": cfg.model.num_blocks,
+              "attention": True}
+    if cfg.model.residual:
+        return {"in_channels": 7 if cfg.model.guided else 5, **common}
+    return {"in_channels": 5 if cfg.model.guided else 3, "out_channels": 1, **common,
+            "tanh": False}
 
 
 def build_models(cfg: CloudConfig) -> tuple[nn.Module, nn.Module]:
     """Generator and PatchGAN (input: composite band + mask, spectral norm)."""
-    gen = create_model("resnet_generator", **generator_arguments(cfg))
+    gen = create_model(architecture(cfg), **generator_arguments(cfg))
     disc = create_model("patchgan", in_channels=2, features=cfg.model.disc_features,
                         num_layers=cfg.model.disc_layers, norm="none", spectral_norm=True)
     return gen, disc
@@ -82,10 +90,14 @@ def make_degrade(cfg: CloudConfig):  # type: ignore[no-untyped-def]
     return degrade
 
 
-def band_batch(x: Tensor, guided: bool) -> tuple[Tensor, Tensor, Tensor]:
+def band_batch(x: Tensor, guided: bool, residual: bool = True) -> tuple[Tensor, Tensor, Tensor]:
     """``(B, 2C+1 or C+1, H, W)`` -> generator input ``(B*C, K, H, W)``, target and mask."""
     b, _, h, w = x.shape
     z, m = x[:, :BANDS], x[:, BANDS: BANDS + 1]
+    if residual:
+        ref = x[:, BANDS + 1:] if guided else None
+        inputs = band_planes(z, m, ref)
+        return inputs, z.reshape(b * BANDS, 1, h, w), m.expand_as(z).reshape(b * BANDS, 1, h, w)
     hidden = z * (1 - m)
     parts = [hidden, hidden.mean(1, keepdim=True).expand_as(z), m.expand_as(z)]
     if guided:
@@ -108,7 +120,7 @@ class InpaintGanTrainer(Trainer):
     def train_step(self, batch: Sequence[Tensor]) -> dict[str, float]:
         """Discriminator on (real, composite), then generator on masked L1 + adversarial."""
         x, _ = self.to_device(batch)
-        inputs, target, mask = band_batch(x, self.cfg.model.guided)
+        inputs, target, mask = band_batch(x, self.cfg.model.guided, self.cfg.model.residual)
         pred = self.net(inputs)
         comp = target * (1 - mask) + pred * mask
         loss = self.cfg.loss
@@ -204,6 +216,24 @@ def _export(trainer: Trainer, cfg: CloudConfig, args: argparse.Namespace,
     return path
 
 
+def _input_description(cfg: CloudConfig) -> str:
+    """The card's description of the input planes."""
+    planes = ["band * clear", "mean of bands * clear", "mask"]
+    if cfg.model.residual:
+        planes += ["prior", "mean of priors"]
+    if cfg.model.guided:
+        planes += ["reference band", "mean of reference bands"]
+    text = ("one band at a time, standardized by the mean and std of its clear pixels; "
+            f"planes [{', '.join(planes)}]")
+    if cfg.model.guided:
+        text += "; the reference standardized by its own stats over the same clear pixels"
+    if cfg.model.residual:
+        text += ("; prior = torch harmonic fill of the band (domains/cloud_inpaint/fill.py)"
+                 + (" plus the reference minus its own harmonic fill (Poisson clone)"
+                    if cfg.model.guided else "") + "; output = prior + mask * network")
+    return text
+
+
 def model_card(cfg: CloudConfig, args: argparse.Namespace, metrics: dict[str, float],
                seconds: float, n_scenes: int) -> dict[str, Any]:
     """The JSON card saved beside the weights."""
@@ -211,14 +241,11 @@ def model_card(cfg: CloudConfig, args: argparse.Namespace, metrics: dict[str, fl
     config = f" --config {args.config}" if args.config else ""
     return {
         "domain": "cloud-inpaint",
-        "architecture": "resnet_generator",
+        "architecture": architecture(cfg),
         "arguments": generator_arguments(cfg),
         "guided": cfg.model.guided,
         "normalization": {
-            "input": "one band at a time, standardized by the mean and std of its clear "
-            "pixels; channels [band * clear, mean of bands * clear, mask]"
-            + (" + [reference band, mean of reference bands], the reference standardized by "
-               "its own stats over the same clear pixels" if cfg.model.guided else ""),
+            "input": _input_description(cfg),
             "output": "the standardized band; de-standardized, used inside the mask only",
         },
         "training": {
