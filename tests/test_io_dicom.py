@@ -263,10 +263,35 @@ def test_failed_write_leaves_nothing(ct: Volume, tmp_path: Path) -> None:
     bad[0, 0, 5] = np.nan
     with pytest.raises(InputError, match="NaN"):
         write_volume(tmp_path / "out", bad, ct.meta, "x", "y")
-    wrong_shape = ct.data[:, :, :4]
-    with pytest.raises(InputError, match="does not match"):
-        write_volume(tmp_path / "out", wrong_shape, ct.meta, "x", "y")
+    with pytest.raises(InputError, match="not a 3D volume"):
+        write_volume(tmp_path / "out", ct.data[:, :, 0], ct.meta, "x", "y")
+    rotated = np.array(ct.meta.affine)
+    rotated[:3, :2] = rotated[:3, [1, 0]]
+    with pytest.raises(InputError, match="rotated"):
+        write_volume(tmp_path / "out", ct.data, dataclasses.replace(ct.meta, affine=rotated),
+                     "x", "y")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_series_on_a_finer_grid_round_trips(ct: Volume, tmp_path: Path) -> None:
+    """Super-resolution output: twice the slices at half the step, half the pixels in i."""
+    data = np.repeat(ct.data[::2], 1, axis=0)
+    data = np.repeat(data, 2, axis=2)
+    affine = np.array(ct.meta.affine)
+    affine[:3, 0] *= 2.0
+    affine[:3, 2] *= 0.5
+    meta = dataclasses.replace(ct.meta, affine=affine)
+    out = write_volume(tmp_path / "fine", data, meta, "x2", "test")
+    back = read_volume(out)
+    assert back.data.shape == data.shape
+    assert np.abs(back.meta.affine - affine).max() < 1e-3
+    assert np.abs(back.data - data).max() <= 0.5
+    first = pydicom.dcmread(sorted(out.iterdir())[0])
+    source = ct.meta.datasets[0]
+    assert first.StudyInstanceUID == source.StudyInstanceUID
+    assert first.PatientID == source.PatientID
+    assert float(first.SliceThickness) == pytest.approx(np.linalg.norm(affine[:3, 2]))
+    assert int(first.Columns) == data.shape[0]
 
 
 def test_failure_mid_write_removes_partial_series(

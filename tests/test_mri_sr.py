@@ -160,7 +160,7 @@ def test_bad_inputs_exit_2_with_one_line_and_write_nothing(case: str, thick: Pat
                                                            tmp_path: Path, run_cli: Cli) -> None:
     src, scale, out = thick, "4", tmp_path / "out.nii.gz"
     expect = {"4d": "--volume", "scale_low": "(1, 8]", "scale_huge": "(1, 8]",
-              "isotropic": "near-isotropic", "nan": "NaN", "dicom": "NIfTI only"}[case]
+              "isotropic": "near-isotropic", "nan": "NaN", "dicom": "needs a DICOM input"}[case]
     if case == "4d":
         src = _four_d(tmp_path)
     elif case == "isotropic":
@@ -210,3 +210,58 @@ def test_demo_makes_pictures_and_metrics(tmp_path: Path) -> None:
     items = mri_sr.DOMAIN.demo(tmp_path, argparse.Namespace())
     assert items and all(p.is_file() for p in (items[0].before_png, items[0].after_png))
     assert items[0].metrics["sr_psnr_masked"] > 20.0
+
+
+def _thick_dicom_series(tmp_path: Path, thick: Path) -> Path:
+    """The thick NIfTI as an MR DICOM series (pydicom's MR_small header as the template)."""
+    import pydicom
+    from pydicom.data import get_testdata_file
+    from pydicom.uid import ExplicitVRLittleEndian, generate_uid
+
+    data = np.asarray(nib.load(thick).dataobj, np.float32)
+    spacing = nib.load(thick).header.get_zooms()[:3]
+    folder = tmp_path / "thick_series"
+    folder.mkdir()
+    template = pydicom.dcmread(get_testdata_file("MR_small.dcm"))
+    series = generate_uid()
+    for k in range(data.shape[2]):
+        ds = template.copy()
+        ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
+        ds.SeriesInstanceUID, ds.SOPInstanceUID = series, generate_uid()
+        ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
+        ds.Columns, ds.Rows = data.shape[0], data.shape[1]
+        ds.PixelSpacing = [float(spacing[1]), float(spacing[0])]
+        ds.ImageOrientationPatient = [1, 0, 0, 0, 1, 0]
+        ds.ImagePositionPatient = [0.0, 0.0, float(spacing[2]) * k]
+        ds.SliceThickness = float(spacing[2])
+        ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 16, 15, 1
+        ds.PixelData = np.round(data[:, :, k].T).astype("<i2").tobytes()
+        ds.save_as(folder / f"s{k:03d}.dcm", enforce_file_format=True)
+    return folder
+
+
+def test_dicom_series_in_dicom_series_out(thick: Path, tmp_path: Path, run_cli: Cli,
+                                          tiny_weights: Path) -> None:
+    import pydicom
+
+    from suite.io.volume import read_volume
+
+    series = _thick_dicom_series(tmp_path, thick)
+    before = _digest(next(series.iterdir()))
+    as_nifti, as_dicom = tmp_path / "sr.nii.gz", tmp_path / "sr_series"
+    for out in (as_nifti, as_dicom):
+        code, _, err = run_cli("--quiet", "enhance", "mri-sr", series, "-o", out, "--scale", "4",
+                               "--weights", tiny_weights)
+        assert code == 0, err
+    ref, got = read_volume(as_nifti), read_volume(as_dicom)
+    slices = len(list(series.iterdir()))
+    assert got.data.shape == ref.data.shape and ref.data.shape[2] > 4 * slices - 4
+    assert np.abs(got.meta.affine - ref.meta.affine).max() < 1e-3
+    step = (ref.data.max() - ref.data.min()) / 65535  # the uint16 rescale step
+    assert np.abs(got.data - ref.data).max() <= 0.5 * step + 1e-3
+    first = pydicom.dcmread(sorted(as_dicom.iterdir())[0])
+    source = pydicom.dcmread(sorted(series.iterdir())[0])
+    assert first.StudyInstanceUID == source.StudyInstanceUID and first.Modality == "MR"
+    assert float(first.SliceThickness) == pytest.approx(float(source.SliceThickness) / 4)
+    assert "DERIVED" in first.ImageType and _digest(next(series.iterdir())) == before
+

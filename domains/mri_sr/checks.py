@@ -64,13 +64,14 @@ def pick_axis(vol: Volume, axis: str) -> int:
     return chosen
 
 
-def check_nifti_output(output: Path, source: Path) -> None:
-    """SR changes the slice count, so a derived DICOM series is refused: NIfTI output only."""
-    if not is_nifti_path(output):
+def check_output_kind(output: Path, vol: Volume) -> None:
+    """NIfTI output always; a DICOM series folder only from a DICOM input (its headers are
+    the templates of the derived series, on the new slice grid)."""
+    if not is_nifti_path(output) and vol.meta.source_format != "dicom":
         raise InputError(
             output,
-            "mri-sr writes NIfTI only (the slice count changes, and writing a derived DICOM "
-            f"series with new slice positions is not supported); give {output.name}.nii.gz",
+            "DICOM output needs a DICOM input (the source is NIfTI); "
+            f"give {output.name}.nii.gz",
         )
 
 

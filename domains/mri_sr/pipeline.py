@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 from domains.mri_sr.adapt import adapt_model
-from domains.mri_sr.checks import check_nifti_output, check_scale, check_volume, pick_axis
+from domains.mri_sr.checks import check_output_kind, check_scale, check_volume, pick_axis
 from domains.mri_sr.config import DEFAULT_YAML, MriSrConfig
 from domains.mri_sr.degrade import Acquisition, acquire
 from domains.mri_sr.geometry import Profile, sr_affine
@@ -47,11 +47,11 @@ def read_mri(path: Path, options: argparse.Namespace) -> Volume:
 
 def _prepare(path: Path, output: Path, options: argparse.Namespace) -> tuple[Volume, int, float]:
     """Everything that can be refused, before any work: output kind, scale, volume, axis."""
-    check_nifti_output(Path(getattr(options, "output", output)), path)
     if options.scale is None:
         raise UsageError("give the through-plane factor with --scale, e.g. --scale 4")
     scale = check_scale(options.scale)
     vol = read_mri(path, options)
+    check_output_kind(Path(getattr(options, "output", output)), vol)
     return vol, pick_axis(vol, options.axis), scale
 
 

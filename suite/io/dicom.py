@@ -251,8 +251,10 @@ def write_dicom_series(
 ) -> Path:
     """Write ``data`` as a derived DICOM series, one file per slice (``IM00001.dcm``...).
 
-    Patient and study tags, positions and orientation come from the source headers; the series
-    gets a new SeriesInstanceUID, new SOPInstanceUIDs, ImageType DERIVED\\SECONDARY, the
+    Patient and study tags, positions and orientation come from the source headers (on another
+    grid than the source's, e.g. after super-resolution, each slice copies the nearest source
+    header and takes its position, pixel spacing, size and thickness from ``meta.affine``); the
+    series gets a new SeriesInstanceUID, new SOPInstanceUIDs, ImageType DERIVED\\SECONDARY, the
     description appended to SeriesDescription and a DerivationDescription. Values are stored
     uncompressed (Explicit VR Little Endian) as 16-bit integers with RescaleSlope/Intercept
     chosen so that they read back within half a unit (0.5 HU) whenever the value range spans
@@ -269,32 +271,78 @@ def write_dicom_series(
         The absolute output folder.
 
     Raises:
-        InputError: the source is not DICOM, shapes disagree, values are not finite, or the
-            output path is unusable.
+        InputError: the source is not DICOM, the data is not 3D or is rotated against the
+            source, values are not finite, or the output path is unusable.
     """
     out = check_output_path(path, [meta.source_path])
     sources = _check_writable(out, data, meta)
+    source_affine = _affine([(out, ds) for ds in sources])
+    regridded = tuple(data.shape) != _grid(sources) or not np.allclose(
+        meta.affine, source_affine, atol=1e-4
+    )
     stored, slope, intercept, signed = _encode(out, np.asarray(data))
     series_uid = generate_uid()
     with atomic_path(out) as tmp:
         tmp.mkdir()
-        for k, src in enumerate(sources):
-            ds = _derived_slice(src, series_uid, description, derivation, k + 1)
+        for k in range(data.shape[2]):
+            index = _nearest_source(meta.affine, source_affine, k, len(sources))
+            ds = _derived_slice(sources[index], series_uid, description, derivation, k + 1)
+            if regridded:
+                _set_geometry(ds, meta.affine, k, data.shape)
             _set_pixels(ds, stored[:, :, k].T, slope, intercept, signed)
             ds.save_as(tmp / f"IM{k + 1:05d}.dcm", enforce_file_format=True)
     return out
 
 
+def _grid(sources: Sequence[Dataset]) -> tuple[int, int, int]:
+    return int(sources[0].Columns), int(sources[0].Rows), len(sources)
+
+
 def _check_writable(out: Path, data: np.ndarray, meta: VolumeMeta) -> Sequence[Dataset]:
+    """The source headers, if ``data`` can be written as a series derived from them.
+
+    The data may lie on another grid than the source (super-resolution changes the slice count
+    or the pixel size), as long as the orientation is the source's: every slice then takes the
+    header of the nearest source slice with its geometry rewritten from ``meta.affine``.
+    """
     if meta.source_format != "dicom" or not meta.datasets:
         raise InputError(
             out, "DICOM output needs a DICOM input (the source is NIfTI); write .nii.gz instead"
         )
-    first = meta.datasets[0]
-    grid = (int(first.Columns), int(first.Rows), len(meta.datasets))
-    if data.ndim != 3 or tuple(data.shape) != grid:
-        raise InputError(out, f"data shape {data.shape} does not match the source series {grid}")
+    if data.ndim != 3:
+        raise InputError(out, f"data shape {data.shape} is not a 3D volume")
+    source_affine = _affine([(out, ds) for ds in meta.datasets])
+    if not np.allclose(_directions(meta.affine), _directions(source_affine), atol=1e-4):
+        raise InputError(out, "the volume is rotated against the source series; "
+                              "write .nii.gz instead")
     return meta.datasets
+
+
+def _directions(affine: np.ndarray) -> np.ndarray:
+    return affine[:3, :3] / np.linalg.norm(affine[:3, :3], axis=0)
+
+
+def _nearest_source(affine: np.ndarray, source_affine: np.ndarray, k: int, count: int) -> int:
+    """Index of the source slice nearest to output slice ``k`` (its header template)."""
+    centre = affine @ np.array([0.0, 0.0, float(k), 1.0])
+    index = (np.linalg.inv(source_affine) @ centre)[2]
+    return int(np.clip(np.round(index), 0, count - 1))
+
+
+def _set_geometry(ds: Dataset, affine: np.ndarray, k: int, shape: tuple[int, ...]) -> None:
+    """Position, spacing and size tags of output slice ``k`` on the grid of ``affine`` (RAS)."""
+    lps = LPS_TO_RAS @ affine  # the flip is its own inverse
+    col_mm, row_mm, step_mm = (float(v) for v in np.linalg.norm(lps[:3, :3], axis=0))
+    position = lps[:3, 3] + k * lps[:3, 2]
+    normal = lps[:3, 2] / step_mm
+    ds.Columns, ds.Rows = int(shape[0]), int(shape[1])
+    ds.PixelSpacing = [f"{row_mm:.10g}", f"{col_mm:.10g}"]
+    ds.ImagePositionPatient = [f"{v:.10g}" for v in position]
+    ds.ImageOrientationPatient = [f"{v:.10g}" for v in
+                                  (*(lps[:3, 0] / col_mm), *(lps[:3, 1] / row_mm))]
+    ds.SliceThickness = f"{step_mm:.10g}"
+    ds.SpacingBetweenSlices = f"{step_mm:.10g}"
+    ds.SliceLocation = f"{float(position @ normal):.10g}"
 
 
 def _encode(out: Path, data: np.ndarray) -> tuple[np.ndarray, float, float, bool]:
