@@ -44,6 +44,11 @@ class SatSrDomain(Domain):
                                 "B6, B7, B8A, B11, B12 to 10 m with B2, B3, B4, B8")
             parser.add_argument("--s2-offset", default="auto", help="DN offset before / 10000: "
                                 "auto (from metadata), 0, or -1000 (baseline >= 04.00)")
+            parser.add_argument("--s2-method", default="network", help="Sentinel-2: network "
+                                "(default: guided network adapted to the scene) or classical "
+                                "(bicubic + least-squares high-pass injection)")
+            parser.add_argument("--s2-adapt-steps", type=int, default=None, help="Sentinel-2: "
+                                "target-adaptation steps (default: the card's, 100; 0: off)")
             parser.add_argument("--gan", action="store_true", help=argparse.SUPPRESS)
         if command == "degrade":
             parser.add_argument("--sensor", default="generic", help="MTF gains of this sensor "

@@ -32,6 +32,8 @@ class DataConfig:
         noise_max: largest noise std added to inputs, in units of each band's 1-99 % span.
         patch_lr: low-resolution patch side (pixels) of the single-band networks.
         s2_patch: 10 m-grid patch side of the Sentinel-2 network at reduced resolution.
+        s2_levels: reduced-resolution levels per Sentinel-2 scene (1: the protocol; 2 adds the
+            scene degraded once more by 2).
     """
 
     scales: list[int] = field(default_factory=lambda: [2, 4])
@@ -39,6 +41,7 @@ class DataConfig:
     noise_max: float = 0.005
     patch_lr: int = 32
     s2_patch: int = 48
+    s2_levels: int = 2
 
 
 @dataclass
@@ -50,3 +53,4 @@ class SatConfig:
     train: TrainConfig = field(default_factory=TrainConfig)
     espcn_steps: int = 600
     s2_steps: int = 600
+    s2_adapt_steps: int = 100

@@ -25,6 +25,8 @@ class DSen2(nn.Module):
         features: width.
         num_blocks: residual blocks (no normalization, residual scaling ``res_scale``).
         res_scale: residual scaling of each block (0.1 in DSen2).
+        zero_tail: start the last convolution at zero, so the untrained network returns its
+            skip input (the classical estimate) unchanged.
 
     Input ``(B, guide + target, H, W)``: guides first, then the target bands already resampled
     to the guide grid (bicubic). Output ``(B, target, H, W)``: the sharpened target bands.
@@ -35,13 +37,16 @@ class DSen2(nn.Module):
     """
 
     def __init__(self, guide_bands: int = 4, target_bands: int = 6, features: int = 48,
-                 num_blocks: int = 4, res_scale: float = 0.1) -> None:
+                 num_blocks: int = 4, res_scale: float = 0.1, zero_tail: bool = False) -> None:
         super().__init__()
         self.guide_bands, self.target_bands = guide_bands, target_bands
         self.head = nn.Sequential(nn.Conv2d(guide_bands + target_bands, features, 3, padding=1),
                                   nn.ReLU(inplace=True))
         self.body = nn.Sequential(*[ResBlock2d(features, res_scale) for _ in range(num_blocks)])
         self.tail = nn.Conv2d(features, target_bands, 3, padding=1)
+        if zero_tail:
+            nn.init.zeros_(self.tail.weight)
+            nn.init.zeros_(self.tail.bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``(B, G + T, H, W) -> (B, T, H, W)``."""
@@ -55,9 +60,9 @@ if "dsen2" not in list_models():
 
     @register_model("dsen2")
     def dsen2(guide_bands: int = 4, target_bands: int = 6, features: int = 48,
-              num_blocks: int = 4, res_scale: float = 0.1) -> DSen2:
+              num_blocks: int = 4, res_scale: float = 0.1, zero_tail: bool = False) -> DSen2:
         """DSen2-style factory (about 0.17M parameters at the defaults)."""
-        return DSen2(guide_bands, target_bands, features, num_blocks, res_scale)
+        return DSen2(guide_bands, target_bands, features, num_blocks, res_scale, zero_tail)
 
 
 class ResidualESPCN(nn.Module):

@@ -9,9 +9,10 @@ from typing import Any
 import numpy as np
 
 from domains.sat_sr import nets as _nets  # noqa: F401  (registers dsen2, espcn_residual)
+from domains.sat_sr.adapt import AdaptConfig
 from domains.sat_sr.degrade import check_scale, degrade_raster
 from domains.sat_sr.metrics import sr_metrics, to_reflectance
-from domains.sat_sr.sentinel2 import enhance_s2
+from domains.sat_sr.sentinel2 import S2_SCHEME, enhance_s2
 from domains.sat_sr.sr import WEIGHTS_DIR, enhance_raster, load_sr, shipped_weights
 from suite.domain import DemoItem
 from suite.errors import InputError, UsageError
@@ -26,10 +27,7 @@ def enhance(inputs: list[Path], output: Path, options: argparse.Namespace) -> di
     if getattr(options, "gan", False):
         raise UsageError("--gan (adversarial fine-tuning) is not implemented yet")
     if options.sentinel2:
-        path = options.weights or WEIGHTS_DIR / "s2_dsen2.safetensors"
-        return enhance_s2(inputs, output,
-                          lambda: load_model(path, trust=options.trust_checkpoint)[0],
-                          options.s2_offset)
+        return enhance_sentinel2(inputs, output, options)
     if len(inputs) != 1:
         raise UsageError(f"sat-sr takes one raster (or --sentinel2 with band files), "
                          f"got {len(inputs)}")
@@ -37,6 +35,34 @@ def enhance(inputs: list[Path], output: Path, options: argparse.Namespace) -> di
     weights = options.weights or shipped_weights(options.model, scale)
     model, tiling = load_sr(weights, scale, options.trust_checkpoint)
     return enhance_raster(inputs[0], output, model, scale, tiling)
+
+
+def enhance_sentinel2(inputs: list[Path], output: Path, options: argparse.Namespace
+                      ) -> dict[str, Any]:
+    """Sentinel-2 mode: the guided network (adapted to the scene) or the classical method."""
+    method = getattr(options, "s2_method", "network")
+    if method not in ("network", "classical"):
+        raise UsageError(f"--s2-method must be network or classical, got {method!r}")
+    steps = getattr(options, "s2_adapt_steps", None)
+    if steps is not None and steps < 0:
+        raise UsageError(f"--s2-adapt-steps must be >= 0, got {steps}")
+    path = options.weights or WEIGHTS_DIR / "s2_dsen2.safetensors"
+    adapt_cfg = AdaptConfig(steps=steps if steps is not None else 100)
+
+    def load() -> Any:
+        nonlocal adapt_cfg
+        if method == "classical":
+            return None
+        model, card = load_model(path, trust=options.trust_checkpoint)
+        if card.get("normalization", {}).get("scheme") != S2_SCHEME:
+            raise InputError(path, "these Sentinel-2 weights predate the guided scheme "
+                             f"({S2_SCHEME}); retrain with `suite train sat-sr`")
+        known = {k: v for k, v in card.get("adaptation", {}).items()
+                 if k in ("steps", "lr", "patch", "batch")}
+        adapt_cfg = AdaptConfig(**{**known, **({"steps": steps} if steps is not None else {})})
+        return model
+
+    return enhance_s2(inputs, output, load, options.s2_offset, lambda: adapt_cfg)
 
 
 def evaluate_rasters(pred: Path, ref: Path, scale: int = 2) -> dict[str, float]:

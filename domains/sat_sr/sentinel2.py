@@ -24,19 +24,28 @@ from typing import Any
 import numpy as np
 import rasterio
 import torch
-import torch.nn.functional as F
 from rasterio.windows import Window
 from torch import nn
 
+from domains.sat_sr.adapt import AdaptConfig, adapt_to_scene
 from domains.sat_sr.blocks import cast_to, read_haloed
+from domains.sat_sr.guided import (
+    SceneNorm,
+    fit_gains,
+    inject,
+    network_input,
+    upsample_to,
+)
+from domains.sat_sr.guided import upsample2 as upsample2  # re-exported (bicubic x2)
 from suite.engine.tiling import TileConfig, tiled_inference
 from suite.errors import InputError, UsageError
-from suite.io.raster import RasterMeta, read_raster_meta, write_raster_windows
+from suite.io.raster import RasterMeta, read_raster_meta, read_window, write_raster_windows
 
 GUIDES = ("B02", "B03", "B04", "B08")
 TARGETS = ("B05", "B06", "B07", "B8A", "B11", "B12")
 KNOWN = (*GUIDES, *TARGETS, "B01", "B09", "B10")
-UNITS = 5.0  # network units = reflectance * 5 (DN / 2000 as in DSen2)
+S2_SCHEME = "guided-residual-v2"
+"""Card tag of networks that correct the classical estimate in per-scene standardized units."""
 _TOKEN = re.compile(r"(?:^|[^A-Za-z0-9])(B\d{1,2}A?)(?=$|[^A-Za-z0-9])", re.IGNORECASE)
 
 
@@ -149,50 +158,97 @@ def _xml_baseline(folder: Path) -> str | None:
     return None
 
 
-def upsample2(block: np.ndarray) -> np.ndarray:
-    """Bicubic x2 of ``(C, h, w)`` (PyTorch, ``align_corners=False``)."""
-    x = torch.from_numpy(np.ascontiguousarray(block, dtype=np.float32))[None]
-    return F.interpolate(x, scale_factor=2, mode="bicubic", align_corners=False)[0].numpy()
+FIT_SIDE = 1024
+"""Longest side (20 m pixels) of the central region the gains, statistics and adaptation use."""
+
+
+@dataclass
+class SceneSharpener:
+    """Scene-fitted sharpening: classical gains, band statistics and the (adapted) network.
+
+    Attributes:
+        gains: ``(T, G + 1)`` high-pass injection gains (:func:`guided.fit_gains`).
+        norm: the scene's band statistics (network units).
+        model: network correcting the classical estimate; ``None``: classical only.
+    """
+
+    gains: np.ndarray
+    norm: SceneNorm
+    model: nn.Module | None = None
+
+    def __call__(self, guides: np.ndarray, targets_up: np.ndarray) -> np.ndarray:
+        """``guides (G, H, W)`` and bicubic ``targets_up (T, H, W)`` -> ``(T, H, W)``, same unit."""
+        base = inject(targets_up, guides, self.gains)
+        if self.model is None:
+            return base
+        return self.norm.untargets(sharpen(self.model, network_input(guides, base, self.norm)))
+
+
+def fit_scene(guides: np.ndarray, targets: np.ndarray, model: nn.Module | None,
+              adapt_cfg: AdaptConfig) -> SceneSharpener:
+    """Fit gains and statistics on ``guides (G, 2h, 2w)``, ``targets (T, h, w)``; adapt ``model``.
+
+    Only the given scene is read (its reduced-resolution pair for the adaptation).
+    """
+    gains = fit_gains(guides, targets)
+    norm = SceneNorm.fit(guides, targets)
+    if model is not None:
+        model = adapt_to_scene(model, guides, targets, adapt_cfg)
+    return SceneSharpener(gains, norm, model)
+
+
+def fit_region(bands: BandSet) -> tuple[np.ndarray, np.ndarray]:
+    """Reflectance of the central region (at most :data:`FIT_SIDE` 20 m pixels a side)."""
+    t = bands.target_meta
+    w, h = min(t.width, FIT_SIDE), min(t.height, FIT_SIDE)
+    core = Window((t.width - w) // 2, (t.height - h) // 2, w, h)
+    fine = Window(2 * core.col_off, 2 * core.row_off, 2 * w, 2 * h)
+    guides = np.concatenate([read_window(p, fine) for p in bands.guide_paths()])
+    targets = np.concatenate([read_window(p, core) for p in bands.target_paths()])
+    return to_reflectance(guides, bands.offset), to_reflectance(targets, bands.offset)
+
+
+def to_reflectance(dn: np.ndarray, offset: float) -> np.ndarray:
+    """DN -> reflectance ``(DN + offset) / 10000`` (float32)."""
+    return ((dn.astype(np.float32) + offset) / 10000.0).astype(np.float32)
 
 
 class S2Producer:
     """Output windows of the sharpened 20 m bands on the 10 m grid (DN, file dtype)."""
 
-    def __init__(self, bands: BandSet, model: nn.Module | None, halo: int = 16) -> None:
-        self.bands, self.model, self.halo = bands, model, halo
+    def __init__(self, bands: BandSet, sharpener: Callable[[np.ndarray, np.ndarray], np.ndarray],
+                 halo: int = 16) -> None:
+        self.bands, self.sharpener, self.halo = bands, sharpener, halo
 
-    def network_input(self, window: Window) -> tuple[np.ndarray, np.ndarray]:
-        """``(10, h + 2 halo, w + 2 halo)`` network units and the validity mask (10 m grid)."""
+    def read(self, window: Window) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Guides and bicubic targets ``(C, h + 2 halo, w + 2 halo)`` (reflectance), validity."""
         h2 = self.halo // 2
         core20 = Window(int(window.col_off) // 2, int(window.row_off) // 2,
                         -(-int(window.width) // 2), -(-int(window.height) // 2))
         guides, valid = zip(*(read_haloed(p, window, self.halo)
                               for p in self.bands.guide_paths()), strict=True)
         lows = [read_haloed(p, core20, h2)[0] for p in self.bands.target_paths()]
-        up = upsample2(self.to_units(np.concatenate(lows)))
-        up = up[:, : guides[0].shape[1], : guides[0].shape[2]]
-        x = np.concatenate([self.to_units(np.concatenate(guides)), up])
-        return x, np.logical_and.reduce(valid)
-
-    def to_units(self, dn: np.ndarray) -> np.ndarray:
-        """DN -> network units (reflectance * 5)."""
-        return ((dn.astype(np.float32) + self.bands.offset) / 10000.0 * UNITS).astype(np.float32)
+        g = to_reflectance(np.concatenate(guides), self.bands.offset)
+        up = upsample_to(to_reflectance(np.concatenate(lows), self.bands.offset), g.shape[1:])
+        return g, up, np.logical_and.reduce(valid)
 
     def __call__(self, window: Window) -> np.ndarray:
-        x, valid = self.network_input(window)
-        out = x[len(GUIDES):] if self.model is None else sharpen(self.model, x)
+        guides, up, valid = self.read(window)
+        out = self.sharpener(guides, up)
         h = self.halo
         out = out[:, h:h + int(window.height), h:h + int(window.width)]
-        dn = out.astype(np.float64) / UNITS * 10000.0 - self.bands.offset
+        dn = out.astype(np.float64) * 10000.0 - self.bands.offset
         mask = ~valid[h:h + int(window.height), h:h + int(window.width)]
         return np.ma.MaskedArray(cast_to(dn, self.bands.target_meta.dtype),
                                  mask=np.broadcast_to(mask, dn.shape))
 
 
 def sharpen(model: nn.Module, x: np.ndarray, patch: int = 128) -> np.ndarray:
-    """Run the DSen2-style network over ``(10, H, W)`` with blended tiles -> ``(6, H, W)``."""
+    """Run the network over ``(G + T, H, W)`` with blended tiles -> ``(T, H, W)``."""
     config = TileConfig(patch, 16, 16, batch_size=2, scale=1, pad_mode="replicate")
-    return tiled_inference(torch.from_numpy(x)[None], model, config)[0].numpy()
+    x_t = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))[None]
+    with torch.no_grad():
+        return tiled_inference(x_t, model, config)[0].numpy()
 
 
 def output_meta(bands: BandSet) -> RasterMeta:
@@ -204,14 +260,20 @@ def output_meta(bands: BandSet) -> RasterMeta:
 
 
 def enhance_s2(inputs: list[Path], output: Path, load: Callable[[], nn.Module | None],
-               offset: str = "auto") -> dict[str, Any]:
+               offset: str = "auto", adapt_cfg: Callable[[], AdaptConfig] = AdaptConfig
+               ) -> dict[str, Any]:
     """Write the six sharpened bands to ``output`` (already a temporary path).
 
-    ``load`` gives the network (``None``: bicubic) once the band set has been checked.
+    ``load`` gives the network (``None``: the classical guided method) once the band set has
+    been checked, ``adapt_cfg`` then its adaptation settings; gains, statistics and the
+    adaptation come from the scene's central region.
     """
     bands = collect_bands(inputs, offset)
     model = load()
+    cfg = adapt_cfg()
+    sharpener = fit_scene(*fit_region(bands), model, cfg)
     meta = output_meta(bands)
-    write_raster_windows(output, meta, S2Producer(bands, model))
+    write_raster_windows(output, meta, S2Producer(bands, sharpener))
     return {"bands": len(TARGETS), "width": meta.width, "height": meta.height,
-            "offset": bands.offset}
+            "offset": bands.offset, "method": "classical" if model is None else "network",
+            "adapt_steps": cfg.steps if model is not None else 0}

@@ -24,12 +24,18 @@ from torch import nn
 from domains.sat_sr import nets as _nets  # noqa: F401  (registers dsen2, espcn_residual)
 from domains.sat_sr.blocks import BandScale
 from domains.sat_sr.config import DEFAULT_YAML, SatConfig
-from domains.sat_sr.sentinel2 import GUIDES, TARGETS, UNITS, band_name, upsample2
+from domains.sat_sr.guided import reduced_inputs
+from domains.sat_sr.sentinel2 import GUIDES, S2_SCHEME, TARGETS, band_name
 from domains.sat_sr.sr import Tiling
 from suite.config import to_dict
 from suite.degradations.mtf import mtf_decimate
 from suite.engine.patches import PairedPatchDataset, random_flips
-from suite.engine.train import Trainer, recipe_from_args
+from suite.engine.train import (
+    Trainer,
+    hardware_description,
+    recipe_from_args,
+    training_command,
+)
 from suite.errors import InputError
 from suite.io.raster import read_window
 from suite.losses import l1_loss
@@ -109,21 +115,28 @@ def s2_scenes(roots: list[Path]) -> list[dict[str, Path]]:
     return scenes
 
 
-def s2_pair(bands: dict[str, Path], gain: float) -> tuple[np.ndarray, np.ndarray]:
-    """Reduced-resolution pair: (guides 20 m + bicubic targets from 40 m, targets at 20 m).
+def s2_pairs(bands: dict[str, Path], gain: float, levels: int
+             ) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Reduced-resolution pairs ``(input (10, h, w), truth (6, h, w))`` of one scene.
 
-    Both arrays in network units (reflectance * 5, the pre-04.00 DN / 10000 convention of the
-    training scenes); a held-out scene keeps its upper half only.
+    Level 1 is the protocol itself (guides 10 m -> 20 m, targets 20 m -> 40 m, truth the real
+    20 m bands); level ``k`` first degrades the scene ``k - 1`` more times by 2 (more, coarser
+    pairs from the same scene). Inputs are the standardized guides and classical estimate
+    (:func:`domains.sat_sr.guided.reduced_inputs`); a held-out scene keeps its upper half.
     """
-    guide = np.concatenate([read_window(bands[b], None) for b in GUIDES]).astype(np.float64)
-    target = np.concatenate([read_window(bands[b], None) for b in TARGETS]).astype(np.float64)
-    guide, target = guide / 10000 * UNITS, target / 10000 * UNITS
+    guide = np.concatenate([read_window(bands[b], None) for b in GUIDES]) / 10000.0
+    target = np.concatenate([read_window(bands[b], None) for b in TARGETS]) / 10000.0
     if S2_HOLDOUT in str(bands[GUIDES[0]]):
         guide, target = guide[:, : guide.shape[1] // 2], target[:, : target.shape[1] // 2]
-    low = upsample2(mtf_decimate(target, gain, 2))
-    inputs = np.concatenate([mtf_decimate(guide, gain, 2), low[:, : target.shape[1],
-                                                                : target.shape[2]]])
-    return inputs.astype(np.float32), target.astype(np.float32)
+    pairs = []
+    for _ in range(levels):
+        if min(target.shape[1:]) < 32:
+            break
+        inputs, truth, _ = reduced_inputs(guide.astype(np.float32), target.astype(np.float32),
+                                          gain)
+        pairs.append((inputs, truth))
+        guide, target = mtf_decimate(guide, gain, 2), mtf_decimate(target, gain, 2)
+    return pairs
 
 
 def run_one(name: str, model: nn.Module, dataset: PairedPatchDataset, cfg: SatConfig,
@@ -140,15 +153,15 @@ def run_one(name: str, model: nn.Module, dataset: PairedPatchDataset, cfg: SatCo
 def model_card(arch: str, arguments: dict[str, Any], cfg: SatConfig, args: argparse.Namespace,
                seconds: float, extra: dict[str, Any]) -> dict[str, Any]:
     """The JSON card saved beside one weights file."""
-    data = " ".join(str(p) for p in args.data)
     return {
         "domain": "sat-sr", "architecture": arch, "arguments": arguments,
         "normalization": extra.pop("normalization"),
         "inference": {"tiling": to_dict_tiling()},
         "training": {"data": [str(p) for p in args.data], "recipe": to_dict(cfg),
                      "seconds": round(seconds), "threads": torch.get_num_threads(),
-                     "command": f"flock /tmp/suite_train.lock suite train sat-sr --data {data} "
-                                f"--out {args.out}",
+                     "command": "flock /tmp/suite_train.lock "
+                                + training_command("sat-sr", args),
+                     "hardware": hardware_description(cfg.train.device),
                      "pairs": extra.pop("pairs")},
         "validation": {"benchmark": "benchmarks/bench_sat_sr.py (docs/sat_sr.md) on the "
                        "held-out Landsat 8 scene LC80200392015216LGN00 and the lower half of "
@@ -190,20 +203,27 @@ def train_s2(roots: list[Path], cfg: SatConfig, args: argparse.Namespace) -> Pat
     scenes = s2_scenes(roots)
     if not scenes:
         raise InputError(roots[0], "no folder holds the ten Sentinel-2 bands for s2 training")
-    pairs = [s2_pair(s, cfg.data.mtf_gain) for s in scenes]
+    pairs = [p for s in scenes for p in s2_pairs(s, cfg.data.mtf_gain, cfg.data.s2_levels)]
     dataset = PairedPatchDataset([p[1] for p in pairs], inputs=[p[0] for p in pairs],
                                  patch_size=cfg.data.s2_patch, augment=random_flips,
                                  seed=cfg.train.seed)
     arguments = {"guide_bands": len(GUIDES), "target_bands": len(TARGETS),
-                 "features": cfg.model.s2_features, "num_blocks": cfg.model.s2_blocks}
+                 "features": cfg.model.s2_features, "num_blocks": cfg.model.s2_blocks,
+                 "zero_tail": True}
     model, seconds = run_one("s2", create_model("dsen2", **arguments), dataset, cfg,
                              cfg.s2_steps, Path(args.out))
-    norm = {"input": f"reflectance * {UNITS}: guides {GUIDES}, then {TARGETS} bicubic to 10 m",
-            "output": f"reflectance * {UNITS} of {TARGETS} on the 10 m grid"}
-    note = (f"reduced resolution on {len(scenes)} scenes: 10 m -> 20 m guides, 20 m -> 40 m "
-            f"targets (MTF gain {cfg.data.mtf_gain}), truth the real 20 m bands")
+    norm = {"input": f"reflectance, standardized per scene and band (mean/std of the input "
+                     f"scene): guides {GUIDES}, then the classical guided estimate of {TARGETS} "
+                     "(bicubic + least-squares high-pass injection, gains fitted one level down)",
+            "output": f"{TARGETS} on the 10 m grid in the targets' standardized units "
+                      "(network = classical estimate + learned correction)",
+            "scheme": S2_SCHEME}
+    note = (f"reduced resolution on {len(scenes)} scenes, {len(pairs)} pairs (levels "
+            f"1-{cfg.data.s2_levels}): 10 m -> 20 m guides, 20 m -> 40 m targets (MTF gain "
+            f"{cfg.data.mtf_gain}), truth the real 20 m bands")
     card = model_card("dsen2", arguments, cfg, args, seconds, {"normalization": norm,
                                                                "pairs": note})
+    card["adaptation"] = {"steps": cfg.s2_adapt_steps, "lr": 2e-4, "patch": 48, "batch": 8}
     return save_weights(Path(args.out) / "s2_dsen2.safetensors", model, card)
 
 
