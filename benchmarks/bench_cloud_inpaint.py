@@ -20,7 +20,7 @@ import torch
 
 from domains.cloud_inpaint import DOMAIN
 from domains.cloud_inpaint.clouds import make_clouds
-from domains.cloud_inpaint.fill import harmonic_fill
+from domains.cloud_inpaint.fill import SMOOTH_SWEEPS, smooth_fill
 from domains.cloud_inpaint.inpaint import (
     biharmonic_fill,
     classical_prior,
@@ -61,11 +61,15 @@ def score(filled: np.ndarray, clear: np.ndarray, mask: np.ndarray) -> np.ndarray
     return np.array([m["psnr_in_mask"], m["ssim_in_mask"], m["sam_in_mask"]])
 
 
-def harmonic(image: np.ndarray, mask: np.ndarray) -> np.ndarray:
-    """The residual model's starting point alone (torch harmonic fill), for comparison."""
-    t = torch.from_numpy(image[None].astype(np.float32))
-    m = torch.from_numpy(mask[None, None].astype(np.float32))
-    return composite(image, mask, harmonic_fill(t, m)[0].double().numpy())
+def torch_fill(sweeps: int):  # type: ignore[no-untyped-def]
+    """The torch harmonic fill plus ``sweeps`` biharmonic sweeps (the model's prior: 20)."""
+
+    def fill(image: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        t = torch.from_numpy(image[None].astype(np.float32))
+        m = torch.from_numpy(mask[None, None].astype(np.float32))
+        return composite(image, mask, smooth_fill(t, m, sweeps)[0].double().numpy())
+
+    return fill
 
 
 def poisson_clone(ref: np.ndarray, image: np.ndarray, mask: np.ndarray) -> np.ndarray:
@@ -83,7 +87,8 @@ def run(weights: Path | None = None, guided_w: Path | None = None
         ) -> dict[tuple[str, float], np.ndarray]:
     scenes = eolearn()
     single = {"mean fill": mean_fill, "biharmonic": biharmonic_fill,
-              "harmonic (torch, model prior)": harmonic}
+              "harmonic (torch)": torch_fill(0),
+              "smooth fill (torch, default model prior)": torch_fill(SMOOTH_SWEEPS)}
     weights = weights or DOMAIN.default_weights()
     if weights is not None:
         single["default model"] = model_filler(load_model(weights)[0])

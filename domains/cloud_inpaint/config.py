@@ -21,6 +21,7 @@ class ModelConfig:
         residual: correct a classical fill (harmonic, or the Poisson clone of the reference)
             inside the mask (``cloud_residual_inpainter``, 5 or 7 planes); ``false`` is the
             earlier plain generator (``resnet_generator``, 3 or 5 planes, no prior).
+        prior_sweeps: biharmonic sweeps after the harmonic solve of the prior (0 = harmonic).
         features: generator stem width (bottleneck ``4 * features``).
         num_blocks: generator residual blocks (a self-attention block in their middle).
         disc_features: PatchGAN first-layer width (spectral norm, no normalization).
@@ -29,6 +30,7 @@ class ModelConfig:
 
     guided: bool = False
     residual: bool = True
+    prior_sweeps: int = 20
     features: int = 16
     num_blocks: int = 4
     disc_features: int = 16

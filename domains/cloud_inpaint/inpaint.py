@@ -1,15 +1,16 @@
 """Filling masked pixels: the band-wise residual network, and the classical baselines.
 
-The network sees one band at a time (so any band set works) with spectral context: planes
-``[band * clear, mean of bands * clear, mask, prior, mean of priors]``, plus ``[reference band,
-mean of reference bands]`` with temporal guidance (:func:`band_planes`). The prior is the
-classical starting point the network corrects: the harmonic fill of the band
-(:func:`domains.cloud_inpaint.fill.harmonic_fill`), or with a reference date its Poisson clone
-into the hole (harmonic fill of the band plus the reference minus its own harmonic fill). Every
-band is standardized by the mean and standard deviation of its own clear pixels (the reference
-by its own, over the same pixels). Whatever the filler, pixels outside the mask are copied from
-the input untouched. Weights of the earlier plain generator (``resnet_generator`` cards, 3 or 5
-planes, no prior) still load and run through :func:`band_inputs`.
+The network sees one band at a time (so any band set works) with spectral context: planes ``[band *
+clear, mean of bands * clear, mask, prior, mean of priors]``, plus ``[reference band, mean of
+reference bands]`` with temporal guidance (:func:`band_planes`). The prior is the classical starting
+point the network corrects: the smooth fill of the band
+(:func:`domains.cloud_inpaint.fill.smooth_fill`: harmonic, then a few biharmonic sweeps), or with a
+reference date its Poisson clone into the hole (smooth fill of the band plus the reference minus its
+own smooth fill). Every band is standardized by the mean and standard deviation of its own clear
+pixels (the reference by its own, over the same pixels). Whatever the filler, pixels outside the
+mask are copied from the input untouched. Weights of the earlier plain generator
+(``resnet_generator`` cards, 3 or 5 planes, no prior) still load and run through
+:func:`band_inputs`.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ import torch.nn.functional as F
 from skimage.restoration import inpaint_biharmonic
 from torch import Tensor, nn
 
-from domains.cloud_inpaint.fill import harmonic_fill
+from domains.cloud_inpaint.fill import SMOOTH_SWEEPS, smooth_fill
 from domains.cloud_inpaint.net import ResidualInpainter
 from suite.engine.tiling import TileConfig, tiled_inference
 
@@ -52,29 +53,32 @@ def band_inputs(z: np.ndarray, mask: np.ndarray, ref: np.ndarray | None = None) 
     return np.stack(parts, axis=1).astype(np.float32).reshape(c, len(parts), *z.shape[1:])
 
 
-def classical_prior(z: Tensor, mask: Tensor, ref: Tensor | None = None) -> Tensor:
+def classical_prior(z: Tensor, mask: Tensor, ref: Tensor | None = None,
+                    sweeps: int = SMOOTH_SWEEPS) -> Tensor:
     """The starting point inside the mask, in standardized units ``(B, C, H, W)``.
 
     Args:
         z: ``(B, C, H, W)`` standardized bands (values under the mask ignored).
         mask: ``(B, 1, H, W)``, 1 where pixels are to be filled.
         ref: ``(B, C, H, W)`` standardized reference date, or ``None``.
+        sweeps: biharmonic sweeps after the harmonic solve (:func:`smooth_fill`).
 
     Returns:
-        ``z`` outside the mask; inside, the harmonic fill of ``z``, plus ``ref`` minus its own
-        harmonic fill with a reference (the Poisson clone of the reference into the hole: its
+        ``z`` outside the mask; inside, the smooth fill of ``z``, plus ``ref`` minus its own
+        smooth fill with a reference (the Poisson clone of the reference into the hole: its
         detail, anchored to the target's values along the hole's edge).
 
     References:
         Perez, Gangnet, Blake, "Poisson Image Editing", SIGGRAPH 2003.
     """
-    prior = harmonic_fill(z, mask)
+    prior = smooth_fill(z, mask, sweeps)
     if ref is not None:
-        prior = prior + mask * (ref - harmonic_fill(ref, mask))
+        prior = prior + mask * (ref - smooth_fill(ref, mask, sweeps))
     return prior
 
 
-def band_planes(z: Tensor, mask: Tensor, ref: Tensor | None = None) -> Tensor:
+def band_planes(z: Tensor, mask: Tensor, ref: Tensor | None = None,
+                sweeps: int = SMOOTH_SWEEPS) -> Tensor:
     """Residual-network input ``(B*C, K, H, W)``, K = 5 (7 with a reference), one band per row.
 
     Planes: ``[band * clear, mean of bands * clear, mask, prior, mean of priors]`` (+ ``[reference
@@ -84,10 +88,11 @@ def band_planes(z: Tensor, mask: Tensor, ref: Tensor | None = None) -> Tensor:
         z: ``(B, C, H, W)`` standardized bands.
         mask: ``(B, 1, H, W)``, 1 where pixels are to be filled.
         ref: ``(B, C, H, W)`` standardized reference date, or ``None``.
+        sweeps: biharmonic sweeps of the prior (:func:`smooth_fill`).
     """
     b, c, h, w = z.shape
     hidden = z * (1 - mask)
-    prior = classical_prior(hidden, mask, ref)
+    prior = classical_prior(hidden, mask, ref, sweeps)
     parts = [hidden, hidden.mean(1, keepdim=True).expand_as(z), mask.expand_as(z), prior,
              prior.mean(1, keepdim=True).expand_as(z)]
     if ref is not None:
@@ -141,7 +146,7 @@ def _planes(model: nn.Module, z: np.ndarray, mask: np.ndarray, zr: np.ndarray | 
     m = torch.from_numpy(mask.astype(np.float32))[None, None]
     r = None if zr is None else torch.from_numpy(np.asarray(zr, np.float32))[None]
     with torch.no_grad():
-        return band_planes(t, m, r).numpy()
+        return band_planes(t, m, r, model.prior_sweeps).numpy()
 
 
 def composite(image: np.ndarray, mask: np.ndarray, filled: np.ndarray) -> np.ndarray:

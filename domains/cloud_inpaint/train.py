@@ -49,7 +49,8 @@ def generator_arguments(cfg: CloudConfig) -> dict[str, Any]:
     common = {"features": cfg.model.features, "num_blocks": cfg.model.num_blocks,
               "attention": True}
     if cfg.model.residual:
-        return {"in_channels": 7 if cfg.model.guided else 5, **common}
+        return {"in_channels": 7 if cfg.model.guided else 5, **common,
+                "prior_sweeps": cfg.model.prior_sweeps}
     return {"in_channels": 5 if cfg.model.guided else 3, "out_channels": 1, **common,
             "tanh": False}
 
@@ -90,13 +91,14 @@ def make_degrade(cfg: CloudConfig):  # type: ignore[no-untyped-def]
     return degrade
 
 
-def band_batch(x: Tensor, guided: bool, residual: bool = True) -> tuple[Tensor, Tensor, Tensor]:
+def band_batch(x: Tensor, guided: bool, residual: bool = True, sweeps: int = 20
+               ) -> tuple[Tensor, Tensor, Tensor]:
     """``(B, 2C+1 or C+1, H, W)`` -> generator input ``(B*C, K, H, W)``, target and mask."""
     b, _, h, w = x.shape
     z, m = x[:, :BANDS], x[:, BANDS: BANDS + 1]
     if residual:
         ref = x[:, BANDS + 1:] if guided else None
-        inputs = band_planes(z, m, ref)
+        inputs = band_planes(z, m, ref, sweeps)
         return inputs, z.reshape(b * BANDS, 1, h, w), m.expand_as(z).reshape(b * BANDS, 1, h, w)
     hidden = z * (1 - m)
     parts = [hidden, hidden.mean(1, keepdim=True).expand_as(z), m.expand_as(z)]
@@ -120,7 +122,8 @@ class InpaintGanTrainer(Trainer):
     def train_step(self, batch: Sequence[Tensor]) -> dict[str, float]:
         """Discriminator on (real, composite), then generator on masked L1 + adversarial."""
         x, _ = self.to_device(batch)
-        inputs, target, mask = band_batch(x, self.cfg.model.guided, self.cfg.model.residual)
+        model = self.cfg.model
+        inputs, target, mask = band_batch(x, model.guided, model.residual, model.prior_sweeps)
         pred = self.net(inputs)
         comp = target * (1 - mask) + pred * mask
         loss = self.cfg.loss
@@ -228,8 +231,9 @@ def _input_description(cfg: CloudConfig) -> str:
     if cfg.model.guided:
         text += "; the reference standardized by its own stats over the same clear pixels"
     if cfg.model.residual:
-        text += ("; prior = torch harmonic fill of the band (domains/cloud_inpaint/fill.py)"
-                 + (" plus the reference minus its own harmonic fill (Poisson clone)"
+        text += ("; prior = torch harmonic fill of the band plus "
+                 f"{cfg.model.prior_sweeps} biharmonic sweeps (domains/cloud_inpaint/fill.py)"
+                 + (" plus the reference minus its own such fill (Poisson clone)"
                     if cfg.model.guided else "") + "; output = prior + mask * network")
     return text
 
