@@ -214,3 +214,13 @@ def test_training_command_keeps_every_override_and_quotes_them() -> None:
         "suite", "train", "ct-denoise", "--data", "a b.nii.gz", "--set", "train.steps=10",
         "--set", "model.channels=[8, 16]", "--out", "runs/x"]
     assert hardware_description("cpu").startswith("CPU, ")
+
+
+def test_module_device_is_where_the_parameters_are() -> None:
+    from suite.engine.device import module_device
+
+    assert module_device(nn.Conv2d(1, 1, 1)) == torch.device("cpu")
+    assert module_device(lambda x: x) == torch.device("cpu")  # e.g. an ONNX Runtime session
+    assert module_device(nn.ReLU()) == torch.device("cpu")  # no parameters at all
+    if torch.cuda.is_available():
+        assert module_device(nn.Conv2d(1, 1, 1).cuda()).type == "cuda"

@@ -9,6 +9,7 @@ import torch
 from torch import nn
 
 from domains.ct_denoise.config import HU_SCALE, ModelConfig
+from suite.engine.device import module_device
 from suite.engine.tiling import TileConfig, tiled_inference
 from suite.io.volume import Volume
 
@@ -57,10 +58,7 @@ def denoise(
     ``device`` defaults to where the model already is, so validation during GPU training
     never moves the training model to the CPU.
     """
-    if device is None:
-        params = getattr(model, "parameters", None)  # an OnnxModule has none
-        first = next(iter(params()), None) if params is not None else None
-        device = first.device if first is not None else torch.device("cpu")
+    device = device or module_device(model)
     x = torch.from_numpy(np.ascontiguousarray(hu, dtype=np.float32) / HU_SCALE)[None, None]
     tiles = TileConfig(patch_size=cfg.patch, overlap=cfg.overlap, batch_size=cfg.batch_size)
     net = model.to(device=device, memory_format=torch.channels_last_3d).eval()

@@ -17,6 +17,7 @@ from torch import Tensor, nn
 from domains.fundus.config import FundusConfig, ModelConfig
 from domains.fundus.degrade import masked_blur
 from domains.fundus.fov import fov_diameter
+from suite.engine.device import module_device
 from suite.engine.tiling import TileConfig, tiled_inference
 
 CONTEXT_FRACTION = 1 / 16
@@ -51,6 +52,8 @@ def restore(net: nn.Module, img: np.ndarray, fov: np.ndarray, tiling: ModelConfi
     config = TileConfig(patch_size=tiling.patch, overlap=tiling.overlap, halo=tiling.halo,
                         batch_size=2, pad_mode="constant")
     net = net.eval()
-    out = tiled_inference(x, lambda t: forward(net, t), config, progress=progress)
+    device = module_device(net)
+    out = tiled_inference(x, lambda t: forward(net, t.to(device)).cpu(), config,
+                          progress=progress)
     rgb = np.clip(out[0].numpy().transpose(1, 2, 0), 0, 1)
     return np.where(fov[..., None], rgb, img).astype(np.float32)

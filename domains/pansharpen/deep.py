@@ -29,6 +29,7 @@ from torch import nn
 
 from domains.pansharpen.net import PanDetailNet
 from domains.pansharpen.wald import Scene, reduced_pair
+from suite.engine.device import module_device
 from suite.errors import InputError
 from suite.weights import load_state, read_card
 
@@ -163,8 +164,10 @@ def adapt(
 
 @torch.no_grad()
 def run(model: nn.Module, inputs: np.ndarray) -> np.ndarray:
-    """Apply the network to ``(C + 1, H, W)``; returns ``(C, H, W)`` float32."""
-    return model(torch.from_numpy(np.ascontiguousarray(inputs))[None])[0].numpy()
+    """Apply the network to ``(C + 1, H, W)`` on its own device; returns ``(C, H, W)`` float32."""
+    x = torch.from_numpy(np.ascontiguousarray(inputs))[None].to(module_device(model))
+    with torch.no_grad():
+        return model(x)[0].cpu().numpy()
 
 
 @dataclass

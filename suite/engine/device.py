@@ -55,3 +55,11 @@ def autocast_context(
     if not enabled or dtype is None:
         return contextlib.nullcontext()
     return torch.autocast(device_type="cuda", dtype=dtype)
+
+
+def module_device(model: object) -> torch.device:
+    """Where a model's parameters live; CPU for a parameterless callable (e.g. an ONNX
+    Runtime session), so inference helpers send their inputs to the model, not the reverse."""
+    params = getattr(model, "parameters", None)
+    first = next(iter(params()), None) if callable(params) else None
+    return first.device if isinstance(first, torch.Tensor) else torch.device("cpu")
