@@ -1,4 +1,4 @@
-"""Cloud and shadow inpainting for optical rasters: masks, synthetic clouds, a mask-aware GAN.
+"""Cloud and shadow inpainting for optical rasters: masks, synthetic clouds, a residual network.
 
 ``suite enhance cloud-inpaint INPUT.tif -o OUTPUT.tif [--mask M.tif | --qa QA.tif]
 [--reference CLEAR_OTHER_DATE.tif]`` fills the pixels under clouds and shadows (mask > 0) and
@@ -24,7 +24,8 @@ class CloudInpaintDomain(Domain):
     """Cloud inpainting (``cloud-inpaint``)."""
 
     name = "cloud-inpaint"
-    task = "cloud/shadow inpainting of optical rasters (mask-aware GAN, optional reference date)"
+    task = ("cloud/shadow inpainting of optical rasters (residual net over a smooth fill, "
+            "optional reference date)")
     input_kinds = ("raster",)
 
     def default_weights(self) -> Path | None:
@@ -63,7 +64,7 @@ class CloudInpaintDomain(Domain):
         return degrade_raster(_single(inputs), output, options)
 
     def train(self, options: argparse.Namespace) -> Path:
-        """Train the GAN on clear scenes with synthetic clouds."""
+        """Train the residual network on clear scenes with synthetic clouds."""
         from domains.cloud_inpaint.train import train
 
         return train(options)
