@@ -25,7 +25,7 @@ from domains.pansharpen.net import parameter_count
 from domains.pansharpen.wald import Scene, degrade_ms, load_scene
 from suite.config import to_dict
 from suite.engine.patches import PairedPatchDataset, random_flips
-from suite.engine.train import Trainer, recipe_from_args
+from suite.engine.train import Trainer, hardware_description, recipe_from_args, training_command
 from suite.errors import InputError, UsageError
 from suite.metrics.spectral import ergas, sam
 from suite.weights import save_weights
@@ -140,8 +140,8 @@ def model_card(
             f"{cfg.data.ratios}, target the original MS",
             "recipe": to_dict(cfg),
             "seconds": round(seconds),
-            "command": "flock /tmp/suite_train.lock suite train pansharpen --data "
-            + " ".join(data) + f" --out {args.out}",
+            "command": training_command("pansharpen", args),
+            "hardware": hardware_description(cfg.train.device),
         },
         "validation": {
             "metrics": metrics,
