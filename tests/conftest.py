@@ -61,3 +61,18 @@ def read_only() -> Iterator[Callable[[Path], None]]:
     patcher.undo()
     for folder in locked:
         folder.chmod(0o755)
+
+
+@pytest.fixture
+def s2_set(shared_data: Path, tmp_path: Path) -> Path:
+    """A copy of one real BigEarthNet Sentinel-2 patch (the ten bands used, 10 m and 20 m)."""
+    import shutil
+
+    from domains.sat_sr.sentinel2 import GUIDES, TARGETS
+
+    src = shared_data / "remote" / "bigearthnet_s2" / "S2A_MSIL2A_20171221T112501_56_35"
+    folder = tmp_path / "s2"
+    folder.mkdir()
+    for band in (*GUIDES, *TARGETS):
+        shutil.copy(next(src.glob(f"*_{band}.tif")), folder / f"T_{band}.tif")
+    return folder

@@ -133,17 +133,6 @@ def test_bad_scale_and_nodata_only_are_refused(run_cli: Cli, tmp_path: Path) -> 
         assert "nodata" in err
 
 
-@pytest.fixture
-def s2_set(shared_data: Path, tmp_path: Path) -> Path:
-    """A copy of one real BigEarthNet Sentinel-2 patch (the ten bands used, 10 m and 20 m)."""
-    src = shared_data / "remote" / "bigearthnet_s2" / "S2A_MSIL2A_20171221T112501_56_35"
-    folder = tmp_path / "s2"
-    folder.mkdir()
-    for band in (*GUIDES, *TARGETS):
-        shutil.copy(next(src.glob(f"*_{band}.tif")), folder / f"T_{band}.tif")
-    return folder
-
-
 def test_s2_band_set_is_named_and_checked(s2_set: Path) -> None:
     bands = collect_bands([s2_set])
     assert set(bands.paths) == {*GUIDES, *TARGETS} and bands.offset == 0.0

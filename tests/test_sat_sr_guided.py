@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import importlib.util
-import shutil
 from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
@@ -143,17 +142,6 @@ def test_benchmark_predictions_never_depend_on_the_reference(
     for name in seen[0]:
         np.testing.assert_array_equal(seen[0][name], seen[1][name])
     assert rows[0][1]["rmse_reflectance"] != rows[1][1]["rmse_reflectance"]
-
-
-@pytest.fixture
-def s2_set(shared_data: Path, tmp_path: Path) -> Path:
-    """A copy of one real BigEarthNet Sentinel-2 patch (the ten bands used, 10 m and 20 m)."""
-    src = shared_data / "remote" / "bigearthnet_s2" / "S2A_MSIL2A_20171221T112501_56_35"
-    folder = tmp_path / "s2"
-    folder.mkdir()
-    for band in (*GUIDES, *TARGETS):
-        shutil.copy(next(src.glob(f"*_{band}.tif")), folder / f"T_{band}.tif")
-    return folder
 
 
 def _read(path: Path) -> np.ndarray:
