@@ -1,7 +1,8 @@
 """Satellite super-resolution: Wald-protocol degradation, single-band SR networks for rasters
 of any band count, and a DSen2-style Sentinel-2 mode (20 m bands to 10 m).
 
-``suite enhance sat-sr INPUT.tif -o OUTPUT.tif --scale 2|4 [--model default|espcn]`` writes a
+``suite enhance sat-sr INPUT.tif -o OUTPUT.tif --scale 2|4 [--model default|espcn] [--gan]``
+(``--gan``: adversarially fine-tuned default network; it invents detail) writes a
 GeoTIFF with the CRS kept, the transform scaled by ``1 / scale``, the nodata mask carried over
 by nearest neighbour and the band descriptions kept, window by window with a halo.
 ``suite enhance sat-sr B02.tif ... B12.tif -o OUT.tif --sentinel2`` sharpens B5, B6, B7, B8A,
@@ -49,7 +50,11 @@ class SatSrDomain(Domain):
                                 "(bicubic + least-squares high-pass injection)")
             parser.add_argument("--s2-adapt-steps", type=int, default=None, help="Sentinel-2: "
                                 "target-adaptation steps (default: the card's, 100; 0: off)")
-            parser.add_argument("--gan", action="store_true", help=argparse.SUPPRESS)
+            parser.add_argument("--gan", action="store_true", help="WARNING: INVENTS DETAIL. "
+                                "Use the default network after ESRGAN-style adversarial "
+                                "fine-tuning (default_x2_gan; x2 only unless trained): "
+                                "sharper-looking, lower PSNR, texture not in the data; "
+                                "for viewing, never for measurement")
         if command == "degrade":
             parser.add_argument("--sensor", default="generic", help="MTF gains of this sensor "
                                 "(suite.degradations.mtf; default generic: 0.3)")

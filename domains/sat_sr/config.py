@@ -45,6 +45,32 @@ class DataConfig:
 
 
 @dataclass
+class GanConfig:
+    """Optional ESRGAN-style adversarial fine-tuning of the default network (off: ``steps`` 0).
+
+    Attributes:
+        steps: fine-tuning steps (0: off). It invents detail: never the default at inference.
+        scale: which default network to fine-tune.
+        init: weights to start from; empty: the ``default_x{scale}`` trained in the same run,
+            else the shipped one.
+        adversarial: weight of the adversarial term next to L1 (weight 1).
+        kind: adversarial loss of ``suite.losses`` (``hinge`` or ``lsgan``).
+        lr: learning rate of both generator and discriminator (constant).
+        disc_features: width of the PatchGAN (spectral norm, no normalization layers).
+        disc_layers: strided layers of the PatchGAN.
+    """
+
+    steps: int = 0
+    scale: int = 2
+    init: str = ""
+    adversarial: float = 0.005
+    kind: str = "hinge"
+    lr: float = 1e-4
+    disc_features: int = 32
+    disc_layers: int = 3
+
+
+@dataclass
 class SatConfig:
     """The whole recipe: one ``train`` section per network family."""
 
@@ -54,3 +80,4 @@ class SatConfig:
     espcn_steps: int = 600
     s2_steps: int = 600
     s2_adapt_steps: int = 100
+    gan: GanConfig = field(default_factory=GanConfig)

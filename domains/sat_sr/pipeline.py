@@ -13,7 +13,13 @@ from domains.sat_sr.adapt import AdaptConfig
 from domains.sat_sr.degrade import check_scale, degrade_raster
 from domains.sat_sr.metrics import sr_metrics, to_reflectance
 from domains.sat_sr.sentinel2 import S2_SCHEME, enhance_s2
-from domains.sat_sr.sr import WEIGHTS_DIR, enhance_raster, load_sr, shipped_weights
+from domains.sat_sr.sr import (
+    WEIGHTS_DIR,
+    enhance_raster,
+    gan_weights,
+    load_sr,
+    shipped_weights,
+)
 from suite.domain import DemoItem
 from suite.errors import InputError, UsageError
 from suite.io.raster import read_raster_meta, read_window
@@ -24,15 +30,21 @@ from suite.weights import load_model
 
 def enhance(inputs: list[Path], output: Path, options: argparse.Namespace) -> dict[str, Any]:
     """Dispatch to Sentinel-2 mode or single-raster SR; refuse what neither can take."""
-    if getattr(options, "gan", False):
-        raise UsageError("--gan (adversarial fine-tuning) is not implemented yet")
+    gan = getattr(options, "gan", False)
+    if gan and options.sentinel2:
+        raise UsageError("--gan applies to the single-raster default network, not --sentinel2")
+    if gan and options.model != "default":
+        raise UsageError(f"--gan fine-tunes the default network; not --model {options.model}")
     if options.sentinel2:
         return enhance_sentinel2(inputs, output, options)
     if len(inputs) != 1:
         raise UsageError(f"sat-sr takes one raster (or --sentinel2 with band files), "
                          f"got {len(inputs)}")
     scale = check_scale(options.scale)
-    weights = options.weights or shipped_weights(options.model, scale)
+    if gan:
+        weights = options.weights or gan_weights(scale)
+    else:
+        weights = options.weights or shipped_weights(options.model, scale)
     model, tiling = load_sr(weights, scale, options.trust_checkpoint)
     return enhance_raster(inputs[0], output, model, scale, tiling)
 

@@ -60,6 +60,23 @@ def shipped_weights(model: str, scale: int) -> Path:
     return path
 
 
+def gan_weights(scale: int) -> Path:
+    """Path of the adversarially fine-tuned default weights for ``scale`` (``--gan``).
+
+    Raises:
+        UsageError: no GAN weights are installed for ``scale``.
+    """
+    path = WEIGHTS_DIR / f"default_x{scale}_gan.safetensors"
+    if not path.is_file():
+        have = sorted(int(p.stem.split("_x")[1].split("_")[0])
+                      for p in WEIGHTS_DIR.glob("default_x*_gan.safetensors"))
+        raise UsageError(f"--gan --scale {scale}: no GAN fine-tuned weights for x{scale} "
+                         f"(installed: {', '.join(f'x{h}' for h in have) or 'none'}); train "
+                         "them with `suite train sat-sr --set gan.steps=N --set gan.scale="
+                         f"{scale}`")
+    return path
+
+
 def load_sr(weights: Path, scale: int, trust: bool = False) -> tuple[nn.Module, Tiling]:
     """Load single-band SR weights and check they were trained for ``scale``.
 

@@ -7,26 +7,30 @@ Single-band training images: the reflectance bands of every ``*.npz`` with an ``
 (ukis-csmask scenes) and the 10 m band files (B02, B03, B04, B08) of pixel size <= 10 m.
 Sentinel-2 scenes: every folder holding the ten bands; a scene whose name holds
 ``s2_holdout`` keeps only its upper half for training (the lower half is the benchmark's).
+
+Optional (``--set gan.steps=N``, off by default): ESRGAN-style adversarial fine-tuning of the
+default network (L1 + a small hinge term against a PatchGAN), saved as
+``default_x2_gan.safetensors``. It invents detail; ``enhance --gan`` is the only way to use it.
 """
 
 from __future__ import annotations
 
 import argparse
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-from torch import nn
+from torch import Tensor, nn
 
 from domains.sat_sr import nets as _nets  # noqa: F401  (registers dsen2, espcn_residual)
 from domains.sat_sr.blocks import BandScale
-from domains.sat_sr.config import DEFAULT_YAML, SatConfig
+from domains.sat_sr.config import DEFAULT_YAML, GanConfig, SatConfig
 from domains.sat_sr.guided import reduced_inputs
 from domains.sat_sr.sentinel2 import GUIDES, S2_SCHEME, TARGETS, band_name
-from domains.sat_sr.sr import Tiling
+from domains.sat_sr.sr import WEIGHTS_DIR, Tiling
 from suite.config import to_dict
 from suite.degradations.mtf import mtf_decimate
 from suite.engine.patches import PairedPatchDataset, random_flips
@@ -36,11 +40,11 @@ from suite.engine.train import (
     recipe_from_args,
     training_command,
 )
-from suite.errors import InputError
+from suite.errors import InputError, UsageError
 from suite.io.raster import read_window
-from suite.losses import l1_loss
+from suite.losses import discriminator_loss, generator_loss, l1_loss
 from suite.models import create_model
-from suite.weights import save_weights
+from suite.weights import load_model, save_weights
 
 S2_HOLDOUT = "29RKH"
 
@@ -227,6 +231,93 @@ def train_s2(roots: list[Path], cfg: SatConfig, args: argparse.Namespace) -> Pat
     return save_weights(Path(args.out) / "s2_dsen2.safetensors", model, card)
 
 
+class SrGanTrainer(Trainer):
+    """Alternating PatchGAN / generator steps (as ``InpaintGanTrainer``); the rest is the
+    engine's loop."""
+
+    def setup_gan(self, disc: nn.Module, gan: GanConfig) -> None:
+        """Register the discriminator and its optimizer (checkpointed with the generator)."""
+        self.disc, self.gan = disc.to(self.device), gan
+        self.modules["disc"] = self.disc
+        self.optimizers["disc"] = self._make_optimizer(_adam, self.disc)
+        self.history: list[tuple[int, float, float, float]] = []
+
+    def train_step(self, batch: Sequence[Tensor]) -> dict[str, float]:
+        """Discriminator on (real high-res, super-resolved), then generator on L1 + adversarial."""
+        low, high = self.to_device(batch)
+        pred = self.net(low)
+        d_loss = discriminator_loss(self.disc(high), self.disc(pred.detach()), self.gan.kind)
+        self.optimize(d_loss, "disc")
+        l1 = l1_loss(pred, high)
+        self.disc.requires_grad_(False)  # the generator step must not touch D's gradients
+        adv = generator_loss(self.disc(pred), self.gan.kind)
+        self.disc.requires_grad_(True)
+        g_loss = l1 + self.gan.adversarial * adv
+        self.optimize(g_loss, "model")
+        values = {"loss": float(g_loss.detach()), "l1": float(l1.detach()),
+                  "d_loss": float(d_loss.detach())}
+        self.history.append((self.step + 1, values["loss"], values["l1"], values["d_loss"]))
+        return values
+
+
+def _adam(params: Any) -> torch.optim.Optimizer:
+    """Adam with the ESRGAN momentum (0.9, 0.99)."""
+    return torch.optim.Adam(params, betas=(0.9, 0.99))
+
+
+def gan_init(cfg: SatConfig, out: Path) -> Path:
+    """Weights the fine-tuning starts from: ``gan.init``, this run's default, or the shipped."""
+    scale = cfg.gan.scale
+    if cfg.gan.init:
+        return Path(cfg.gan.init)
+    if scale in cfg.data.scales:
+        return out / f"default_x{scale}.safetensors"
+    return WEIGHTS_DIR / f"default_x{scale}.safetensors"
+
+
+def train_gan(images: list[np.ndarray], cfg: SatConfig, args: argparse.Namespace) -> Path:
+    """Fine-tune the default network adversarially; save ``default_x{scale}_gan``."""
+    gan, scale, out = cfg.gan, cfg.gan.scale, Path(args.out)
+    init = gan_init(cfg, out)
+    if not init.is_file():
+        raise UsageError(f"gan.init: no weights to fine-tune at {init}")
+    start = time.time()
+    model, card = load_model(init)
+    if card.get("architecture") != "edsr" or int(card["arguments"]["scale"]) != scale:
+        raise UsageError(f"gan.init {init}: not a default (edsr) x{scale} network")
+    disc = create_model("patchgan", in_channels=1, features=gan.disc_features,
+                        num_layers=gan.disc_layers, norm="none", spectral_norm=True)
+    dataset = PairedPatchDataset(images, degrade=wald_pair_fn(scale, cfg.data.mtf_gain,
+                                                              cfg.data.noise_max),
+                                 patch_size=cfg.data.patch_lr * scale, augment=random_flips,
+                                 seed=cfg.train.seed + 100 + scale)
+    tcfg = type(cfg.train)(**{**to_dict(cfg.train), "steps": gan.steps, "lr": gan.lr,
+                              "lr_schedule": "constant", "warmup_steps": 0})
+    name = f"default_x{scale}_gan"
+    trainer = SrGanTrainer(model.train(), l1_loss, _adam, dataset, out / name, tcfg)
+    trainer.setup_gan(disc, gan)
+    trainer.fit(resume=False)
+    module = trainer.ema.module if trainer.ema is not None else trainer.model
+    seconds = time.time() - start
+    pairs = (f"Wald protocol: MTF Gaussian (gain {cfg.data.mtf_gain} at Nyquist), decimation "
+             f"x{scale}, noise std up to {cfg.data.noise_max} of the band span")
+    new = model_card("edsr", dict(card["arguments"]), cfg, args, seconds,
+                     {"normalization": SINGLE_NORM, "pairs": pairs})
+    new["training"]["gan"] = {
+        "warning": "adversarial fine-tuning INVENTS DETAIL: sharper-looking texture that is "
+                   "not in the data; lower PSNR than the default network; not for "
+                   "measurement. Used only with `enhance --gan`",
+        "start_weights": str(init), "steps": gan.steps, "l1_weight": 1.0,
+        "adversarial_weight": gan.adversarial, "adversarial_loss": gan.kind, "lr": gan.lr,
+        "optimizer": "Adam (0.9, 0.99), constant lr, both networks",
+        "discriminator": f"PatchGAN on the high-res band, {gan.disc_features} features, "
+                         f"{gan.disc_layers} layers, spectral norm, no norm layers",
+        "final_losses": dict(zip(("step", "loss", "l1", "d_loss"),
+                                 trainer.history[-1], strict=True)) if trainer.history else {},
+    }
+    return save_weights(out / f"{name}.safetensors", module.cpu().eval(), new)
+
+
 def train(args: argparse.Namespace) -> Path:
     """``suite train sat-sr``: every shipped network; returns the last weights written."""
     cfg = recipe_from_args(SatConfig, DEFAULT_YAML, args, "folders of real imagery")
@@ -239,4 +330,6 @@ def train(args: argparse.Namespace) -> Path:
         last = train_single(images, "espcn", scale, cfg, args, cfg.espcn_steps)
     if cfg.s2_steps > 0:
         last = train_s2(roots, cfg, args)
+    if cfg.gan.steps > 0:
+        last = train_gan(images, cfg, args)
     return last
