@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
+from suite.errors import UsageError
+
 
 @dataclass
 class DemoItem:
@@ -43,6 +45,16 @@ class Domain:
     name: ClassVar[str] = ""
     task: ClassVar[str] = ""
     input_kinds: ClassVar[tuple[str, ...]] = ()
+
+    def single_input(self, inputs: list[Path], kind: str) -> Path:
+        """The one input of a domain that works on one file at a time (``kind``: its noun).
+
+        Raises:
+            UsageError: zero or several inputs were given.
+        """
+        if len(inputs) != 1:
+            raise UsageError(f"{self.name} takes one input {kind}, got {len(inputs)}")
+        return inputs[0]
 
     def default_weights(self) -> Path | None:
         """Path of the shipped default weights (safetensors), or ``None`` if there are none."""

@@ -156,3 +156,17 @@ def test_info_prints_the_card(run_cli, tmp_path: Path) -> None:
                            "abdomen_ct_dicom", "-o", tmp_path / "o.nii.gz",
                            "--weights", tmp_path / "m.pt")
     assert code == 2 and "pickled" in err
+
+
+@pytest.mark.parametrize("domain", ["ct-denoise", "mri-sr", "fundus", "cloud-inpaint"])
+def test_one_file_domains_refuse_several_inputs(domain: str, run_cli, tmp_path: Path) -> None:
+    inputs = tmp_path / "in"
+    inputs.mkdir()
+    a, b = inputs / "a.nii.gz", inputs / "b.nii.gz"
+    a.write_bytes(b"x")
+    b.write_bytes(b"x")
+    out = tmp_path / "out"
+    out.mkdir()
+    code, _, err = run_cli("enhance", domain, a, b, "-o", out / "result.nii.gz")
+    assert code == 2 and f"{domain} takes one input" in err and "got 2" in err
+    assert len(err.strip().splitlines()) == 1 and not list(out.iterdir())

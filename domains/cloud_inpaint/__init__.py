@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Any
 
 from suite.domain import DemoItem, Domain
-from suite.errors import UsageError
 
 WEIGHTS_DIR = Path(__file__).with_name("weights")
 WEIGHTS = WEIGHTS_DIR / "cloud_inpaint.safetensors"
@@ -53,7 +52,7 @@ class CloudInpaintDomain(Domain):
         """Fill the masked pixels of one raster."""
         from domains.cloud_inpaint.pipeline import enhance_raster
 
-        return enhance_raster(_single(inputs), output, options)
+        return enhance_raster(self.single_input(inputs, "raster"), output, options)
 
     def degrade(
         self, inputs: list[Path], output: Path, options: argparse.Namespace
@@ -61,7 +60,7 @@ class CloudInpaintDomain(Domain):
         """Draw synthetic clouds over one clear raster (mask written beside)."""
         from domains.cloud_inpaint.pipeline import degrade_raster
 
-        return degrade_raster(_single(inputs), output, options)
+        return degrade_raster(self.single_input(inputs, "raster"), output, options)
 
     def train(self, options: argparse.Namespace) -> Path:
         """Train the residual network on clear scenes with synthetic clouds."""
@@ -81,11 +80,6 @@ class CloudInpaintDomain(Domain):
 
         return run_demo(out_dir)
 
-
-def _single(inputs: list[Path]) -> Path:
-    if len(inputs) != 1:
-        raise UsageError(f"cloud-inpaint takes one input raster, got {len(inputs)}")
-    return inputs[0]
 
 
 DOMAIN = CloudInpaintDomain()

@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Any
 
 from suite.domain import DemoItem, Domain
-from suite.errors import UsageError
 
 WEIGHTS = Path(__file__).with_name("weights") / "ct_denoise.safetensors"
 
@@ -53,7 +52,7 @@ class CtDenoiseDomain(Domain):
         """Denoise one volume and write it with its metadata."""
         from domains.ct_denoise.pipeline import enhance_volume
 
-        return enhance_volume(_single(inputs), output, options)
+        return enhance_volume(self.single_input(inputs, "volume"), output, options)
 
     def calibration_patches(self, count: int) -> list[Any]:
         """Model inputs for int8 calibration: crops of the bundled sample series at 20, 50 and
@@ -85,7 +84,7 @@ class CtDenoiseDomain(Domain):
         """Simulate a low-dose acquisition of one normal-dose volume."""
         from domains.ct_denoise.pipeline import degrade_volume
 
-        return degrade_volume(_single(inputs), output, options)
+        return degrade_volume(self.single_input(inputs, "volume"), output, options)
 
     def train(self, options: argparse.Namespace) -> Path:
         """Train on normal-dose volumes with simulated low-dose inputs."""
@@ -105,11 +104,6 @@ class CtDenoiseDomain(Domain):
 
         return run_demo(out_dir)
 
-
-def _single(inputs: list[Path]) -> Path:
-    if len(inputs) != 1:
-        raise UsageError(f"ct-denoise takes one input volume, got {len(inputs)}")
-    return inputs[0]
 
 
 DOMAIN = CtDenoiseDomain()

@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Any
 
 from suite.domain import DemoItem, Domain
-from suite.errors import UsageError
 
 WEIGHTS = Path(__file__).with_name("weights") / "fundus.safetensors"
 
@@ -45,14 +44,14 @@ class FundusDomain(Domain):
         """Restore one photograph and write it in the format of the output suffix."""
         from domains.fundus.pipeline import enhance_photo
 
-        return enhance_photo(_single(inputs), output, options)
+        return enhance_photo(self.single_input(inputs, "photograph"), output, options)
 
     def degrade(self, inputs: list[Path], output: Path,
                 options: argparse.Namespace) -> dict[str, Any]:
         """Write a degraded copy of one good photograph."""
         from domains.fundus.pipeline import degrade_photo
 
-        return degrade_photo(_single(inputs), output, options)
+        return degrade_photo(self.single_input(inputs, "photograph"), output, options)
 
     def train(self, options: argparse.Namespace) -> Path:
         """Train on good photographs and synthetic fundus images with simulated degradation."""
@@ -72,11 +71,6 @@ class FundusDomain(Domain):
 
         return run_demo(out_dir)
 
-
-def _single(inputs: list[Path]) -> Path:
-    if len(inputs) != 1:
-        raise UsageError(f"fundus takes one input photograph, got {len(inputs)}")
-    return inputs[0]
 
 
 DOMAIN = FundusDomain()

@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Any
 
 from suite.domain import DemoItem, Domain
-from suite.errors import UsageError
 
 WEIGHTS = Path(__file__).with_name("weights") / "mri_sr.safetensors"
 
@@ -53,10 +52,10 @@ class MriSrDomain(Domain):
     def enhance(
         self, inputs: list[Path], output: Path, options: argparse.Namespace
     ) -> dict[str, Any]:
-        """Super-resolve one volume through-plane and write NIfTI."""
+        """Super-resolve one volume through-plane; write NIfTI, or DICOM from a DICOM input."""
         from domains.mri_sr.pipeline import enhance_volume
 
-        return enhance_volume(_single(inputs), output, options)
+        return enhance_volume(self.single_input(inputs, "volume"), output, options)
 
     def degrade(
         self, inputs: list[Path], output: Path, options: argparse.Namespace
@@ -64,7 +63,7 @@ class MriSrDomain(Domain):
         """Simulate a thick-slice acquisition of one thin-slice volume."""
         from domains.mri_sr.pipeline import degrade_volume
 
-        return degrade_volume(_single(inputs), output, options)
+        return degrade_volume(self.single_input(inputs, "volume"), output, options)
 
     def train(self, options: argparse.Namespace) -> Path:
         """Train on high-resolution volumes with simulated thick-slice inputs."""
@@ -89,11 +88,6 @@ class MriSrDomain(Domain):
         name = item.name
         return name if name.lower().endswith((".nii", ".nii.gz")) else f"{Path(name).stem}.nii.gz"
 
-
-def _single(inputs: list[Path]) -> Path:
-    if len(inputs) != 1:
-        raise UsageError(f"mri-sr takes one input volume, got {len(inputs)}")
-    return inputs[0]
 
 
 DOMAIN = MriSrDomain()
