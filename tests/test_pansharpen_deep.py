@@ -115,6 +115,49 @@ def test_adaptation_lowers_the_loss_and_leaves_the_model_alone() -> None:
     assert float(np.abs(deep.run(net, inputs) - target).mean()) == pytest.approx(before)
 
 
+def test_local_correlation_and_lowpass_match_their_definitions() -> None:
+    from suite.degradations.mtf import mtf_filter, mtf_radius
+
+    rng = np.random.default_rng(4)
+    a = torch.from_numpy(rng.standard_normal((1, 2, 32, 32)).astype(np.float32))
+    torch.testing.assert_close(deep.local_correlation(a, 3 * a + 1, 9), torch.ones_like(a),
+                               atol=1e-3, rtol=0)
+    torch.testing.assert_close(deep.local_correlation(a, -a, 9), -torch.ones_like(a),
+                               atol=1e-3, rtol=0)
+    gains = np.array([0.3, 0.2])
+    low = deep.mtf_lowpass(a, gains, 2)[0].numpy()
+    r = mtf_radius(gains, 2)  # the edges are mirrored differently (torch vs scipy)
+    expected = mtf_filter(a[0].numpy(), gains, 2)
+    np.testing.assert_allclose(low[:, r:-r, r:-r], expected[:, r:-r, r:-r], atol=1e-5)
+
+
+def test_full_resolution_term_makes_the_fusion_follow_the_pan() -> None:
+    """Adapted with the reference-free term, fused bands correlate with the PAN as the MS does."""
+    from scipy import ndimage
+
+    rng = np.random.default_rng(5)
+    hi = ndimage.gaussian_filter(rng.standard_normal((3, 96, 96)), (0, 1.5, 1.5))
+    hi = (hi / hi.std()).astype(np.float32)
+    t = Affine(20.0, 0, 0, 0, -20.0, 0)
+    ms = hi.reshape(3, 48, 2, 48, 2).mean((2, 4))
+    scene = Scene(ms, hi.mean(0), t, t @ Affine.scale(0.5), 2)
+    norm = deep.fit_norm(scene.ms, scene.pan)
+    full = deep.full_res(scene, "generic", norm)
+    net = PanDetailNet(width=8, depth=3)
+
+    def shortfall(model: torch.nn.Module) -> float:
+        x = torch.from_numpy(full.inputs)[None]
+        with torch.no_grad():
+            rho = deep.local_correlation(model(x), x[:, 3:].expand(1, 3, -1, -1), full.window)
+        return float(torch.relu(torch.from_numpy(full.floor)[None] - rho).mean())
+
+    cfg = {"lr": 3e-3, "patch": 24, "batch": 4, "full_patch": 32}
+    wald = deep.adapt_on_scene(net, scene, "generic", norm, {**cfg, "full_weight": 0.0}, 60)
+    both = deep.adapt_on_scene(net, scene, "generic", norm,
+                               {**cfg, "full_weight": 1.0, "structure": 10.0}, 60)
+    assert shortfall(both) < 0.5 * shortfall(wald)
+
+
 def test_wald_reduced_scene_geometry() -> None:
     ms = np.random.default_rng(3).random((2, 16, 16)).astype(np.float32)
     pan = np.kron(ms.mean(0), np.ones((2, 2), np.float32))

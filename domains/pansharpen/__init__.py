@@ -224,9 +224,7 @@ def _deep_model(pair: PanMsPair, options: argparse.Namespace) -> tuple[Any, dict
         )
     scene = region_scene(pair, _adapt_window(pair))
     norm = deep.fit_norm(scene.ms, scene.pan)
-    inputs, target = deep.wald_arrays(scene, options.sensor, norm)
-    kwargs = {k: adapt_cfg[k] for k in ("lr", "patch", "batch") if k in adapt_cfg}
-    tuned = deep.adapt(model, inputs, target, steps, **kwargs)
+    tuned = deep.adapt_on_scene(model, scene, options.sensor, norm, adapt_cfg, steps)
     return deep.DeepSharpener(tuned, norm), {"adapt_steps": steps, "norm": norm.report()}
 
 

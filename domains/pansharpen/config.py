@@ -48,10 +48,14 @@ class DataConfig:
 class AdaptConfig:
     """Target adaptation defaults used by ``suite enhance`` (recorded in the card)."""
 
-    steps: int = 100
-    lr: float = 2e-4
-    patch: int = 32
-    batch: int = 4
+    steps: int = 300
+    lr: float = 4e-4
+    patch: int = 48
+    batch: int = 8
+    full_weight: float = 0.03
+    structure: float = 10.0
+    full_patch: int = 64
+    window: int = 9
 
 
 @dataclass

@@ -7,7 +7,12 @@ Scale-free, so 8-bit, 11-bit, 16-bit DN and float reflectance are handled alike.
 
 Target adaptation: before full-resolution inference the network is fine-tuned for a few steps on
 the input scene itself degraded by its own ratio (Wald's protocol, the original MS as target), so
-it adapts to a sensor, a ratio or a landscape it was not trained on.
+it adapts to a sensor, a ratio or a landscape it was not trained on. A second, full-resolution
+term (Z-PNN style, no reference needed) keeps the fusion honest at the scale it is used at: its
+MTF low-pass must match the upsampled MS's (spectral consistency), and each band must correlate
+locally with the PAN at least as much as the MS band correlates with the MTF-low-passed PAN
+(scale invariance of the band-to-PAN relation, the assumption behind QNR's D_s). Without it the
+network, adapted at reduced resolution only, injects too little PAN detail at full resolution.
 
 References:
     Scarpa, Vitale, Cozzolino, "Target-adaptive CNN-based pansharpening", IEEE TGRS 56(9), 2018
@@ -28,7 +33,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from domains.pansharpen.net import PanDetailNet
-from domains.pansharpen.wald import Scene, reduced_pair
+from domains.pansharpen.wald import Scene, full_pair, reduced_pair
+from suite.degradations.mtf import mtf_kernel_1d, sensor_mtf
 from suite.engine.device import module_device
 from suite.errors import InputError
 from suite.weights import load_state, read_card
@@ -129,6 +135,72 @@ def _patches(
     return torch.from_numpy(np.stack(xs)), torch.from_numpy(np.stack(ys))
 
 
+def _box(x: torch.Tensor, size: int) -> torch.Tensor:
+    """Local mean over ``size x size`` windows (mirrored edges), same shape."""
+    return F.avg_pool2d(F.pad(x, (size // 2,) * 4, mode="reflect"), size, stride=1)
+
+
+def local_correlation(a: torch.Tensor, b: torch.Tensor, size: int) -> torch.Tensor:
+    """Per-pixel correlation coefficient of ``a`` and ``b`` ``(B, C, H, W)`` in local windows."""
+    ma, mb = _box(a, size), _box(b, size)
+    va = (_box(a * a, size) - ma * ma).clamp_min(1e-6)
+    vb = (_box(b * b, size) - mb * mb).clamp_min(1e-6)
+    return (_box(a * b, size) - ma * mb) / torch.sqrt(va * vb)
+
+
+def mtf_lowpass(x: torch.Tensor, gains: np.ndarray, ratio: int) -> torch.Tensor:
+    """Each band of ``(B, C, H, W)`` blurred by its MTF-matched Gaussian (differentiable)."""
+    taps = [mtf_kernel_1d(float(g), ratio) for g in gains]
+    radius = max(len(t) for t in taps) // 2
+    kernel = np.zeros((len(taps), 2 * radius + 1), dtype=np.float32)
+    for i, t in enumerate(taps):
+        kernel[i, radius - len(t) // 2 : radius + len(t) // 2 + 1] = t
+    k = torch.from_numpy(kernel).to(x.device)
+    c = x.shape[1]
+    x = F.pad(x, (radius,) * 4, mode="reflect")
+    x = F.conv2d(x, k.view(c, 1, -1, 1), groups=c)
+    return F.conv2d(x, k.view(c, 1, 1, -1), groups=c)
+
+
+@dataclass(frozen=True)
+class FullRes:
+    """A scene at full resolution for the reference-free adaptation term.
+
+    ``inputs`` is the standardized network input ``(C + 1, H, W)`` on the PAN grid; ``floor``
+    ``(C, H, W)`` the local correlation of each upsampled MS band with the MTF-low-passed PAN,
+    the least correlation with the PAN a fused band should keep.
+    """
+
+    inputs: np.ndarray
+    floor: np.ndarray
+    gains: np.ndarray
+    ratio: int
+    window: int
+
+
+def full_res(scene: Scene, sensor: str, norm: Norm, window: int = 9) -> FullRes:
+    """The full-resolution term's arrays for ``scene`` (``window``: correlation window, px)."""
+    ms_up, pan = full_pair(scene)
+    inputs = norm.stack(ms_up, pan)
+    mtf = sensor_mtf(sensor)
+    c = inputs.shape[0] - 1
+    x = torch.from_numpy(inputs)[None]
+    pan_low = mtf_lowpass(x[:, c:], np.array([mtf.pan]), scene.ratio)
+    floor = local_correlation(x[:, :c], pan_low.expand(1, c, -1, -1), window)[0].numpy()
+    return FullRes(inputs, floor, mtf.ms_gains(c), scene.ratio, window)
+
+
+def full_res_loss(model: nn.Module, full: FullRes, x: torch.Tensor,
+                  floor: torch.Tensor, structure: float) -> torch.Tensor:
+    """Spectral consistency plus ``structure`` times the shortfall of band-to-PAN correlation."""
+    out = model(x)
+    c = out.shape[1]
+    spectral = F.l1_loss(mtf_lowpass(out, full.gains, full.ratio),
+                         mtf_lowpass(x[:, :c], full.gains, full.ratio))
+    rho = local_correlation(out, x[:, c:].expand_as(out), full.window)
+    return spectral + structure * F.relu(floor - rho).mean()
+
+
 def adapt(
     model: nn.Module,
     inputs: np.ndarray,
@@ -138,14 +210,23 @@ def adapt(
     patch: int = 48,
     batch: int = 8,
     seed: int = 0,
+    full: FullRes | None = None,
+    full_weight: float = 0.03,
+    structure: float = 10.0,
+    full_patch: int = 64,
 ) -> nn.Module:
-    """Fine-tune a copy of ``model`` for ``steps`` L1 steps on one scene's Wald pair.
+    """Fine-tune a copy of ``model`` for ``steps`` steps on one scene.
+
+    Each step: L1 on a batch of the scene's Wald pair, plus (when ``full`` is given)
+    ``full_weight`` times the reference-free full-resolution loss on ``batch // 4`` crops of
+    ``full_patch`` pixels (see :func:`full_res_loss`).
 
     Args:
         model: the pre-trained network (left unchanged).
         inputs: ``(C + 1, h, w)`` standardized reduced-resolution input.
         target: ``(C, h, w)`` standardized original MS.
         steps: optimisation steps (0 returns the model as is).
+        full: the scene at full resolution (:func:`full_res`), or None for Wald only.
     """
     if steps <= 0:
         return model
@@ -156,10 +237,31 @@ def adapt(
     for _ in range(steps):
         x, y = _patches(inputs, target, patch, batch, rng)
         loss = F.l1_loss(tuned(x), y)
+        if full is not None and full_weight > 0:
+            xf, floor = _patches(full.inputs, full.floor, full_patch, max(1, batch // 4), rng)
+            loss = loss + full_weight * full_res_loss(tuned, full, xf, floor, structure)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
     return tuned.eval()
+
+
+ADAPT_KEYS = ("lr", "patch", "batch", "full_weight", "structure", "full_patch")
+
+
+def adapt_on_scene(model: nn.Module, scene: Scene, sensor: str, norm: Norm,
+                   cfg: dict[str, Any], steps: int | None = None) -> nn.Module:
+    """Target adaptation on ``scene`` with the card's ``adaptation`` settings ``cfg``.
+
+    The full-resolution term is used when ``cfg`` gives a positive ``full_weight`` (cards
+    written before it existed adapt on the Wald pair only, as they were measured).
+    """
+    steps = int(cfg.get("steps", 100) if steps is None else steps)
+    inputs, target = wald_arrays(scene, sensor, norm)
+    weight = float(cfg.get("full_weight", 0.0))
+    full = full_res(scene, sensor, norm, int(cfg.get("window", 9))) if weight > 0 else None
+    kwargs = {k: cfg[k] for k in ADAPT_KEYS if k in cfg}
+    return adapt(model, inputs, target, steps, full=full, **kwargs)
 
 
 @torch.no_grad()

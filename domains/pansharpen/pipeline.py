@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
@@ -85,10 +84,7 @@ def _fuse_demo(lr: Scene, sensor: str) -> dict[str, np.ndarray]:
     gains = sensor_mtf(sensor).ms_gains(lr.ms.shape[0])
     model, card = deep.load()
     norm = deep.fit_norm(lr.ms, lr.pan)
-    inputs, target = deep.wald_arrays(lr, sensor, norm)
-    cfg: dict[str, Any] = card.get("adaptation", {})
-    tuned = deep.adapt(model, inputs, target, int(cfg.get("steps", 100)),
-                       **{k: cfg[k] for k in ("lr", "patch", "batch") if k in cfg})
+    tuned = deep.adapt_on_scene(model, lr, sensor, norm, card.get("adaptation", {}))
     return {
         "bicubic": ms_up,
         "mtf-glp": classical.pansharpen(ms_up, pan, "mtf-glp", lr.ratio, gains),
