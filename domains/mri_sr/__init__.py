@@ -41,7 +41,7 @@ class MriSrDomain(Domain):
             parser.add_argument("--adapt", action="store_true",
                                 help="fine-tune on the input's own in-plane slices first (SMORE)")
             parser.add_argument("--adapt-steps", type=int, default=None,
-                                help="step budget of --adapt (default: the recipe's, 60)")
+                                help="step budget of --adapt (default: the recipe's, 300)")
         if command == "degrade":
             parser.add_argument("--profile", choices=("gaussian", "box"), default="gaussian")
             parser.add_argument("--kspace", type=float, nargs="?", const=0.75, default=1.0,

@@ -54,9 +54,9 @@ class DataConfig:
 class AdaptConfig:
     """Self-supervised fine-tuning on the input scan (``--adapt``)."""
 
-    steps: int = 60
+    steps: int = 300
     batch_size: int = 8
-    lr: float = 2e-4
+    lr: float = 5e-4
     patch: int = 48
 
 
