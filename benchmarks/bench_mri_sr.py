@@ -36,12 +36,15 @@ AXIS = 2
 
 
 def run_method(weights: Path | None, data: np.ndarray, ref_path: Path, scale: float,
-               adapt: bool = False) -> tuple[dict[str, float], float]:
+               adapt: bool = False, adapt_steps: int | None = None,
+               adapt_lr: float | None = None) -> tuple[dict[str, float], float]:
     """Super-resolve the thick volume with one method; return metrics and seconds."""
     started = time.time()
     model = None if weights is None else load_model(weights)[0]
     if adapt and model is not None:
         cfg = load_config(MriSrConfig, DEFAULT_YAML)
+        cfg.adapt.steps = adapt_steps or cfg.adapt.steps
+        cfg.adapt.lr = adapt_lr or cfg.adapt.lr
         model = adapt_model(model, data, AXIS, scale, cfg.adapt, cfg.loss, ref_path)
     pred = super_resolve(model, data, AXIS, scale)
     seconds = time.time() - started
@@ -56,6 +59,8 @@ def main() -> None:
     parser.add_argument("--weights", type=Path, default=DOMAIN.default_weights())
     parser.add_argument("--ablation", type=Path, help="weights of the recipe without FFT loss")
     parser.add_argument("--skip-adapt", action="store_true")
+    parser.add_argument("--adapt-steps", type=int, help="--adapt step budget (default: recipe's)")
+    parser.add_argument("--adapt-lr", type=float, help="--adapt learning rate (default: recipe's)")
     parser.add_argument("--json", type=Path, default=Path("runs/bench_mri_sr.json"))
     args = parser.parse_args()
     torch.set_num_threads(2)
@@ -72,7 +77,8 @@ def main() -> None:
             if not args.skip_adapt and args.weights is not None:
                 methods.append(("default + --adapt", args.weights, True))
             for name, w, adapt in methods:
-                m, sec = run_method(w, thick, ref_path, scale, adapt)
+                m, sec = run_method(w, thick, ref_path, scale, adapt, args.adapt_steps,
+                                    args.adapt_lr)
                 rows.append({"volume": ref_path.name, "scale": scale, "method": name,
                              **{k: round(v, 4) for k, v in m.items()}, "seconds": round(sec, 1)})
                 print(rows[-1], flush=True)

@@ -109,12 +109,16 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("bench_pansharpen.json"))
     parser.add_argument("--adapt-steps", type=int, default=None)
     parser.add_argument("--only", default="", help="run the scenes whose name contains this")
+    parser.add_argument("--adapt", nargs="*", default=[], metavar="KEY=VALUE",
+                        help="override the card's adaptation settings, e.g. full_weight=0.1")
+    parser.add_argument("--deep-only", action="store_true", help="skip the classical methods")
     args = parser.parse_args()
     torch.set_num_threads(2)
     model, card = deep.load()
-    adapt_cfg = card.get("adaptation", {})
+    adapt_cfg = {**card.get("adaptation", {}), **_overrides(args.adapt)}
     steps = int(args.adapt_steps or adapt_cfg.get("steps", 100))
-    methods: dict[str, Fuser] = {m: classical_fuser(m) for m in ("bicubic", *classical.METHODS)}
+    methods: dict[str, Fuser] = {} if args.deep_only else {
+        m: classical_fuser(m) for m in ("bicubic", *classical.METHODS)}
     methods["deep (no adaptation)"] = deep_fuser(0, model, adapt_cfg)
     wald_only = {**adapt_cfg, "full_weight": 0.0}
     methods[f"deep (adapted, {steps} steps, Wald term only)"] = deep_fuser(steps, model, wald_only)
@@ -126,6 +130,15 @@ def main() -> None:
         results[name] = {m: evaluate(scene, fuse) for m, fuse in methods.items()}
         print_table(name, results[name])
     args.out.write_text(json.dumps(results, indent=2))
+
+
+def _overrides(items: list[str]) -> dict[str, float]:
+    """``["lr=8e-4", "steps=300"]`` -> ``{"lr": 0.0008, "steps": 300}``."""
+    out: dict[str, float] = {}
+    for item in items:
+        key, _, value = item.partition("=")
+        out[key] = int(value) if value.lstrip("-").isdigit() else float(value)
+    return out
 
 
 def print_table(scene: str, rows: dict[str, dict[str, float]]) -> None:
