@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import Callable
 from pathlib import Path
 
@@ -202,6 +203,31 @@ def test_evaluate_cli(thick: Path, tmp_path: Path, run_cli: Cli) -> None:
     assert code == 0 and "psnr_masked" in out, err
     code, _, err = run_cli("evaluate", "mri-sr", "--pred", thick, "--ref", SAMPLE)
     assert code == 2 and "differs" in err
+
+
+def test_evaluate_compares_on_the_common_grid(tmp_path: Path, run_cli: Cli) -> None:
+    """A restored copy with fewer slices than its reference is scored on the shared voxels."""
+    src = nib.load(SAMPLE)
+    data = np.asarray(src.dataobj, dtype=np.float32)
+    part = tmp_path / "part.nii.gz"  # slices 3..40 of the reference, placed where they lie
+    nib.save(nib.Nifti1Image(data[..., 3:41] * 0.9, src.affine @ _shift(3)), part)
+    code, _, err = run_cli("evaluate", "mri-sr", "--pred", part, "--ref", SAMPLE,
+                             "--json", tmp_path / "m.json")
+    assert code == 0, err
+    got = json.loads((tmp_path / "m.json").read_text())
+    expected = sr_metrics(data[..., 3:41] * 0.9, data[..., 3:41])
+    assert got["psnr_masked"] == pytest.approx(expected["psnr_masked"], abs=1e-3)
+    shifted = tmp_path / "shifted.nii.gz"  # half a voxel off the grid: refused
+    nib.save(nib.Nifti1Image(data[..., 3:41], src.affine @ _shift(3.5)), shifted)
+    code, _, err = run_cli("evaluate", "mri-sr", "--pred", shifted, "--ref", SAMPLE)
+    assert code == 2 and "grid" in err
+
+
+def _shift(k: float) -> np.ndarray:
+    """Voxel-space translation by ``k`` along axis 2."""
+    m = np.eye(4)
+    m[2, 3] = k
+    return m
 
 
 def test_demo_makes_pictures_and_metrics(tmp_path: Path) -> None:

@@ -120,11 +120,36 @@ def degrade_volume(path: Path, output: Path, options: argparse.Namespace) -> dic
 
 
 def evaluate_volumes(pred: Path, ref: Path) -> dict[str, float]:
-    """Metrics of ``pred`` against ``ref`` on the same grid (see ``metrics.convention``)."""
-    p, r = read_volume(pred).data, read_volume(ref).data
-    if p.shape != r.shape:
-        raise InputError(pred, f"shape {p.shape} differs from the reference {r.shape}")
-    return sr_metrics(p, r)
+    """Metrics of ``pred`` against ``ref`` where their voxels coincide (``metrics.convention``).
+
+    A super-resolved copy of a degraded reference usually lacks the reference's last few slices
+    (``suite degrade`` keeps whole thick slices only); when the affines put every voxel of one
+    grid on a voxel of the other, the two are compared on their common voxels.
+    """
+    p, r = read_volume(pred), read_volume(ref)
+    start = _grid_offset(p.meta.affine, r.meta.affine)
+    if start is None:
+        if p.data.shape != r.data.shape:
+            raise InputError(pred, f"shape {p.data.shape} differs from the reference "
+                             f"{r.data.shape} and its voxels do not lie on the reference's grid")
+        return sr_metrics(p.data, r.data)
+    lo = [max(0, o) for o in start]
+    hi = [min(n_r, o + n_p) for o, n_p, n_r in zip(start, p.data.shape, r.data.shape, strict=True)]
+    if any(b - a < 8 for a, b in zip(lo, hi, strict=True)):
+        raise InputError(pred, "overlaps the reference in fewer than 8 voxels along an axis")
+    ref_part = r.data[tuple(slice(a, b) for a, b in zip(lo, hi, strict=True))]
+    pred_part = p.data[tuple(slice(a - o, b - o) for a, b, o in zip(lo, hi, start, strict=True))]
+    return sr_metrics(pred_part, ref_part)
+
+
+def _grid_offset(pred_affine: np.ndarray, ref_affine: np.ndarray) -> list[int] | None:
+    """Integer voxel offset of ``pred``'s grid in ``ref``'s, or None if the grids differ."""
+    m = np.linalg.inv(ref_affine) @ pred_affine
+    shift = m[:3, 3]
+    if not np.allclose(m[:3, :3], np.eye(3), atol=1e-3) or not np.allclose(
+            shift, np.round(shift), atol=1e-3):
+        return None
+    return [int(v) for v in np.round(shift)]
 
 
 def run_demo(out_dir: Path) -> list[DemoItem]:
