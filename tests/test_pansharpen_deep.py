@@ -125,7 +125,7 @@ def test_local_correlation_and_lowpass_match_their_definitions() -> None:
     torch.testing.assert_close(deep.local_correlation(a, -a, 9), -torch.ones_like(a),
                                atol=1e-3, rtol=0)
     gains = np.array([0.3, 0.2])
-    low = deep.mtf_lowpass(a, gains, 2)[0].numpy()
+    low = deep.mtf_lowpass(a, deep.mtf_taps(gains, 2))[0].numpy()
     r = mtf_radius(gains, 2)  # the edges are mirrored differently (torch vs scipy)
     expected = mtf_filter(a[0].numpy(), gains, 2)
     np.testing.assert_allclose(low[:, r:-r, r:-r], expected[:, r:-r, r:-r], atol=1e-5)

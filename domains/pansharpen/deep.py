@@ -148,15 +148,21 @@ def local_correlation(a: torch.Tensor, b: torch.Tensor, size: int) -> torch.Tens
     return (_box(a * b, size) - ma * mb) / torch.sqrt(va * vb)
 
 
-def mtf_lowpass(x: torch.Tensor, gains: np.ndarray, ratio: int) -> torch.Tensor:
-    """Each band of ``(B, C, H, W)`` blurred by its MTF-matched Gaussian (differentiable)."""
+def mtf_taps(gains: np.ndarray, ratio: int) -> torch.Tensor:
+    """``(C, K)`` 1-D MTF-matched Gaussian taps per band, zero-padded to one length."""
     taps = [mtf_kernel_1d(float(g), ratio) for g in gains]
     radius = max(len(t) for t in taps) // 2
     kernel = np.zeros((len(taps), 2 * radius + 1), dtype=np.float32)
     for i, t in enumerate(taps):
         kernel[i, radius - len(t) // 2 : radius + len(t) // 2 + 1] = t
-    k = torch.from_numpy(kernel).to(x.device)
-    c = x.shape[1]
+    return torch.from_numpy(kernel)
+
+
+def mtf_lowpass(x: torch.Tensor, taps: torch.Tensor) -> torch.Tensor:
+    """Each band of ``(B, C, H, W)`` blurred separably by its row of ``taps`` (differentiable,
+    mirrored edges)."""
+    c, radius = x.shape[1], taps.shape[1] // 2
+    k = taps.to(x.device)
     x = F.pad(x, (radius,) * 4, mode="reflect")
     x = F.conv2d(x, k.view(c, 1, -1, 1), groups=c)
     return F.conv2d(x, k.view(c, 1, 1, -1), groups=c)
@@ -173,8 +179,7 @@ class FullRes:
 
     inputs: np.ndarray
     floor: np.ndarray
-    gains: np.ndarray
-    ratio: int
+    taps: torch.Tensor
     window: int
 
 
@@ -185,11 +190,11 @@ def full_res(scene: Scene, sensor: str, norm: Norm, window: int = 9) -> FullRes:
     mtf = sensor_mtf(sensor)
     c = inputs.shape[0] - 1
     x = torch.from_numpy(inputs)[None]
-    pan_low = mtf_lowpass(x[:, c:], np.array([mtf.pan]), scene.ratio)
+    pan_low = mtf_lowpass(x[:, c:], mtf_taps(np.array([mtf.pan]), scene.ratio))
     # band by band: the local statistics of a 2048 x 2048 region cost ~12 maps per band
     floor = np.concatenate([local_correlation(x[:, i : i + 1], pan_low, window)[0].numpy()
                             for i in range(c)])
-    return FullRes(inputs, floor, mtf.ms_gains(c), scene.ratio, window)
+    return FullRes(inputs, floor, mtf_taps(mtf.ms_gains(c), scene.ratio), window)
 
 
 def full_res_loss(model: nn.Module, full: FullRes, x: torch.Tensor,
@@ -197,8 +202,7 @@ def full_res_loss(model: nn.Module, full: FullRes, x: torch.Tensor,
     """Spectral consistency plus ``structure`` times the shortfall of band-to-PAN correlation."""
     out = model(x)
     c = out.shape[1]
-    spectral = F.l1_loss(mtf_lowpass(out, full.gains, full.ratio),
-                         mtf_lowpass(x[:, :c], full.gains, full.ratio))
+    spectral = F.l1_loss(mtf_lowpass(out, full.taps), mtf_lowpass(x[:, :c], full.taps))
     rho = local_correlation(out, x[:, c:].expand_as(out), full.window)
     return spectral + structure * F.relu(floor - rho).mean()
 
