@@ -71,6 +71,24 @@ def run(volume: Path, weights: Path | None, slices: int) -> list[str]:
     return rows
 
 
+def blend_rows(volume: Path, weights: Path | None, slices: int, blends: list[float]) -> list[str]:
+    """Soft-window PSNR of ``pred + b * (noisy - pred)`` for each ``b``, at each level."""
+    axial = to_axial(read_volume(volume))
+    z0 = max(0, axial.hu.shape[-1] // 2 - slices // 2)
+    ref = axial.hu[..., z0:z0 + slices]
+    model, tiling = load_ct_model(weights)
+    rows = ["| added noise (HU) | blend b | PSNR [-160,240] dB | SSIM [-160,240] |",
+            "|---|---|---|---|"]
+    for level in LEVELS_HU:
+        low = simulate_low_dose(ref, axial.pixel_mm, 2, noise_hu=level, seed=7)
+        pred = denoise(model, low.noisy, tiling)
+        for b in [0.0, *blends]:
+            m = ct_metrics(pred + b * (low.noisy - pred), ref)
+            rows.append(f"| {low.added_noise_hu:.1f} | {b:g} | {m['psnr_soft']:.2f} | "
+                        f"{m['ssim_soft']:.4f} |")
+    return rows
+
+
 def _level_rows(noisy: np.ndarray, ref: np.ndarray, added: float, model, tiling) -> list[str]:
     methods: list[tuple[str, Denoiser, list[float]]] = [
         ("Gaussian smoothing", per_slice(gaussian), [0.3, 0.4, 0.5, 0.6, 0.75, 1.0, 1.5]),
@@ -102,7 +120,13 @@ def main() -> None:
     parser.add_argument("--weights", type=Path)
     parser.add_argument("--slices", type=int, default=24, help="central axial slices used")
     parser.add_argument("--out", type=Path, help="also write the table here (Markdown)")
+    parser.add_argument("--residual-blend", type=float, nargs="+", metavar="B",
+                        help="instead of the table: the model's output plus B times the noise it "
+                             "removed, per level (a probe of over-smoothing)")
     args = parser.parse_args()
+    if args.residual_blend:
+        print("\n".join(blend_rows(args.volume, args.weights, args.slices, args.residual_blend)))
+        return
     rows = run(args.volume, args.weights, args.slices)
     text = f"Volume: {args.volume.name}, central {args.slices} axial slices\n\n" + "\n".join(rows)
     print(text)
