@@ -58,29 +58,32 @@ def best(fn: Denoiser, noisy: np.ndarray, ref: np.ndarray, grid: list[float]) ->
     return param, metrics
 
 
-def run(volume: Path, weights: Path | None, slices: int) -> list[str]:
+def _central(volume: Path, slices: int) -> tuple[np.ndarray, float]:
+    """The central ``slices`` axial slices in HU, and the pixel size (mm)."""
     axial = to_axial(read_volume(volume))
     z0 = max(0, axial.hu.shape[-1] // 2 - slices // 2)
-    ref = axial.hu[..., z0:z0 + slices]
+    return axial.hu[..., z0:z0 + slices], axial.pixel_mm
+
+
+def run(volume: Path, weights: Path | None, slices: int) -> list[str]:
+    ref, pixel_mm = _central(volume, slices)
     model, tiling = load_ct_model(weights)
     rows = ["| added noise (HU, soft tissue) | method | parameter | PSNR [-160,240] dB | SSIM "
             "[-160,240] | residual noise HU | seconds |", "|---|---|---|---|---|---|---|"]
     for level in LEVELS_HU:
-        low = simulate_low_dose(ref, axial.pixel_mm, 2, noise_hu=level, seed=7)
+        low = simulate_low_dose(ref, pixel_mm, 2, noise_hu=level, seed=7)
         rows += _level_rows(low.noisy, ref, low.added_noise_hu, model, tiling)
     return rows
 
 
 def blend_rows(volume: Path, weights: Path | None, slices: int, blends: list[float]) -> list[str]:
     """Soft-window PSNR of ``pred + b * (noisy - pred)`` for each ``b``, at each level."""
-    axial = to_axial(read_volume(volume))
-    z0 = max(0, axial.hu.shape[-1] // 2 - slices // 2)
-    ref = axial.hu[..., z0:z0 + slices]
+    ref, pixel_mm = _central(volume, slices)
     model, tiling = load_ct_model(weights)
     rows = ["| added noise (HU) | blend b | PSNR [-160,240] dB | SSIM [-160,240] |",
             "|---|---|---|---|"]
     for level in LEVELS_HU:
-        low = simulate_low_dose(ref, axial.pixel_mm, 2, noise_hu=level, seed=7)
+        low = simulate_low_dose(ref, pixel_mm, 2, noise_hu=level, seed=7)
         pred = denoise(model, low.noisy, tiling)
         for b in [0.0, *blends]:
             m = ct_metrics(pred + b * (low.noisy - pred), ref)
