@@ -10,6 +10,7 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 import pytest
+import torch
 
 import domains.mri_sr as mri_sr
 from domains.mri_sr.geometry import (
@@ -21,8 +22,9 @@ from domains.mri_sr.geometry import (
     thick_slices,
 )
 from domains.mri_sr.metrics import sr_metrics
+from domains.mri_sr.train import coarse_copies
 from suite.models import create_model
-from suite.weights import save_weights
+from suite.weights import load_state, save_weights
 
 REPO = Path(__file__).resolve().parents[1]
 SAMPLE = REPO / "sample_data" / "mri" / "stroke_t1_excerpt.nii.gz"
@@ -290,4 +292,30 @@ def test_dicom_series_in_dicom_series_out(thick: Path, tmp_path: Path, run_cli: 
     assert first.StudyInstanceUID == source.StudyInstanceUID and first.Modality == "MR"
     assert float(first.SliceThickness) == pytest.approx(float(source.SliceThickness) / 4)
     assert "DERIVED" in first.ImageType and _digest(next(series.iterdir())) == before
+
+
+
+def test_coarse_copies_average_blocks() -> None:
+    data = np.arange(5 * 6 * 7, dtype=np.float32).reshape(5, 6, 7)
+    same, half = coarse_copies([data], [1, 2])
+    assert np.array_equal(same, data)
+    assert half.shape == (2, 3, 3)
+    assert half[1, 2, 0] == pytest.approx(data[2:4, 4:6, 0:2].mean())
+
+
+def test_train_fine_tunes_from_init_weights_on_coarse_copies(
+        tiny_weights: Path, tmp_path: Path, run_cli: Cli) -> None:
+    out = tmp_path / "run"
+    code, _, err = run_cli("train", "mri-sr", "--data", SAMPLE, "--out", out, "--quiet",
+                           "--set", "train.steps=0", "--set", "model.channels=[4,8]",
+                           "--set", f"data.init={tiny_weights}", "--set", "data.coarse=[1,2]",
+                           "--device", "cpu")
+    assert code == 0, err
+    card = json.loads((out / "mri_sr.json").read_text())
+    assert card["training"]["init"] == str(tiny_weights)
+    assert "block-averaged by [1, 2]" in card["training"]["pairs"]
+    # With no steps the saved weights are the init weights, so the init really was loaded.
+    saved, start = load_state(out / "mri_sr.safetensors"), load_state(tiny_weights)
+    assert saved.keys() == start.keys()
+    assert all(torch.equal(saved[k], start[k]) for k in saved)
 

@@ -41,12 +41,17 @@ class DataConfig:
         scales: through-plane factors simulated on every axis of every volume.
         profiles: slice profiles used in turn over (axis, scale) pairs.
         patch: 2D patch size (in-plane, through-plane) in high-resolution voxels.
+        coarse: isotropic block-averaging factors; each training volume is also used at each
+            (1: as read), so that 2 mm scans are inside the training distribution.
+        init: weights to start from (a fine-tuning stage), or ``None`` for random weights.
         val: held-out volume evaluated once at the end (factors 2 and 4), or ``None``.
     """
 
     scales: list[float] = field(default_factory=lambda: [2.0, 3.0, 4.0])
     profiles: list[str] = field(default_factory=lambda: ["gaussian", "box"])
     patch: int = 48
+    coarse: list[int] = field(default_factory=lambda: [1])
+    init: Path | None = None
     val: Path | None = None
 
 
