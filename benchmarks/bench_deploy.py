@@ -1,7 +1,7 @@
-"""CPU deployment benchmark: PyTorch fp32 vs ONNX Runtime fp32 vs ONNX Runtime int8 (QDQ).
+"""CPU deployment benchmark: PyTorch fp32 and int8, ONNX Runtime fp32 and int8 (QDQ).
 
 For each model (CT denoising; satellite SR when its weights are installed) the same tiled
-pipeline runs with the three runtimes swapped in, on real data, interleaved, ``--reps`` times;
+pipeline runs with the runtimes swapped in, on real data, interleaved, ``--reps`` times;
 the table gives the median wall time of a whole input, throughput, speed-up against PyTorch
 fp32 and quality against the clean reference, with the metric convention on every row.
 
@@ -51,6 +51,8 @@ class Case:
     metric: str
     units: float  # voxels/pixels of output per run, for throughput
     calibration: list[np.ndarray]
+    weights: Path
+    torch_int8: bool = False  # the domain runs ``--runtime torch-int8`` (CT only)
 
 
 def ct_weights(given: Path | None = None) -> Path | None:
@@ -94,7 +96,7 @@ def ct_case(given: Path | None = None) -> Case | None:
 
     return Case(f"ct-denoise ({weights.name})", model, read_card(weights), run,
                 score, "PSNR dB, HU clipped to [-160, 240], range 400, 3D", float(noisy.size),
-                calib)  # fmt: skip
+                calib, weights, torch_int8=True)  # fmt: skip
 
 
 def sat_case() -> Case | None:
@@ -130,7 +132,7 @@ def sat_case() -> Case | None:
 
     return Case("sat-sr x2 (default_x2)", model, read_card(path), run, score,
                 "PSNR dB, per-band 1-99 % normalized units, range 1, 4 bands, 4 px crop",
-                float(hr.size), calib)  # fmt: skip
+                float(hr.size), calib, path)  # fmt: skip
 
 
 def _crops(array: np.ndarray, size: tuple[int, ...], count: int, seed: int,
@@ -148,14 +150,25 @@ def _crops(array: np.ndarray, size: tuple[int, ...], count: int, seed: int,
 
 
 def runtimes(case: Case, tmp: Path) -> dict[str, Any]:
-    """The three runtimes of one model, exported and quantized into ``tmp``."""
+    """The runtimes of one model, exported and quantized into ``tmp``.
+
+    PyTorch int8 (for the domains that run it) goes through the same cached TorchScript as
+    ``--runtime torch-int8``.
+    """
+    import os
+
     from suite.export import OnnxModule, example_input, export_onnx, quantize_int8
+    from suite.int8 import cached_int8
 
     fp32 = export_onnx(case.model, example_input(case.card), tmp / "fp32.onnx", case.card)
     int8 = quantize_int8(fp32, tmp / "int8.onnx", case.calibration)
-    return {"PyTorch fp32": case.model,
-            "ONNX Runtime fp32": OnnxModule(fp32, "cpu", threads=THREADS),
-            "ONNX Runtime int8 (QDQ)": OnnxModule(int8, "cpu", threads=THREADS)}
+    os.environ["SUITE_CACHE"] = str(tmp)
+    nets: dict[str, Any] = {"PyTorch fp32": case.model}
+    if case.torch_int8:
+        nets["PyTorch int8 (x86, TorchScript)"] = cached_int8(case.weights, case.model,
+                                                              lambda: case.calibration)
+    return nets | {"ONNX Runtime fp32": OnnxModule(fp32, "cpu", threads=THREADS),
+                   "ONNX Runtime int8 (QDQ)": OnnxModule(int8, "cpu", threads=THREADS)}
 
 
 def bench(case: Case, reps: int) -> list[dict[str, Any]]:

@@ -347,6 +347,7 @@ def _remove_partials(out_dir: Path) -> None:
 def batch(args: argparse.Namespace) -> int:
     """Run ``suite batch``; return 0, 2 if any item had bad input, 1 if any failed otherwise."""
     domain = plugins.get_domain(args.domain)
+    domain.check_runtime(args)
     out_dir = _out_dir(args)
     items = plan_items(expand_inputs(args.inputs, domain), out_dir, domain)
     header = _header(domain, args, domain_options(args))

@@ -62,9 +62,10 @@ def _enhance_common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
     p.add_argument(
         "--runtime",
-        choices=("torch", "onnxruntime"),
+        choices=("torch", "torch-int8", "onnxruntime"),
         default="torch",
-        help="run the model on PyTorch or ONNX Runtime (needs the deploy extra)",
+        help="PyTorch, PyTorch int8 on CPU (quantized once, cached) or ONNX Runtime (needs "
+        "the deploy extra); a domain refuses a runtime it does not run",
     )
 
 
@@ -112,7 +113,7 @@ def _batch_common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--weights", type=Path)
     p.add_argument("--trust-checkpoint", action="store_true")
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="cpu")
-    p.add_argument("--runtime", choices=("torch", "onnxruntime"), default="torch")
+    p.add_argument("--runtime", choices=("torch", "torch-int8", "onnxruntime"), default="torch")
 
 
 def _run(module: str, name: str) -> Callable[[argparse.Namespace], int]:

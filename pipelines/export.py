@@ -2,10 +2,10 @@
 
 Exports a domain's model (its default weights unless ``--weights``) with dynamic batch and
 spatial sizes, checks the export against PyTorch on a random input, and writes the model card
-inside the export and as ``FILE.json`` beside it, both atomically. ``--int8`` quantizes the
-ONNX model statically (QDQ), calibrated on the domain's sample patches
-(``Domain.calibration_patches(count)`` when the domain provides it) or on ``--calibration``
-``.npy`` files of normalized model inputs.
+inside the export and as ``FILE.json`` beside it, both atomically. ``--int8`` quantizes
+statically (ONNX: QDQ for ONNX Runtime; TorchScript: PyTorch's x86 int8 for CPUs), calibrated
+on the domain's sample patches (``Domain.calibration_patches(count)`` when the domain provides
+it) or on ``--calibration`` ``.npy`` files of normalized model inputs.
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ from suite import export as ex
 from suite import plugins
 from suite.domain import Domain
 from suite.errors import InputError, UsageError
+from suite.int8 import ENGINE, fp32_module_names, quantize_torch_int8
 from suite.io.atomic import atomic_path, check_output_path
 from suite.weights import load_model
 
@@ -38,7 +39,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("-o", "--output", type=Path, required=True, help="the .onnx or .pt file")
     p.add_argument("--weights", type=Path, help="weights (default: the domain's shipped ones)")
     p.add_argument("--format", choices=("onnx", "torchscript"), default="onnx")
-    p.add_argument("--int8", action="store_true", help="static int8 quantization (ONNX, QDQ)")
+    p.add_argument("--int8", action="store_true",
+                   help="static int8 quantization (ONNX: QDQ for ONNX Runtime; TorchScript: "
+                   "PyTorch's x86 int8, CPU only)")
     p.add_argument("--calibration", type=Path, nargs="+", metavar="NPY",
                    help="calibration inputs: .npy arrays (N, C, *spatial) in model units")
     p.add_argument("--calibration-count", type=int, default=32,
@@ -55,8 +58,6 @@ def export(args: argparse.Namespace) -> int:
     weights = args.weights or domain.default_weights()
     if weights is None:
         raise UsageError(f"{domain.name} has no default weights installed; pass --weights")
-    if args.int8 and args.format != "onnx":
-        raise UsageError("--int8 needs --format onnx")
     out = check_output_path(args.output, [weights])
     if out.suffix == ".json":
         raise InputError(args.output, "the export's card is written as .json beside it; "
@@ -94,7 +95,7 @@ def load_domain_model(
 def _export_card(card: dict[str, Any], weights: Path, args: argparse.Namespace) -> dict[str, Any]:
     """The source card plus an ``export`` section: format, source, tool versions, date."""
     return card | {"export": {
-        "format": "onnx-int8-qdq" if args.int8 else args.format,
+        "format": _format_name(args),
         "source_weights": str(weights),
         "opset": ex.OPSET if args.format == "onnx" else None,
         "dynamic_axes": "batch and every spatial axis",
@@ -111,6 +112,15 @@ def _write(model: nn.Module, example: torch.Tensor, path: Path, card: dict[str, 
     batch = torch.cat([example, -example])
     with torch.inference_mode():
         reference = model.eval()(batch)
+    if fmt == "torchscript" and patches:
+        quantized = quantize_torch_int8(model, patches)
+        card["quantization"] = {"format": "PyTorch FX static int8", "engine": ENGINE,
+                                "weights": "int8 per-channel symmetric",
+                                "activations": "uint8 asymmetric, histogram-calibrated",
+                                "calibration_patches": len(patches),
+                                "fp32_modules": fp32_module_names(model)}  # fmt: skip
+        ex.export_torchscript(quantized, example, path, card)
+        return _check(reference, torch.jit.load(str(path))(batch), None)
     if fmt == "torchscript":
         ex.export_torchscript(model, example, path, card)
         return _check(reference, torch.jit.load(str(path))(batch), ex.FP32_RTOL)
@@ -121,6 +131,13 @@ def _write(model: nn.Module, example: torch.Tensor, path: Path, card: dict[str, 
         fp32 = ex.export_onnx(model, example, Path(tmp) / "fp32.onnx", card)
         ex.quantize_int8(fp32, path, patches)
     return _check(reference, ex.OnnxModule(path, "cpu")(batch), None)
+
+
+def _format_name(args: argparse.Namespace) -> str:
+    """The export's format as the card records it."""
+    if not args.int8:
+        return str(args.format)
+    return "onnx-int8-qdq" if args.format == "onnx" else "torchscript-int8-x86"
 
 
 def _check(reference: torch.Tensor, output: torch.Tensor, bound: float | None) -> dict[str, Any]:

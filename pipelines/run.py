@@ -38,6 +38,8 @@ def degrade(args: argparse.Namespace) -> int:
 def _write_from_inputs(args: argparse.Namespace, operation: str) -> int:
     """Run a domain operation that reads ``args.inputs`` and writes ``args.output`` atomically."""
     domain = plugins.get_domain(args.domain)
+    if operation == "enhance":
+        domain.check_runtime(args)
     inputs = _existing(args.inputs)
     out = check_output_path(args.output, inputs)
     with atomic_path(out) as tmp:

@@ -45,6 +45,18 @@ class Domain:
     name: ClassVar[str] = ""
     task: ClassVar[str] = ""
     input_kinds: ClassVar[tuple[str, ...]] = ()
+    runtimes: ClassVar[tuple[str, ...]] = ("torch",)  # what ``enhance --runtime`` may name
+
+    def check_runtime(self, options: argparse.Namespace) -> None:
+        """Refuse a ``--runtime`` this domain does not run, rather than ignore it.
+
+        Raises:
+            UsageError: the runtime is not in :attr:`runtimes`.
+        """
+        runtime = getattr(options, "runtime", "torch")
+        if runtime not in self.runtimes:
+            raise UsageError(f"{self.name} runs on {', '.join(self.runtimes)} only, not "
+                             f"--runtime {runtime}")
 
     def single_input(self, inputs: list[Path], kind: str) -> Path:
         """The one input of a domain that works on one file at a time (``kind``: its noun).

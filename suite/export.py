@@ -19,7 +19,7 @@ from __future__ import annotations
 import json
 import math
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -426,18 +426,29 @@ def cached_onnx(weights: str | Path, model: nn.Module, card: dict[str, Any]) -> 
     return target
 
 
+RUNTIMES = ("torch", "torch-int8", "onnxruntime")
+
+
 def load_runtime_model(
-    weights: str | Path, runtime: str = "torch", device: str = "auto", trust: bool = False
+    weights: str | Path,
+    runtime: str = "torch",
+    device: str = "auto",
+    trust: bool = False,
+    calibration: Callable[[], Sequence[np.ndarray]] | None = None,
 ) -> tuple[nn.Module | OnnxModule, dict[str, Any]]:
     """Load weights for ``runtime``: what a domain calls instead of ``load_model``.
 
     Args:
         weights: ``.safetensors`` with its card, or an exported ``.onnx`` (card embedded).
-        runtime: ``torch`` (an ``nn.Module``) or ``onnxruntime`` (an :class:`OnnxModule`;
-            safetensors weights are exported once into the cache, see :func:`cached_onnx`).
+        runtime: ``torch`` (an ``nn.Module``), ``torch-int8`` (PyTorch int8 on CPU, quantized
+            once into the cache, see :func:`suite.int8.cached_int8`) or ``onnxruntime`` (an
+            :class:`OnnxModule`; safetensors weights are exported once into the cache, see
+            :func:`cached_onnx`).
         device: ONNX Runtime device (``auto``, ``cpu``, ``cuda``); torch modules stay on CPU
             for the caller to move.
-        trust: allow pickled checkpoints (torch runtime only).
+        trust: allow pickled checkpoints (torch runtimes only).
+        calibration: returns the int8 calibration patches (``torch-int8`` only, called only
+            when the cache has no int8 model for these weights yet).
 
     Returns:
         The callable model and its card.
@@ -447,8 +458,8 @@ def load_runtime_model(
     """
     from suite.weights import load_model
 
-    if runtime not in ("torch", "onnxruntime"):
-        raise UsageError(f"unknown runtime {runtime!r} (torch, onnxruntime)")
+    if runtime not in RUNTIMES:
+        raise UsageError(f"unknown runtime {runtime!r} ({', '.join(RUNTIMES)})")
     if Path(weights).suffix == ".onnx":
         if runtime != "onnxruntime":
             raise UsageError(f"{weights} is an ONNX model: run it with --runtime onnxruntime")
@@ -457,4 +468,11 @@ def load_runtime_model(
     model, card = load_model(weights, trust=trust)
     if runtime == "torch":
         return model, card
+    if runtime == "torch-int8":
+        if calibration is None:
+            raise UsageError(f"{card.get('domain', 'this model')} has no int8 calibration data; "
+                             "use --runtime torch or onnxruntime")
+        from suite.int8 import cached_int8
+
+        return cached_int8(weights, model, calibration), card
     return OnnxModule(cached_onnx(weights, model, card), device), card

@@ -12,6 +12,7 @@ import pytest
 
 from domains.ct_denoise.lowdose import simulate_low_dose, soft_tissue_mask
 from domains.ct_denoise.metrics import ct_metrics
+from domains.ct_denoise.volumes import to_axial
 from suite.io.volume import read_volume
 from suite.models import create_model
 from suite.weights import save_weights
@@ -180,6 +181,28 @@ def test_parallel_and_cached_simulation_give_the_same_pairs(tmp_path: Path) -> N
         np.testing.assert_array_equal(a, b)
         np.testing.assert_array_equal(a, c)
     assert not np.array_equal(serial[0], serial[1])  # draws differ
+
+
+def test_enhance_on_torch_int8_is_close_to_fp32(run_cli, tmp_path: Path, tiny_weights: Path,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    from domains.ct_denoise import DOMAIN
+
+    monkeypatch.setenv("SUITE_CACHE", str(tmp_path / "cache"))
+    # The real hook simulates three dose levels on the sample series (about a minute); the
+    # pipeline is what is tested here, so calibrate on clean crops of the same series.
+    hu = to_axial(read_volume(SAMPLE)).hu / 1000.0
+    monkeypatch.setattr(DOMAIN, "calibration_patches",
+                        lambda count: [hu[None, :64, :64, :8].astype(np.float32)] * 2)
+    outs = {}
+    for runtime in ("torch", "torch-int8"):
+        outs[runtime] = tmp_path / f"{runtime}.nii.gz"
+        code, _, err = run_cli("--quiet", "enhance", "ct-denoise", SAMPLE, "-o", outs[runtime],
+                               "--weights", tiny_weights, "--runtime", runtime)
+        assert code == 0, err
+    assert len(list((tmp_path / "cache" / "int8").glob("*.pt"))) == 1
+    fp32 = nib.load(outs["torch"]).get_fdata()
+    int8 = nib.load(outs["torch-int8"]).get_fdata()
+    assert 0 < np.abs(fp32 - int8).max() < 20  # HU: quantized, and close
 
 
 def test_enhance_on_onnxruntime_matches_torch(run_cli, tmp_path: Path, tiny_weights: Path) -> None:

@@ -319,3 +319,10 @@ def test_train_fine_tunes_from_init_weights_on_coarse_copies(
     assert saved.keys() == start.keys()
     assert all(torch.equal(saved[k], start[k]) for k in saved)
 
+
+def test_a_runtime_the_domain_does_not_run_is_refused(thick: Path, tmp_path: Path,
+                                                      run_cli: Cli) -> None:
+    out = tmp_path / "out.nii.gz"
+    code, _, err = run_cli("enhance", "mri-sr", thick, "-o", out, "--runtime", "torch-int8")
+    assert code == 2 and "mri-sr runs on torch only" in err and len(err.strip().splitlines()) == 1
+    assert not out.exists()

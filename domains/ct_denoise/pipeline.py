@@ -33,7 +33,8 @@ def load_ct_model(
     path = weights or DOMAIN.default_weights()
     if path is None:
         raise UsageError("no default CT weights are installed; pass --weights")
-    model, card = load_runtime_model(path, runtime, device, trust=trust)
+    model, card = load_runtime_model(path, runtime, device, trust=trust,
+                                     calibration=lambda: DOMAIN.calibration_patches(32))
     tiling = card.get("inference", {})
     cfg = ModelConfig(
         patch=list(tiling.get("patch", ModelConfig().patch)),

@@ -76,6 +76,8 @@ class LeanUNet(nn.Module):
 
     def _check(self, x: torch.Tensor) -> None:
         """Raise ShapeError unless ``x`` is ``(B, C_in, *spatial)`` with divisible sizes."""
+        if not isinstance(x, torch.Tensor):
+            return  # an FX tracing proxy (int8 quantization): shapes are not known yet
         if (
             x.ndim != self.spatial_dims + 2
             or x.shape[1] != self.in_channels
