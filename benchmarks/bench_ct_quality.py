@@ -6,8 +6,13 @@ methods run slice by slice in 2D with their parameter tuned on the reference (an
 favours them). Added noise is simulated in the projection domain (``suite degrade``'s model)
 and measured as its std in soft tissue.
 
+The ``--adapt`` row fine-tunes on each noisy input itself (``enhance --adapt``, no reference
+involved); its settings were chosen on slices 10-33 (``--start 10 --no-classical``), disjoint
+from the central slices of the table.
+
 Usage:
     python benchmarks/bench_ct_quality.py [--volume PATH] [--weights W] [--slices N] [--out MD]
+        [--start Z] [--no-classical] [--no-adapt] [--adapt steps=200 lr=2e-4 ...]
 """
 
 from __future__ import annotations
@@ -15,12 +20,15 @@ from __future__ import annotations
 import argparse
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 from scipy import ndimage
 from skimage.restoration import denoise_nl_means
 
+from domains.ct_denoise.adapt import adapt_model
+from domains.ct_denoise.config import AdaptConfig
 from domains.ct_denoise.lowdose import simulate_low_dose
 from domains.ct_denoise.metrics import ct_metrics
 from domains.ct_denoise.pipeline import load_ct_model
@@ -58,21 +66,41 @@ def best(fn: Denoiser, noisy: np.ndarray, ref: np.ndarray, grid: list[float]) ->
     return param, metrics
 
 
-def _central(volume: Path, slices: int) -> tuple[np.ndarray, float]:
-    """The central ``slices`` axial slices in HU, and the pixel size (mm)."""
+def _central(volume: Path, slices: int, start: int | None = None) -> tuple[np.ndarray, float]:
+    """``slices`` axial slices in HU (central ones unless ``start``), and the pixel size (mm)."""
     axial = to_axial(read_volume(volume))
-    z0 = max(0, axial.hu.shape[-1] // 2 - slices // 2)
+    z0 = max(0, axial.hu.shape[-1] // 2 - slices // 2) if start is None else start
     return axial.hu[..., z0:z0 + slices], axial.pixel_mm
 
 
-def run(volume: Path, weights: Path | None, slices: int) -> list[str]:
-    ref, pixel_mm = _central(volume, slices)
+@dataclass
+class Options:
+    """What the table includes."""
+
+    classical: bool = True
+    adapt: AdaptConfig | None = None
+
+
+def run(volume: Path, weights: Path | None, slices: int, start: int | None,
+        options: Options) -> list[str]:
+    ref, pixel_mm = _central(volume, slices, start)
     model, tiling = load_ct_model(weights)
     rows = ["| added noise (HU, soft tissue) | method | parameter | PSNR [-160,240] dB | SSIM "
             "[-160,240] | residual noise HU | seconds |", "|---|---|---|---|---|---|---|"]
     for level in LEVELS_HU:
         low = simulate_low_dose(ref, pixel_mm, 2, noise_hu=level, seed=7)
-        rows += _level_rows(low.noisy, ref, low.added_noise_hu, model, tiling)
+        rows += _level_rows(low.noisy, ref, low.added_noise_hu, options.classical)
+        start_time = time.time()
+        pred = denoise(model, low.noisy, tiling)
+        rows.append(_row(low.added_noise_hu, "suite ct-denoise (default weights)", "-",
+                         ct_metrics(pred, ref), time.time() - start_time))
+        if options.adapt is not None:
+            start_time = time.time()
+            adapted, info = adapt_model(model, low.noisy, pred, pixel_mm, options.adapt, volume)
+            out = denoise(adapted, low.noisy, tiling)
+            rows.append(_row(low.added_noise_hu, f"suite ct-denoise --adapt ({options.adapt.steps}"
+                             " steps)", f"noise est. {info['noise_hu']:.1f} HU",
+                             ct_metrics(out, ref), time.time() - start_time))
     return rows
 
 
@@ -92,7 +120,7 @@ def blend_rows(volume: Path, weights: Path | None, slices: int, blends: list[flo
     return rows
 
 
-def _level_rows(noisy: np.ndarray, ref: np.ndarray, added: float, model, tiling) -> list[str]:
+def _level_rows(noisy: np.ndarray, ref: np.ndarray, added: float, classical: bool) -> list[str]:
     methods: list[tuple[str, Denoiser, list[float]]] = [
         ("Gaussian smoothing", per_slice(gaussian), [0.3, 0.4, 0.5, 0.6, 0.75, 1.0, 1.5]),
         ("non-local means (skimage)", per_slice(nlm),
@@ -101,14 +129,10 @@ def _level_rows(noisy: np.ndarray, ref: np.ndarray, added: float, model, tiling)
          [x * added for x in (0.8, 1.0, 1.2, 1.4, 1.7, 2.0, 2.5)]),
     ]
     out = [_row(added, "low-dose input", "-", ct_metrics(noisy, ref), 0.0)]
-    for name, fn, grid in methods:
+    for name, fn, grid in methods if classical else []:
         start = time.time()
         param, metrics = best(fn, noisy, ref, grid)
         out.append(_row(added, name, f"{param:.3g}", metrics, (time.time() - start) / len(grid)))
-    start = time.time()
-    pred = denoise(model, noisy, tiling)
-    out.append(_row(added, "suite ct-denoise (default weights)", "-", ct_metrics(pred, ref),
-                    time.time() - start))
     return out
 
 
@@ -117,11 +141,24 @@ def _row(level: float, name: str, param: str, m: dict, seconds: float) -> str:
             f"{m['noise_hu']:.1f} | {seconds:.1f} |")
 
 
+def _adapt_config(pairs: list[str]) -> AdaptConfig:
+    cfg = AdaptConfig()
+    for pair in pairs:
+        key, value = pair.split("=", 1)
+        setattr(cfg, key, type(getattr(cfg, key))(value))
+    return cfg
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--volume", type=Path, default=SHARED / "ct" / "totalsegmentator_ct.nii.gz")
     parser.add_argument("--weights", type=Path)
     parser.add_argument("--slices", type=int, default=24, help="central axial slices used")
+    parser.add_argument("--start", type=int, help="first slice instead of the central ones")
+    parser.add_argument("--no-classical", action="store_true", help="model rows only")
+    parser.add_argument("--no-adapt", action="store_true", help="no --adapt row")
+    parser.add_argument("--adapt", nargs="+", default=[], metavar="KEY=VALUE",
+                        help="--adapt settings other than the defaults, e.g. steps=200 lr=2e-4")
     parser.add_argument("--out", type=Path, help="also write the table here (Markdown)")
     parser.add_argument("--residual-blend", type=float, nargs="+", metavar="B",
                         help="instead of the table: the model's output plus B times the noise it "
@@ -130,8 +167,12 @@ def main() -> None:
     if args.residual_blend:
         print("\n".join(blend_rows(args.volume, args.weights, args.slices, args.residual_blend)))
         return
-    rows = run(args.volume, args.weights, args.slices)
-    text = f"Volume: {args.volume.name}, central {args.slices} axial slices\n\n" + "\n".join(rows)
+    adapt = None if args.no_adapt else _adapt_config(args.adapt)
+    rows = run(args.volume, args.weights, args.slices, args.start,
+               Options(classical=not args.no_classical, adapt=adapt))
+    where = "central" if args.start is None else f"from slice {args.start},"
+    text = (f"Volume: {args.volume.name}, {where} {args.slices} axial slices; --adapt: {adapt}"
+            "\n\n" + "\n".join(rows))
     print(text)
     if args.out:
         args.out.write_text(text + "\n")

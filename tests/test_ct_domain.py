@@ -216,3 +216,36 @@ def test_enhance_on_onnxruntime_matches_torch(run_cli, tmp_path: Path, tiny_weig
     torch_hu = nib.load(outs["torch"]).get_fdata()
     onnx_hu = nib.load(outs["onnxruntime"]).get_fdata()
     assert np.abs(torch_hu - onnx_hu).max() < 0.5  # HU
+
+
+def test_recorrupted_pairs_straddle_the_input(sample_hu: np.ndarray) -> None:
+    from domains.ct_denoise.adapt import recorrupted_pairs
+    from domains.ct_denoise.config import AdaptConfig
+
+    vol = sample_hu[64:192, 64:192, :4]
+    inputs, targets = recorrupted_pairs(vol, 0.977, 40.0, AdaptConfig(draws=2))
+    assert len(inputs) == len(targets) == 2
+    for x, y in zip(inputs, targets, strict=True):
+        np.testing.assert_allclose((x + y)[0] / 2 * 1000, vol, atol=1e-2)  # y + z and y - z
+        z = (x - y)[0] / 2 * 1000
+        mask = np.stack([soft_tissue_mask(vol[..., k]) for k in range(vol.shape[-1])], -1)
+        assert 25 < z[mask].std() < 60  # the requested 40 HU, measured on a small crop
+    assert not np.allclose(inputs[0], inputs[1])  # independent draws
+
+
+def test_enhance_adapt_fine_tunes_on_the_input(run_cli, tmp_path: Path, tiny_weights: Path,
+                                               sample_hu: np.ndarray) -> None:
+    low = simulate_low_dose(sample_hu[64:192, 64:192], 0.977, 2, noise_hu=40.0, seed=3).noisy
+    src = _nifti(tmp_path / "low.nii.gz", low)
+    outs = {}
+    for name, extra in (("plain", []), ("adapt", ["--adapt", "--adapt-steps", "3"])):
+        outs[name] = tmp_path / f"{name}.nii.gz"
+        code, _, err = run_cli("enhance", "ct-denoise", src, "-o", outs[name],
+                               "--weights", tiny_weights, *extra)
+        assert code == 0, err
+    assert "adapt_steps=3" in err and "adapt_noise_hu=" in err
+    plain, adapted = (nib.load(outs[k]).get_fdata() for k in ("plain", "adapt"))
+    assert plain.shape == adapted.shape and not np.allclose(plain, adapted)
+    code, _, err = run_cli("enhance", "ct-denoise", src, "-o", tmp_path / "x.nii.gz",
+                           "--weights", tiny_weights, "--adapt", "--runtime", "onnxruntime")
+    assert code == 2 and "--adapt" in err and not (tmp_path / "x.nii.gz").exists()

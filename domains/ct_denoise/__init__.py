@@ -37,6 +37,12 @@ class CtDenoiseDomain(Domain):
                 action="store_true",
                 help="run on non-CT modalities or values that do not look like HU",
             )
+        if command == "enhance":
+            parser.add_argument("--adapt", action="store_true",
+                                help="fine-tune on this scan first (self-supervised, R2R; about "
+                                "a minute on a CPU, see docs/ct_denoise.md)")
+            parser.add_argument("--adapt-steps", type=int, default=None,
+                                help="step budget of --adapt (default 100)")
         if command == "degrade":
             level = parser.add_mutually_exclusive_group()
             level.add_argument("--dose", type=float, help="dose fraction of the input, in (0, 1)")

@@ -61,10 +61,37 @@ class DataConfig:
 
 
 @dataclass
+class AdaptConfig:
+    """Self-supervised fine-tuning on the input (``enhance --adapt``, ``adapt.py``).
+
+    Chosen on slices 10-33 of ``totalsegmentator_ct.nii.gz``, disjoint from the benchmark's
+    central slices (``docs/ct_denoise.md``).
+
+    Attributes:
+        steps: optimisation steps (a constant learning rate).
+        lr: Adam learning rate.
+        batch_size: patches per step.
+        patch: patch size (X, Y, Z), shrunk to the slab when it is smaller.
+        draws: independent simulated noise draws (recorrupted pairs).
+        slices: central axial slices used (the simulation costs about 1.5 s per 512x512 slice).
+        seed: seeds the draws, the patches and the weights' update order.
+    """
+
+    steps: int = 100
+    lr: float = 1e-4
+    batch_size: int = 4
+    patch: list[int] = field(default_factory=lambda: [64, 64, 16])
+    draws: int = 4
+    slices: int = 32
+    seed: int = 0
+
+
+@dataclass
 class CtConfig:
     """The whole recipe."""
 
     model: ModelConfig = field(default_factory=ModelConfig)
     loss: LossConfig = field(default_factory=LossConfig)
     data: DataConfig = field(default_factory=DataConfig)
+    adapt: AdaptConfig = field(default_factory=AdaptConfig)
     train: TrainConfig = field(default_factory=TrainConfig)

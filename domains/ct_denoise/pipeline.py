@@ -8,8 +8,9 @@ from typing import Any
 
 from torch import nn
 
+from domains.ct_denoise.adapt import adapt_model
 from domains.ct_denoise.checks import check_ct_volume
-from domains.ct_denoise.config import ModelConfig
+from domains.ct_denoise.config import AdaptConfig, ModelConfig
 from domains.ct_denoise.lowdose import simulate_low_dose
 from domains.ct_denoise.metrics import ct_metrics
 from domains.ct_denoise.volumes import denoise, to_axial
@@ -54,6 +55,8 @@ def enhance_volume(path: Path, output: Path, options: argparse.Namespace) -> dic
     """Denoise ``path`` into ``output`` (NIfTI by suffix, else a derived DICOM series)."""
     vol = read_ct(path, options)
     _check_writable_kind(vol, output, path)
+    if getattr(options, "adapt", False) and getattr(options, "runtime", "torch") != "torch":
+        raise UsageError("--adapt fine-tunes the network, so it needs --runtime torch")
     model, cfg = load_ct_model(
         options.weights,
         options.trust_checkpoint,
@@ -63,14 +66,23 @@ def enhance_volume(path: Path, output: Path, options: argparse.Namespace) -> dic
     axial = to_axial(vol)
     device = pick_device(getattr(options, "device", "auto"))
     out = denoise(model, axial.hu, cfg, progress=not options.quiet, device=device)
+    summary: dict[str, Any] = {"voxels": int(out.size)}
+    if getattr(options, "adapt", False):
+        adapt_cfg = AdaptConfig()
+        if options.adapt_steps is not None:
+            adapt_cfg.steps = max(1, options.adapt_steps)
+        model, info = adapt_model(model, axial.hu, out, axial.pixel_mm, adapt_cfg, path)
+        out = denoise(model, axial.hu, cfg, progress=not options.quiet, device=device)
+        summary |= {"adapt_steps": adapt_cfg.steps, "adapt_noise_hu": info["noise_hu"]}
     write_volume(
         output,
         axial.back(out),
         vol.meta,
         description="denoised",
-        derivation="low-dose CT denoising, suite ct-denoise (3D U-Net)",
+        derivation="low-dose CT denoising, suite ct-denoise (3D U-Net"
+        + (", adapted to this scan)" if getattr(options, "adapt", False) else ")"),
     )
-    return {"voxels": int(out.size)}
+    return summary
 
 
 def _check_writable_kind(vol: Volume, output: Path, path: Path) -> None:
@@ -88,6 +100,8 @@ def degrade_volume(path: Path, output: Path, options: argparse.Namespace) -> dic
     """Write a simulated low-dose copy of ``path``."""
     vol = read_ct(path, options)
     _check_writable_kind(vol, output, path)
+    if getattr(options, "adapt", False) and getattr(options, "runtime", "torch") != "torch":
+        raise UsageError("--adapt fine-tunes the network, so it needs --runtime torch")
     level = _dose_level(options)
     axial = to_axial(vol)
     result = simulate_low_dose(axial.hu, axial.pixel_mm, 2, seed=options.seed, **level)
