@@ -191,3 +191,40 @@ def test_demo_beats_bicubic(tmp_path: Path) -> None:
     items = DOMAIN.demo(tmp_path, None)  # type: ignore[arg-type]
     assert items[0].after_png.is_file() and items[0].reference_png is not None
     assert items[0].metrics["default_psnr_db"] > items[0].metrics["bicubic_psnr_db"]
+
+
+def test_enhance_on_onnxruntime_fp32_and_int8(run_cli: Cli, tmp_path: Path,
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    pytest.importorskip("onnxruntime")
+    monkeypatch.setenv("SUITE_CACHE", str(tmp_path / "cache"))
+    weights = _tiny(tmp_path, 2)
+    int8 = tmp_path / "tiny_int8.onnx"
+    code, _, err = run_cli("--quiet", "export", "sat-sr", "--weights", weights, "--int8",
+                           "--calibration-count", "4", "-o", int8)
+    assert code == 0, err  # calibrated on the domain's own sample patches
+    outs = {}
+    for name, extra in (("torch", []), ("ort", ["--runtime", "onnxruntime"]),
+                        ("int8", ["--runtime", "onnxruntime", "--weights", int8])):
+        outs[name] = tmp_path / f"{name}.tif"
+        code, _, err = run_cli("--quiet", "enhance", "sat-sr", SAMPLE, "-o", outs[name],
+                               "--scale", "2", "--weights", weights, *extra)
+        assert code == 0, err
+    ref, info = _read(outs["torch"])
+    ort, ort_info = _read(outs["ort"])
+    quant, _ = _read(outs["int8"])
+    assert ort_info["crs"] == info["crs"] and ort_info["transform"] == info["transform"]
+    span = float(ref.max()) - float(ref.min())
+    assert np.abs(ort.astype(float) - ref).max() <= 1  # DN: fp32, rounding only
+    assert 0 < np.abs(quant.astype(float) - ref).max() < 0.05 * span
+    err = _one_line_refusal(run_cli("enhance", "sat-sr", SAMPLE, "-o", tmp_path / "x.tif",
+                                    "--runtime", "torch-int8"), tmp_path / "x.tif")
+    assert "sat-sr runs on torch, onnxruntime only" in err
+
+
+def test_calibration_patches_are_model_units() -> None:
+    from domains.sat_sr import DOMAIN
+
+    patches = DOMAIN.calibration_patches(5)
+    assert len(patches) == 5 and all(p.shape == (1, 64, 64) for p in patches)
+    values = np.concatenate([p.ravel() for p in patches])
+    assert -0.5 < np.percentile(values, 1) and np.percentile(values, 99) < 1.5

@@ -27,11 +27,31 @@ class SatSrDomain(Domain):
     name = "sat-sr"
     task = "multispectral GeoTIFF super-resolution x2/x4 and Sentinel-2 20 m -> 10 m"
     input_kinds = ("geotiff", "sentinel2-band-set")
+    runtimes = ("torch", "onnxruntime")
 
     def default_weights(self) -> Path | None:
         """The shipped default network for x2 (others: ``default_x4``, ``espcn_x*``, ``s2``)."""
         path = WEIGHTS_DIR / "default_x2.safetensors"
         return path if path.is_file() else None
+
+    def calibration_patches(self, count: int) -> list[Any]:
+        """Model inputs for int8 calibration: 64x64 crops of the bundled Landsat 8 excerpt,
+        one band each in turn, in the network's per-band 1-99 % units, (1, 64, 64)."""
+        import numpy as np
+
+        from domains.sat_sr.blocks import band_scale
+        from suite.io.raster import read_raster_meta, read_window
+        from suite.sample import sample_data_dir
+
+        path = sample_data_dir() / "sat" / "landsat8_LC80200392015216_excerpt.tif"
+        meta = read_raster_meta(path)
+        units = band_scale(path, meta).forward(read_window(path, None).astype(np.float64))
+        rng = np.random.default_rng(0)
+        patches = []
+        for i in range(count):
+            y, x = (int(rng.integers(0, s - 64 + 1)) for s in units.shape[1:])
+            patches.append(units[i % len(units), None, y : y + 64, x : x + 64].astype(np.float32))
+        return patches
 
     def add_arguments(self, command: str, parser: argparse.ArgumentParser) -> None:
         """``--scale`` for enhance/degrade; model and Sentinel-2 options; sensor and noise."""

@@ -35,6 +35,10 @@ def enhance(inputs: list[Path], output: Path, options: argparse.Namespace) -> di
         raise UsageError("--gan applies to the single-raster default network, not --sentinel2")
     if gan and options.model != "default":
         raise UsageError(f"--gan fine-tunes the default network; not --model {options.model}")
+    runtime = getattr(options, "runtime", "torch")
+    if options.sentinel2 and runtime != "torch":
+        raise UsageError(f"--sentinel2 adapts its network to the scene, so it needs --runtime "
+                         f"torch, not {runtime}")
     if options.sentinel2:
         return enhance_sentinel2(inputs, output, options)
     if len(inputs) != 1:
@@ -45,7 +49,8 @@ def enhance(inputs: list[Path], output: Path, options: argparse.Namespace) -> di
         weights = options.weights or gan_weights(scale)
     else:
         weights = options.weights or shipped_weights(options.model, scale)
-    model, tiling = load_sr(weights, scale, options.trust_checkpoint)
+    model, tiling = load_sr(weights, scale, options.trust_checkpoint, runtime,
+                            getattr(options, "device", "auto"))
     return enhance_raster(inputs[0], output, model, scale, tiling)
 
 

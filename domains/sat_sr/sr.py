@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -27,8 +27,8 @@ from domains.sat_sr.blocks import (
 )
 from suite.engine.tiling import TileConfig, tiled_inference
 from suite.errors import InputError, UsageError
+from suite.export import load_runtime_model
 from suite.io.raster import RasterMeta, read_raster_meta, scale_transform, write_raster_windows
-from suite.weights import load_model
 
 WEIGHTS_DIR = Path(__file__).with_name("weights")
 MODELS = ("default", "espcn")
@@ -77,13 +77,17 @@ def gan_weights(scale: int) -> Path:
     return path
 
 
-def load_sr(weights: Path, scale: int, trust: bool = False) -> tuple[nn.Module, Tiling]:
-    """Load single-band SR weights and check they were trained for ``scale``.
+def load_sr(weights: Path, scale: int, trust: bool = False, runtime: str = "torch",
+            device: str = "auto") -> tuple[nn.Module, Tiling]:
+    """Load single-band SR weights on ``runtime`` and check they were trained for ``scale``.
+
+    ``weights`` may be an exported ``.onnx`` (fp32 or int8) with ``runtime="onnxruntime"``.
 
     Raises:
         InputError: the card says another scale or another band count than one.
     """
-    model, card = load_model(weights, trust=trust)
+    loaded, card = load_runtime_model(weights, runtime, device, trust=trust)
+    model = cast(nn.Module, loaded)  # an OnnxModule is called like a module
     args = card.get("arguments", {})
     if int(args.get("scale", 0)) != scale:
         raise InputError(weights, f"these weights are trained for x{args.get('scale')}, "
