@@ -249,3 +249,18 @@ def test_enhance_adapt_fine_tunes_on_the_input(run_cli, tmp_path: Path, tiny_wei
     code, _, err = run_cli("enhance", "ct-denoise", src, "-o", tmp_path / "x.nii.gz",
                            "--weights", tiny_weights, "--adapt", "--runtime", "onnxruntime")
     assert code == 2 and "--adapt" in err and not (tmp_path / "x.nii.gz").exists()
+
+
+def test_batch_takes_adapt_and_records_it(run_cli, tmp_path: Path, tiny_weights: Path,
+                                          sample_hu: np.ndarray) -> None:
+    import json
+
+    low = simulate_low_dose(sample_hu[64:192, 64:192], 0.977, 2, noise_hu=40.0, seed=4).noisy
+    src = _nifti(tmp_path / "low.nii.gz", low)
+    out = tmp_path / "out"
+    code, _, err = run_cli("batch", "ct-denoise", src, "-o", out, "--weights", tiny_weights,
+                           "--adapt", "--adapt-steps", "2", "--workers", "1", "--quiet")
+    assert code == 0, err
+    manifest = json.loads((out / "batch_manifest.json").read_text())
+    assert manifest["options"]["adapt"] is True and manifest["options"]["adapt_steps"] == 2
+    assert [e["status"] for e in manifest["items"].values()] == ["ok"]

@@ -37,7 +37,7 @@ class CtDenoiseDomain(Domain):
                 action="store_true",
                 help="run on non-CT modalities or values that do not look like HU",
             )
-        if command == "enhance":
+        if command in ("enhance", "batch"):
             parser.add_argument("--adapt", action="store_true",
                                 help="fine-tune on this scan first (self-supervised, R2R; about "
                                 "a minute on a CPU, see docs/ct_denoise.md)")
