@@ -5,8 +5,11 @@ process, interleaved. Reports voxels per second, the ratio, each model's achieve
 (FLOPs counted by ``torch.utils.flop_counter``) and a float32 matrix-multiply GFLOP/s measured
 in the same run as the machine's anchor.
 
+``--int8`` adds the same network on ``--runtime torch-int8`` (PyTorch x86 int8; GFLOP/s then
+counts the fp32 network's operations).
+
 Usage:
-    python benchmarks/bench_ct_speed.py [--depth 64] [--repeats 2]
+    python benchmarks/bench_ct_speed.py [--depth 64] [--repeats 2] [--int8]
 """
 
 from __future__ import annotations
@@ -57,6 +60,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--depth", type=int, default=64)
     parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--int8", action="store_true",
+                        help="also time --runtime torch-int8 (quantized once into the cache)")
     args = parser.parse_args()
     rng = np.random.default_rng(0)
     volume = (rng.normal(40, 60, (512, 512, args.depth))).astype(np.float32)
@@ -74,10 +79,14 @@ def main() -> None:
     def run_ours() -> None:
         denoise(ours, volume, tiling)
 
-    times: dict[str, list[float]] = {"suite": [], "monai": []}
+    runs: dict[str, Callable[[], object]] = {"suite": run_ours, "monai": run_monai}
+    if args.int8:
+        int8, _ = load_ct_model(None, runtime="torch-int8")
+        runs["suite int8"] = lambda: denoise(int8, volume, tiling)
+    times: dict[str, list[float]] = {name: [] for name in runs}
     for _ in range(args.repeats):
-        times["suite"].append(timed(run_ours))
-        times["monai"].append(timed(run_monai))
+        for name, run in runs.items():
+            times[name].append(timed(run))
     report(volume.size, times, ours, monai_net, tiling.patch, tiling.overlap, matmul_gflops())
 
 
@@ -88,6 +97,7 @@ def report(voxels: int, times: dict[str, list[float]], ours: torch.nn.Module,
     n_patches_scale = len(plan_tiles((512, 512, voxels // (512 * 512)),
                                      TileConfig(patch, overlap)).starts)
     flops = {"suite": patch_flops(ours, patch, True), "monai": patch_flops(monai_net, patch, False)}
+    flops["suite int8"] = flops["suite"]  # the same network's operations, in int8
     print(f"volume 512x512x{voxels // (512 * 512)}, patch {patch}, threads "
           f"{torch.get_num_threads()}, matmul anchor {anchor:.1f} GFLOP/s")
     print("| engine | best s | voxels/s | GFLOP/s | fraction of matmul |")
@@ -97,7 +107,8 @@ def report(voxels: int, times: dict[str, list[float]], ours: torch.nn.Module,
         gflops = flops[name] * n_patches_scale / best / 1e9
         rate = voxels / best
         print(f"| {name} | {best:.2f} | {rate:.3g} | {gflops:.1f} | {gflops / anchor:.2f} |")
-    print(f"throughput ratio suite/monai: {min(times['monai']) / min(times['suite']):.2f}")
+    for name in (n for n in times if n != "monai"):
+        print(f"throughput ratio {name}/monai: {min(times['monai']) / min(times[name]):.2f}")
 
 
 if __name__ == "__main__":
