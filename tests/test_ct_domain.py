@@ -193,28 +193,27 @@ def test_enhance_on_torch_int8_is_close_to_fp32(run_cli, tmp_path: Path, tiny_we
     hu = to_axial(read_volume(SAMPLE)).hu / 1000.0
     monkeypatch.setattr(DOMAIN, "calibration_patches",
                         lambda count: [hu[None, :64, :64, :8].astype(np.float32)] * 2)
-    outs = {}
-    for runtime in ("torch", "torch-int8"):
-        outs[runtime] = tmp_path / f"{runtime}.nii.gz"
-        code, _, err = run_cli("--quiet", "enhance", "ct-denoise", SAMPLE, "-o", outs[runtime],
-                               "--weights", tiny_weights, "--runtime", runtime)
-        assert code == 0, err
+    fp32, int8 = _enhance_on(run_cli, tmp_path, tiny_weights, ("torch", "torch-int8"))
     assert len(list((tmp_path / "cache" / "int8").glob("*.pt"))) == 1
-    fp32 = nib.load(outs["torch"]).get_fdata()
-    int8 = nib.load(outs["torch-int8"]).get_fdata()
     assert 0 < np.abs(fp32 - int8).max() < 20  # HU: quantized, and close
+
+
+def _enhance_on(run_cli, tmp_path: Path, weights: Path, runtimes: tuple[str, ...]
+                ) -> list[np.ndarray]:
+    """The sample series enhanced on each runtime, as HU arrays."""
+    outs = []
+    for runtime in runtimes:
+        out = tmp_path / f"{runtime}.nii.gz"
+        code, _, err = run_cli("--quiet", "enhance", "ct-denoise", SAMPLE, "-o", out,
+                               "--weights", weights, "--runtime", runtime)
+        assert code == 0, err
+        outs.append(nib.load(out).get_fdata())
+    return outs
 
 
 def test_enhance_on_onnxruntime_matches_torch(run_cli, tmp_path: Path, tiny_weights: Path) -> None:
     pytest.importorskip("onnxruntime")
-    outs = {}
-    for runtime in ("torch", "onnxruntime"):
-        outs[runtime] = tmp_path / f"{runtime}.nii.gz"
-        code, _, err = run_cli("--quiet", "enhance", "ct-denoise", SAMPLE, "-o", outs[runtime],
-                               "--weights", tiny_weights, "--runtime", runtime)
-        assert code == 0, err
-    torch_hu = nib.load(outs["torch"]).get_fdata()
-    onnx_hu = nib.load(outs["onnxruntime"]).get_fdata()
+    torch_hu, onnx_hu = _enhance_on(run_cli, tmp_path, tiny_weights, ("torch", "onnxruntime"))
     assert np.abs(torch_hu - onnx_hu).max() < 0.5  # HU
 
 
