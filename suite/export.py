@@ -405,19 +405,23 @@ def relative_error(reference: Tensor | np.ndarray, output: Tensor | np.ndarray) 
     return float((out - ref).abs().max()) / max(peak, math.ulp(1.0))
 
 
-def cached_onnx(weights: str | Path, model: nn.Module, card: dict[str, Any]) -> Path:
-    """An fp32 ONNX export of ``weights``, made once and kept in the user cache.
-
-    The cache key is the SHA-256 of the weights file, so retrained weights get a new export.
-    Location: ``$SUITE_CACHE`` or ``~/.cache/suite``, sub-folder ``onnx``.
-    """
+def cache_file(weights: str | Path, folder: str, suffix: str) -> Path:
+    """Where a file derived from ``weights`` is kept: ``$SUITE_CACHE`` (or ``~/.cache/suite``)
+    ``/folder/STEM-SHA16SUFFIX``, keyed by the weights' SHA-256 so retrained weights get a new
+    file. The folder is created."""
     import hashlib
     import os
 
     digest = hashlib.sha256(Path(weights).read_bytes()).hexdigest()[:16]
-    root = Path(os.environ.get("SUITE_CACHE", Path.home() / ".cache" / "suite")) / "onnx"
+    root = Path(os.environ.get("SUITE_CACHE", Path.home() / ".cache" / "suite")) / folder
     root.mkdir(parents=True, exist_ok=True)
-    target = root / f"{Path(weights).stem}-{digest}.onnx"
+    return root / f"{Path(weights).stem}-{digest}{suffix}"
+
+
+def cached_onnx(weights: str | Path, model: nn.Module, card: dict[str, Any]) -> Path:
+    """An fp32 ONNX export of ``weights``, made once and kept in the user cache (``onnx``
+    sub-folder, see :func:`cache_file`)."""
+    target = cache_file(weights, "onnx", ".onnx")
     if not target.is_file():
         from suite.io.atomic import atomic_path
 

@@ -21,9 +21,7 @@ error, rather than min-max), which halved the loss against min-max on the CT net
 from __future__ import annotations
 
 import copy
-import hashlib
 import operator
-import os
 import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -99,15 +97,14 @@ def cached_int8(
 ) -> torch.jit.ScriptModule:
     """The int8 model of ``weights``, quantized once and kept (TorchScript) in the user cache.
 
-    Calibration simulates inputs from the domain's sample data, which takes seconds, so the
-    result is cached; the key is the SHA-256 of the weights file and the PyTorch version (a
-    quantized TorchScript file is only read back by the PyTorch that wrote it). Location:
-    ``$SUITE_CACHE`` or ``~/.cache/suite``, sub-folder ``int8``.
+    Calibration simulates inputs from the domain's sample data, which takes seconds to a
+    minute, so the result is cached (``int8`` sub-folder, see :func:`suite.export.cache_file`),
+    keyed by the weights and the PyTorch version: quantized weights are serialized in packed,
+    backend-specific forms that other versions need not read.
     """
-    digest = hashlib.sha256(Path(weights).read_bytes()).hexdigest()[:16]
-    root = Path(os.environ.get("SUITE_CACHE", Path.home() / ".cache" / "suite")) / "int8"
-    root.mkdir(parents=True, exist_ok=True)
-    target = root / f"{Path(weights).stem}-{digest}-torch{torch.__version__}.pt"
+    from suite.export import cache_file
+
+    target = cache_file(weights, "int8", f"-torch{torch.__version__}.pt")
     if not target.is_file():
         patches = list(calibration())
         quantized = quantize_torch_int8(model, patches)

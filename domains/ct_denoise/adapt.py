@@ -67,6 +67,7 @@ def adapt_model(
     pixel_mm: float,
     cfg: AdaptConfig,
     path: Path,
+    device: str = "cpu",
 ) -> tuple[nn.Module, dict[str, float]]:
     """Fine-tune a copy of ``model`` on recorrupted pairs of the input for ``cfg.steps`` steps.
 
@@ -77,9 +78,10 @@ def adapt_model(
         pixel_mm: in-plane pixel size.
         cfg: step budget, learning rate, draws, patch, slab size.
         path: the input, for error messages.
+        device: where to train (``cpu`` or ``cuda``).
 
     Returns:
-        The adapted model (eval mode, CPU) and ``{"noise_hu": estimated input noise}``.
+        The adapted model (eval mode) and ``{"noise_hu": estimated input noise}``.
     """
     slab = central_slab(noisy, cfg.slices)
     patch = [min(p, s - s % 4) for p, s in zip(cfg.patch, slab.shape, strict=True)]
@@ -92,9 +94,9 @@ def adapt_model(
                                  augment=random_flips, seed=cfg.seed)
     train_cfg = TrainConfig(steps=cfg.steps, batch_size=cfg.batch_size, lr=cfg.lr,
                             lr_schedule="constant", checkpoint_every=0, validate_every=0,
-                            amp=False, progress=False, device="cpu", seed=cfg.seed)
+                            amp=False, progress=False, device=device, seed=cfg.seed)
     with tempfile.TemporaryDirectory(prefix="ct_adapt_") as tmp:
-        trainer = Trainer(copy.deepcopy(model).cpu().train(), l1_loss, torch.optim.Adam,
+        trainer = Trainer(copy.deepcopy(model).train(), l1_loss, torch.optim.Adam,
                           dataset, Path(tmp), train_cfg)
         trainer.fit()
     return trainer.model.eval(), {"noise_hu": round(level, 1)}

@@ -55,23 +55,23 @@ def enhance_volume(path: Path, output: Path, options: argparse.Namespace) -> dic
     """Denoise ``path`` into ``output`` (NIfTI by suffix, else a derived DICOM series)."""
     vol = read_ct(path, options)
     _check_writable_kind(vol, output, path)
-    if getattr(options, "adapt", False) and getattr(options, "runtime", "torch") != "torch":
+    runtime = getattr(options, "runtime", "torch")
+    adapt = getattr(options, "adapt", False)
+    if adapt and runtime != "torch":
         raise UsageError("--adapt fine-tunes the network, so it needs --runtime torch")
-    model, cfg = load_ct_model(
-        options.weights,
-        options.trust_checkpoint,
-        getattr(options, "runtime", "torch"),
-        getattr(options, "device", "auto"),
-    )
+    model, cfg = load_ct_model(options.weights, options.trust_checkpoint, runtime,
+                               getattr(options, "device", "auto"))
     axial = to_axial(vol)
-    device = pick_device(getattr(options, "device", "auto"))
+    # PyTorch's int8 kernels are CPU kernels; ONNX Runtime picks its own device.
+    device = pick_device("cpu" if runtime == "torch-int8" else getattr(options, "device", "auto"))
     out = denoise(model, axial.hu, cfg, progress=not options.quiet, device=device)
     summary: dict[str, Any] = {"voxels": int(out.size)}
-    if getattr(options, "adapt", False):
+    if adapt:
         adapt_cfg = AdaptConfig()
         if options.adapt_steps is not None:
             adapt_cfg.steps = max(1, options.adapt_steps)
-        model, info = adapt_model(model, axial.hu, out, axial.pixel_mm, adapt_cfg, path)
+        model, info = adapt_model(model, axial.hu, out, axial.pixel_mm, adapt_cfg, path,
+                                  device.type)
         out = denoise(model, axial.hu, cfg, progress=not options.quiet, device=device)
         summary |= {"adapt_steps": adapt_cfg.steps, "adapt_noise_hu": info["noise_hu"]}
     write_volume(
@@ -80,7 +80,7 @@ def enhance_volume(path: Path, output: Path, options: argparse.Namespace) -> dic
         vol.meta,
         description="denoised",
         derivation="low-dose CT denoising, suite ct-denoise (3D U-Net"
-        + (", adapted to this scan)" if getattr(options, "adapt", False) else ")"),
+        + (", adapted to this scan)" if adapt else ")"),
     )
     return summary
 
