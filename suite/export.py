@@ -235,6 +235,24 @@ class OnnxModule:
         return self
 
 
+def calibration_crops(arrays: Sequence[np.ndarray], size: Sequence[int], count: int,
+                      seed: int = 0) -> list[np.ndarray]:
+    """``count`` random crops ``(C, *size)`` float32 taken from ``arrays`` ``(C, *spatial)`` in
+    turn: what a domain's ``calibration_patches`` hook returns. A crop is clipped to an array
+    smaller than ``size``."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for i in range(count):
+        array = arrays[i % len(arrays)]
+        window = []
+        for extent, n in zip(array.shape[1:], size, strict=True):
+            n = min(n, extent)
+            start = int(rng.integers(0, extent - n + 1))
+            window.append(slice(start, start + n))
+        out.append(np.ascontiguousarray(array[(slice(None), *window)], dtype=np.float32))
+    return out
+
+
 class PatchCalibrationReader:
     """Feeds calibration patches to ONNX Runtime's static quantization, one per step.
 

@@ -268,8 +268,8 @@ def test_shipped_models_export_match_torch(tmp_path: Path, domain_name: str) -> 
         pytest.skip(f"{domain_name}: not rebuildable by suite.weights.load_model ({exc})")
     example = ex.example_input(card)
     hook = getattr(domain, "calibration_patches", None)
-    sample = torch.from_numpy(np.asarray(hook(1)[0])) if hook else example
-    sample = sample if sample.ndim == example.ndim else sample[None]
+    assert hook is not None, f"{domain_name} provides no sample inputs (calibration_patches)"
+    sample = torch.from_numpy(np.asarray(hook(1)[0]))[None]  # real sample data, model units
     path = ex.export_onnx(model, example, tmp_path / "m.onnx", card)
     with torch.inference_mode():
         reference = model(sample)

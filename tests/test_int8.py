@@ -96,3 +96,14 @@ class _Branchy(nn.Module):
 def test_untraceable_model_is_refused_clearly() -> None:
     with pytest.raises(UsageError, match="_Branchy cannot be traced for PyTorch int8"):
         quantize_torch_int8(_Branchy(), _patches(1))
+
+
+def test_calibration_crops_cycle_through_arrays_and_clip() -> None:
+    big = np.arange(2 * 10 * 12, dtype=np.float64).reshape(2, 10, 12)
+    small = np.ones((2, 4, 30))
+    crops = ex.calibration_crops([big, small], (8, 8), 4, seed=1)
+    assert [c.shape for c in crops] == [(2, 8, 8), (2, 4, 8), (2, 8, 8), (2, 4, 8)]
+    assert all(c.dtype == np.float32 for c in crops)
+    first = crops[0]
+    y, x = np.argwhere(big[0] == first[0, 0, 0])[0]  # a real window of the source
+    np.testing.assert_array_equal(first, big[:, y:y + 8, x:x + 8])

@@ -74,6 +74,29 @@ class CloudInpaintDomain(Domain):
 
         return evaluate_rasters(pred, ref, getattr(options, "mask", None))
 
+    def calibration_patches(self, count: int) -> list[Any]:
+        """Model inputs (int8 calibration, export checks) of the default (unguided) network:
+        the bundled Sentinel-2 excerpt under synthetic clouds (30 % cover, seed 0), standardized
+        on its clear pixels, as its five planes per band, 96x96 crops, (5, 96, 96)."""
+        import numpy as np
+        import torch
+
+        from domains.cloud_inpaint.clouds import apply_clouds, cloud_brightness, make_clouds
+        from domains.cloud_inpaint.inpaint import band_planes, clear_stats
+        from domains.cloud_inpaint.pipeline import read_scene
+        from suite.export import calibration_crops
+        from suite.sample import sample_data_dir
+
+        clear = read_scene(sample_data_dir() / "cloud" / "s2_clear_eolearn_ref3.tif").values
+        layer = make_clouds(clear.shape[1:], 0.3, np.random.default_rng(0))
+        cloudy = apply_clouds(clear, layer, cloud_brightness(clear))
+        mu, sd = clear_stats(cloudy, ~layer.mask)
+        z = torch.from_numpy(((cloudy - mu) / sd).astype(np.float32))[None]
+        mask = torch.from_numpy(layer.mask.astype(np.float32))[None, None]
+        with torch.no_grad():
+            planes = band_planes(z, mask).numpy()  # (C, 5, H, W), one band per row
+        return calibration_crops(list(planes), (96, 96), count)  # sizes divisible by 4
+
     def demo(self, out_dir: Path, options: argparse.Namespace) -> list[DemoItem]:
         """Synthetic clouds on the bundled clear Sentinel-2 excerpt, filled."""
         from domains.cloud_inpaint.pipeline import run_demo

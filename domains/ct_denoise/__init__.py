@@ -64,26 +64,18 @@ class CtDenoiseDomain(Domain):
     def calibration_patches(self, count: int) -> list[Any]:
         """Model inputs for int8 calibration: crops of the bundled sample series at 20, 50 and
         100 HU of simulated low-dose noise, (1, 128, 128, 8) in HU / 1000."""
-        import numpy as np
-
         from domains.ct_denoise.config import HU_SCALE
         from domains.ct_denoise.lowdose import simulate_low_dose
         from domains.ct_denoise.volumes import to_axial
+        from suite.export import calibration_crops
         from suite.io.volume import read_volume
         from suite.sample import sample_data_dir
 
         axial = to_axial(read_volume(sample_data_dir() / "ct" / "abdomen_ct_dicom"))
         levels = (20.0, 50.0, 100.0)
-        vols = [simulate_low_dose(axial.hu, axial.pixel_mm, 2, noise_hu=level, seed=1).noisy
+        vols = [simulate_low_dose(axial.hu, axial.pixel_mm, 2, noise_hu=level, seed=1).noisy[None]
                 / HU_SCALE for level in levels[: max(1, min(count, 3))]]
-        rng = np.random.default_rng(0)
-        patches = []
-        for i in range(count):
-            vol = vols[i % len(vols)]
-            x, y, z = (int(rng.integers(0, s - n + 1))
-                       for s, n in zip(vol.shape, (128, 128, 8), strict=True))
-            patches.append(vol[None, x : x + 128, y : y + 128, z : z + 8].astype(np.float32))
-        return patches
+        return calibration_crops(vols, (128, 128, 8), count)
 
     def degrade(
         self, inputs: list[Path], output: Path, options: argparse.Namespace

@@ -65,6 +65,23 @@ class FundusDomain(Domain):
 
         return evaluate_photos(pred, ref, options)
 
+    def calibration_patches(self, count: int) -> list[Any]:
+        """Model inputs (int8 calibration, export checks): 128x128 crops of the bundled retina
+        photograph degraded at severity 0.5, RGB [0, 1] plus its context channels, (6, 128, 128)."""
+        import numpy as np
+
+        from domains.fundus.degrade import degrade_fundus
+        from domains.fundus.fov import estimate_fov
+        from domains.fundus.model import model_input
+        from suite.export import calibration_crops
+        from suite.io.photo import read_photo
+        from suite.sample import sample_data_dir
+
+        rgb = read_photo(sample_data_dir() / "fundus" / "retina_700.png").data[..., :3] / 255.0
+        fov = estimate_fov(rgb)
+        poor, _ = degrade_fundus(rgb.astype(np.float32), fov, 0.5, np.random.default_rng(0))
+        return calibration_crops([model_input(poor, fov)], (128, 128), count)
+
     def demo(self, out_dir: Path, options: argparse.Namespace) -> list[DemoItem]:
         """Degrade and restore the bundled downscaled CC0 retina photograph."""
         from domains.fundus.pipeline import run_demo

@@ -77,6 +77,27 @@ class MriSrDomain(Domain):
 
         return evaluate_volumes(pred, ref)
 
+    def calibration_patches(self, count: int) -> list[Any]:
+        """Model inputs (int8 calibration, export checks): 48x48 planes of the bundled excerpt
+        thickened by 2 and 4 along axis 2 and cubic-upsampled back, in the network's units
+        (intensity / 99.5th percentile), (1, 48, 48), the restored axis last."""
+        import numpy as np
+
+        from domains.mri_sr.sr import intensity_scale
+        from domains.mri_sr.train import sr_pair
+        from suite.export import calibration_crops
+        from suite.io.volume import read_volume
+        from suite.sample import sample_data_dir
+
+        data = read_volume(sample_data_dir() / "mri" / "stroke_t1_excerpt.nii.gz").data
+        norm = intensity_scale(data)
+        planes = []
+        for scale in (2.0, 4.0):
+            up, _ = sr_pair(data, 2, scale, "gaussian", norm)  # (I, J, K), K restored
+            middle = up.shape[1] // 2  # an (I, K) plane through the middle of the head
+            planes.append(np.ascontiguousarray(up[:, middle, :])[None])
+        return calibration_crops(planes, (48, 48), count)
+
     def demo(self, out_dir: Path, options: argparse.Namespace) -> list[DemoItem]:
         """Thick slices at factor 4 from the bundled excerpt, restored."""
         from domains.mri_sr.pipeline import run_demo

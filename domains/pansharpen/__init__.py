@@ -320,6 +320,19 @@ class PansharpenDomain(Domain):
                 "--sensor", default="generic", help="MTF gains for the D_s PAN low-pass"
             )
 
+    def calibration_patches(self, count: int) -> list[Any]:
+        """Model inputs (int8 calibration, export checks): 64x64 crops of the bundled Landsat 8
+        excerpt at reduced resolution (Wald), standardized per scene, (C + 1, 64, 64)."""
+        from domains.pansharpen.deep import wald_arrays
+        from domains.pansharpen.wald import load_scene
+        from suite.export import calibration_crops
+        from suite.sample import sample_data_dir
+
+        folder = sample_data_dir() / "pansharpen"
+        scene = load_scene([folder / "l8_ms_b2-b5.tif"], folder / "l8_pan_b8.tif")
+        inputs, _ = wald_arrays(scene, "landsat8")
+        return calibration_crops([inputs], (64, 64), count)
+
     def demo(self, out_dir: Path, options: argparse.Namespace) -> list[DemoItem]:
         """Wald reduced-resolution demo on the bundled Landsat 8 excerpt."""
         from domains.pansharpen.pipeline import run_demo

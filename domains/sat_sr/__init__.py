@@ -40,18 +40,14 @@ class SatSrDomain(Domain):
         import numpy as np
 
         from domains.sat_sr.blocks import band_scale
+        from suite.export import calibration_crops
         from suite.io.raster import read_raster_meta, read_window
         from suite.sample import sample_data_dir
 
         path = sample_data_dir() / "sat" / "landsat8_LC80200392015216_excerpt.tif"
-        meta = read_raster_meta(path)
-        units = band_scale(path, meta).forward(read_window(path, None).astype(np.float64))
-        rng = np.random.default_rng(0)
-        patches = []
-        for i in range(count):
-            y, x = (int(rng.integers(0, s - 64 + 1)) for s in units.shape[1:])
-            patches.append(units[i % len(units), None, y : y + 64, x : x + 64].astype(np.float32))
-        return patches
+        units = band_scale(path, read_raster_meta(path)).forward(
+            read_window(path, None).astype(np.float64))
+        return calibration_crops([band[None] for band in units], (64, 64), count)
 
     def add_arguments(self, command: str, parser: argparse.ArgumentParser) -> None:
         """``--scale`` for enhance/degrade; model and Sentinel-2 options; sensor and noise."""
