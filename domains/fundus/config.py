@@ -24,7 +24,7 @@ class ModelConfig:
 class LossConfig:
     """Loss weights: ``vessel_gain = cldice = 0`` is plain L1 inside the FOV (the ablation)."""
 
-    vessel_gain: float = 4.0
+    vessel_gain: float = 3.0
     cldice: float = 0.05
 
 
