@@ -11,6 +11,7 @@ from typing import Any, cast
 
 import numpy as np
 import torch
+from skimage.measure import block_reduce
 from torch import nn
 
 from domains.mri_sr.config import DEFAULT_YAML, MriSrConfig
@@ -56,10 +57,9 @@ def coarse_copies(volumes: Sequence[np.ndarray], factors: Sequence[int]) -> list
     out = []
     for data in volumes:
         for f in factors:
-            shape = [(n // f) * f for n in data.shape]
-            cut = data[: shape[0], : shape[1], : shape[2]]
-            blocks = cut.reshape(shape[0] // f, f, shape[1] // f, f, shape[2] // f, f)
-            out.append(np.ascontiguousarray(blocks.mean(axis=(1, 3, 5)), dtype=np.float32))
+            # Cropped to whole blocks first: block_reduce would pad partial blocks with zeros.
+            cut = data[tuple(slice(0, (n // f) * f) for n in data.shape)]
+            out.append(block_reduce(cut, (f, f, f), np.mean).astype(np.float32))
     return out
 
 
