@@ -33,6 +33,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from suite.export import calibration_crops
+
 REPO = Path(__file__).resolve().parents[1]
 DATA = REPO.parent / "shared" / "data"
 DOCS = REPO / "docs" / "deploy.md"
@@ -81,10 +83,9 @@ def ct_case(given: Path | None = None) -> Case | None:
     ref = to_axial(read_volume(DATA / "ct" / "totalsegmentator_ct.nii.gz"))
     noisy = simulate_low_dose(ref.hu, ref.pixel_mm, 2, noise_hu=50.0, seed=0).noisy
     sample = to_axial(read_volume(REPO / "sample_data" / "ct" / "abdomen_ct_dicom"))
-    calib = []
-    for level in (20.0, 50.0, 100.0):
-        low = simulate_low_dose(sample.hu, sample.pixel_mm, 2, noise_hu=level, seed=1).noisy
-        calib += _crops(low[None] / HU_SCALE, (128, 128, 8), 6, seed=int(level))
+    calib = calibration_crops(
+        [simulate_low_dose(sample.hu, sample.pixel_mm, 2, noise_hu=level, seed=1).noisy[None]
+         / HU_SCALE for level in (20.0, 50.0, 100.0)], (128, 128, 8), 18)
 
     def score(out: np.ndarray) -> float:
         return psnr(np.clip(out, -160, 240), np.clip(ref.hu, -160, 240), data_range=400.0)
@@ -121,7 +122,7 @@ def sat_case() -> Case | None:
     lo, hi = np.percentile(hr, 1, axis=(1, 2)), np.percentile(hr, 99, axis=(1, 2))
     hr = (hr - lo[:, None, None]) / (hi - lo)[:, None, None]
     lr = mtf_decimate(hr, [0.3] * len(hr), 2).astype(np.float32)
-    calib = _crops(lr, (64, 64), 8, seed=0, per_channel=True)  # single-band model
+    calib = calibration_crops([band[None] for band in lr], (64, 64), 8)  # single-band model
 
     def score(out: np.ndarray) -> float:
         c = 4
@@ -133,20 +134,6 @@ def sat_case() -> Case | None:
     return Case("sat-sr x2 (default_x2)", model, read_card(path), run, score,
                 "PSNR dB, per-band 1-99 % normalized units, range 1, 4 bands, 4 px crop",
                 float(hr.size), calib, path)  # fmt: skip
-
-
-def _crops(array: np.ndarray, size: tuple[int, ...], count: int, seed: int,
-           per_channel: bool = False) -> list[np.ndarray]:
-    """Random ``(1, *size)`` crops of ``(C, *spatial)`` (one channel each if per_channel)."""
-    rng = np.random.default_rng(seed)
-    out = []
-    for _ in range(count):
-        c = int(rng.integers(len(array))) if per_channel else slice(None)
-        starts = [int(rng.integers(0, s - n + 1)) for s, n in zip(array.shape[1:], size,
-                                                                  strict=True)]
-        window = tuple(slice(s, s + n) for s, n in zip(starts, size, strict=True))
-        out.append(np.ascontiguousarray(array[(c, *window)]).reshape(1, *size))
-    return out
 
 
 def runtimes(case: Case, tmp: Path) -> dict[str, Any]:
