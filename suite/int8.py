@@ -15,7 +15,8 @@ What stays fp32, and why (measured on the CT network, ``bench_deploy.py``'s volu
   residual model adds its correction to the exact input.
 
 Activation ranges come from a histogram observer (a range that minimizes the quantization
-error, rather than min-max), which halved the loss against min-max on the CT network.
+error, rather than min-max): on the CT network it lost 0.14 dB where min-max lost 0.30 dB (one
+scratch comparison with the same calibration patches).
 """
 
 from __future__ import annotations
