@@ -183,6 +183,19 @@ def test_parallel_and_cached_simulation_give_the_same_pairs(tmp_path: Path) -> N
     assert not np.array_equal(serial[0], serial[1])  # draws differ
 
 
+
+def test_spaced_pairs_keep_every_kth_slice_of_both_sides() -> None:
+    from domains.ct_denoise.train import spaced_pairs
+
+    noisy = np.arange(2 * 3 * 5, dtype=np.float32).reshape(1, 2, 3, 5)
+    clean = -noisy
+    inputs, targets = spaced_pairs([noisy], [clean], [1, 2])
+    assert [a.shape[-1] for a in inputs] == [5, 3, 2]
+    np.testing.assert_array_equal(inputs[0], noisy)
+    np.testing.assert_array_equal(inputs[2], noisy[..., 1::2])
+    for a, b in zip(inputs, targets, strict=True):
+        np.testing.assert_array_equal(a, -b)  # the pair stays aligned
+
 def test_enhance_on_torch_int8_is_close_to_fp32(run_cli, tmp_path: Path, tiny_weights: Path,
                                                 monkeypatch: pytest.MonkeyPatch) -> None:
     from domains.ct_denoise import DOMAIN

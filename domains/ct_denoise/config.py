@@ -48,6 +48,11 @@ class DataConfig:
         cache: folder where simulated inputs are kept as ``.npy`` files named by a hash of the
             clean volume, pixel size, level and seed, so repeated or concurrent recipes on the
             same data simulate once (``None``: no cache).
+        slice_steps: slice-spacing factors: each pair is also used with only every k-th axial
+            slice (all k phases), so the model sees anatomy that changes faster from slice to
+            slice than in the training series (1 keeps the original spacing only). The noise
+            of each slice is simulated independently, so a subsampled pair is still exact.
+        init: weights to start from (a fine-tuning stage), or ``None`` for random weights.
     """
 
     noise_levels_hu: list[float] = field(default_factory=lambda: [20.0, 35.0, 50.0, 75.0, 100.0])
@@ -58,6 +63,8 @@ class DataConfig:
     inplane_bins: list[int] = field(default_factory=lambda: [1])
     workers: int = 1
     cache: Path | None = None
+    slice_steps: list[int] = field(default_factory=lambda: [1])
+    init: Path | None = None
 
 
 @dataclass
