@@ -276,3 +276,24 @@ def test_batch_takes_adapt_and_records_it(run_cli, tmp_path: Path, tiny_weights:
     manifest = json.loads((out / "batch_manifest.json").read_text())
     assert manifest["options"]["adapt"] is True and manifest["options"]["adapt_steps"] == 2
     assert [e["status"] for e in manifest["items"].values()] == ["ok"]
+
+
+def test_shipped_card_records_the_two_shipped_recipes() -> None:
+    """The default weights' card must say which YAML made each stage, so a user can rerun them."""
+    from domains.ct_denoise.config import CtConfig
+    from suite.config import load_config, to_dict
+    from suite.weights import read_card
+
+    folder = Path(__file__).resolve().parents[1] / "domains" / "ct_denoise"
+    training = read_card(folder / "weights" / "ct_denoise.safetensors")["training"]
+    run_only = {"val", "cache", "workers", "init"}  # paths and speed knobs, not the recipe
+    defaults = to_dict(CtConfig())  # an older card lacks the fields added since, at defaults
+    for yaml_name, recipe in (("spacing.yaml", training["recipe"]),
+                              ("default.yaml", training["init_training"]["recipe"])):
+        shipped = to_dict(load_config(CtConfig, folder / yaml_name, []))
+        for section in ("model", "loss", "data", "train"):  # "adapt" is inference, not training
+            for key, value in shipped[section].items():
+                if (section == "data" and key in run_only) or key in {"device", "progress"}:
+                    continue
+                recorded = recipe[section].get(key, defaults[section][key])
+                assert str(recorded) == str(value), (yaml_name, section, key)
