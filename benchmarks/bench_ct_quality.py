@@ -79,6 +79,7 @@ class Options:
 
     classical: bool = True
     adapt: AdaptConfig | None = None
+    seed: int = 7
 
 
 def run(volume: Path, weights: Path | None, slices: int, start: int | None,
@@ -88,7 +89,7 @@ def run(volume: Path, weights: Path | None, slices: int, start: int | None,
     rows = ["| added noise (HU, soft tissue) | method | parameter | PSNR [-160,240] dB | SSIM "
             "[-160,240] | residual noise HU | seconds |", "|---|---|---|---|---|---|---|"]
     for level in LEVELS_HU:
-        low = simulate_low_dose(ref, pixel_mm, 2, noise_hu=level, seed=7)
+        low = simulate_low_dose(ref, pixel_mm, 2, noise_hu=level, seed=options.seed)
         rows += _level_rows(low.noisy, ref, low.added_noise_hu, options.classical)
         start_time = time.time()
         pred = denoise(model, low.noisy, tiling)
@@ -160,6 +161,9 @@ def main() -> None:
     parser.add_argument("--adapt", nargs="+", default=[], metavar="KEY=VALUE",
                         help="--adapt settings other than the defaults, e.g. steps=200 lr=2e-4")
     parser.add_argument("--out", type=Path, help="also write the table here (Markdown)")
+    parser.add_argument("--seed", type=int, default=7,
+                        help="seed of the simulated noise (the table uses 7; others test how "
+                             "much the margins depend on one draw)")
     parser.add_argument("--residual-blend", type=float, nargs="+", metavar="B",
                         help="instead of the table: the model's output plus B times the noise it "
                              "removed, per level (a probe of over-smoothing)")
@@ -169,9 +173,10 @@ def main() -> None:
         return
     adapt = None if args.no_adapt else _adapt_config(args.adapt)
     rows = run(args.volume, args.weights, args.slices, args.start,
-               Options(classical=not args.no_classical, adapt=adapt))
+               Options(classical=not args.no_classical, adapt=adapt, seed=args.seed))
     where = "central" if args.start is None else f"from slice {args.start},"
-    text = (f"Volume: {args.volume.name}, {where} {args.slices} axial slices; --adapt: {adapt}"
+    text = (f"Volume: {args.volume.name}, {where} {args.slices} axial slices, noise seed "
+            f"{args.seed}; --adapt: {adapt}"
             "\n\n" + "\n".join(rows))
     print(text)
     if args.out:
