@@ -111,15 +111,16 @@ def spaced_pairs(
 
     The training series has 2 mm slice spacing; scans at 3-5 mm change more from one slice to
     the next, and a network that only saw 2 mm learns to average across slices more than such
-    scans allow (it over-smooths them). Step 1 is the pair itself.
+    scans allow (it over-smooths them). Step 1 is the pair itself. The results are strided
+    views, not copies: patches are cropped and copied later anyway.
     """
     out_in: list[np.ndarray] = []
     out_target: list[np.ndarray] = []
     for k in steps:
         for noisy, clean in zip(inputs, targets, strict=True):
             for phase in range(k):
-                out_in.append(np.ascontiguousarray(noisy[..., phase::k]))
-                out_target.append(np.ascontiguousarray(clean[..., phase::k]))
+                out_in.append(noisy[..., phase::k])
+                out_target.append(clean[..., phase::k])
     return out_in, out_target
 
 
