@@ -297,3 +297,18 @@ def test_shipped_card_records_the_two_shipped_recipes() -> None:
                     continue
                 recorded = recipe[section].get(key, defaults[section][key])
                 assert str(recorded) == str(value), (yaml_name, section, key)
+
+
+def test_patches_deeper_than_the_subsampled_pairs_are_refused_before_training() -> None:
+    from domains.ct_denoise.config import CtConfig
+    from domains.ct_denoise.train import Axial, _check_depth
+    from suite.errors import UsageError
+
+    volumes = [Axial(np.zeros((32, 32, 21), np.float32), 2, 1.0)]  # half-series of 11 and 10
+    cfg = CtConfig()
+    cfg.data.slice_steps = [2]
+    cfg.train.patch_schedule = [(0, (32, 32, 8))]
+    _check_depth(volumes, cfg)  # 8 <= 10: fine
+    cfg.train.patch_schedule = [(0, (32, 32, 8)), (100, (32, 32, 16))]
+    with pytest.raises(UsageError, match="slice_steps"):
+        _check_depth(volumes, cfg)

@@ -124,6 +124,23 @@ def spaced_pairs(
     return out_in, out_target
 
 
+def _check_depth(volumes: list[Axial], cfg: CtConfig) -> None:
+    """Refuse patches deeper than the thinnest training pair after slice subsampling."""
+    schedule = cfg.train.patch_schedule
+    sizes = [size for _, size in schedule]
+    if not any(step == 0 for step, _ in schedule):  # the recipe's patch is used until then
+        sizes.append(cfg.model.patch)
+    deepest = max(int(size[-1]) if not isinstance(size, int) else size for size in sizes)
+    # The last phase of every k-th slice has the fewest: floor(depth / k).
+    thinnest = min(v.hu.shape[-1] // k for v in volumes for k in cfg.data.slice_steps)
+    if deepest > thinnest:
+        raise UsageError(
+            f"training patches are {deepest} slices deep but the thinnest training pair has "
+            f"{thinnest} (data.slice_steps {cfg.data.slice_steps} subsample the slices); "
+            "use shallower patches in train.patch_schedule or smaller slice steps"
+        )
+
+
 def _simulate(hu: np.ndarray, pixel_mm: float, level: float, seed: int) -> np.ndarray:
     return simulate_low_dose(hu, pixel_mm, 2, noise_hu=level, seed=seed).noisy
 
@@ -238,6 +255,7 @@ def train(args: argparse.Namespace) -> Path:
         raise UsageError("set data.val (a held-out normal-dose volume), e.g. --set data.val=PATH")
     started = time.time()
     volumes = binned_copies(load_axial(list(args.data)), cfg.data.inplane_bins)
+    _check_depth(volumes, cfg)  # before the minutes of simulation
     inputs, targets = spaced_pairs(*simulated_pairs(volumes, cfg), cfg.data.slice_steps)
     dataset = PairedPatchDataset(
         targets,
