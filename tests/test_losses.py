@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
+from scipy.ndimage import gaussian_filter
 from skimage.metrics import structural_similarity
 
 from suite.errors import ShapeError
@@ -32,6 +33,7 @@ from suite.losses import (
     ssim_loss,
 )
 from suite.losses.gradient import sobel
+from suite.losses.ssim import gaussian_filter_valid, gaussian_kernel1d
 
 GEN = torch.Generator().manual_seed(0)
 X2 = torch.rand(2, 2, 16, 16, generator=GEN)
@@ -98,6 +100,18 @@ def test_ssim_loss_matches_skimage(x: torch.Tensor, y: torch.Tensor) -> None:
         1 - ref, abs=1e-6
     )
     assert float(ssim_loss(x, x, data_range=1.0)) == pytest.approx(0.0, abs=1e-5)
+
+
+@pytest.mark.parametrize("shape", [(2, 3, 20, 17), (1, 2, 13, 15, 12)], ids=["2d", "3d"])
+def test_gaussian_filter_valid_matches_scipy_interior(shape: tuple[int, ...]) -> None:
+    x = torch.rand(*shape, dtype=torch.float64, generator=GEN)
+    got = gaussian_filter_valid(x, gaussian_kernel1d(dtype=torch.float64))
+    # scipy filters the whole image with padding; away from the border (5 px) no padding is read.
+    axes = tuple(range(2, x.ndim))
+    ref = gaussian_filter(x.numpy(), sigma=1.5, truncate=3.5, axes=axes)
+    interior = (slice(None), slice(None)) + (slice(5, -5),) * len(axes)
+    assert got.shape == ref[interior].shape
+    np.testing.assert_allclose(got.numpy(), ref[interior], atol=1e-12)
 
 
 def test_ssim_rejects_small_input() -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from suite.errors import ShapeError
@@ -23,22 +22,33 @@ def gaussian_kernel1d(
     return k / k.sum()
 
 
+def band_matrix(size: int, kernel: torch.Tensor) -> torch.Tensor:
+    """``(size, size - k + 1)`` matrix whose product with a signal is its "valid" correlation."""
+    k = kernel.numel()
+    lag = torch.arange(size, device=kernel.device)[:, None] - torch.arange(
+        size - k + 1, device=kernel.device
+    )[None, :]
+    inside = (lag >= 0) & (lag < k)
+    return torch.where(inside, kernel[lag.clamp(0, k - 1)], kernel.new_zeros(()))
+
+
 def gaussian_filter_valid(x: torch.Tensor, kernel: torch.Tensor) -> torch.Tensor:
     """Separable Gaussian filter over every spatial axis, "valid" mode (no padding).
+
+    Each axis is filtered as a product with a banded matrix rather than a one-channel
+    convolution: on the CPU, PyTorch's one-channel ``conv2d``/``conv3d`` forward plus backward
+    took 23-29x longer on a CT training batch and 2.3x longer on a 1411 px photograph
+    (``python benchmarks/bench_ssim_filter.py``, 2 threads), and the two agree to rounding.
 
     Args:
         x: ``(B, C, [D,] H, W)``.
         kernel: 1D taps of odd length ``k``; each spatial size shrinks by ``k - 1``.
     """
-    b, c = x.shape[:2]
-    nd = x.ndim - 2
-    y = x.reshape(b * c, 1, *x.shape[2:])
-    conv = F.conv2d if nd == 2 else F.conv3d
-    for axis in range(nd):
-        shape = [1, 1] + [1] * nd
-        shape[2 + axis] = kernel.numel()
-        y = conv(y, kernel.to(y).view(shape))
-    return y.reshape(b, c, *y.shape[2:])
+    y = x
+    for dim in range(2, x.ndim):
+        taps = band_matrix(y.shape[dim], kernel.to(device=y.device, dtype=y.dtype))
+        y = (y.movedim(dim, -1) @ taps).movedim(-1, dim)
+    return y
 
 
 def ssim_map(
