@@ -9,6 +9,7 @@ import nibabel as nib
 import numpy as np
 import pydicom
 import pytest
+import torch
 
 from domains.ct_denoise.lowdose import simulate_low_dose, soft_tissue_mask
 from domains.ct_denoise.metrics import ct_metrics
@@ -195,6 +196,26 @@ def test_spaced_pairs_keep_every_kth_slice_of_both_sides() -> None:
     np.testing.assert_array_equal(inputs[2], noisy[..., 1::2])
     for a, b in zip(inputs, targets, strict=True):
         np.testing.assert_array_equal(a, -b)  # the pair stays aligned
+
+def test_monai_backend_recipe_builds_and_reloads_monai_unet(tmp_path: Path) -> None:
+    from monai.networks.nets import UNet
+
+    from domains.ct_denoise.config import CtConfig
+    from domains.ct_denoise.train import build_model, model_arguments
+    from suite.weights import load_model
+
+    cfg = CtConfig()
+    cfg.model.backend, cfg.model.channels, cfg.model.num_res_units = "monai", [4, 8, 16], 2
+    net = build_model(cfg).eval()
+    assert isinstance(net.net, UNet) and len(net.net.model[0].conv) == 2  # residual units
+    path = save_weights(tmp_path / "m.safetensors", net, {
+        "architecture": "unet", "arguments": model_arguments(cfg), "normalization": {},
+        "training": {}, "validation": {}})
+    loaded, _ = load_model(path)
+    x = torch.randn(1, 1, 16, 16, 8)
+    with torch.no_grad():
+        assert torch.equal(loaded.eval()(x), net(x))
+
 
 def test_enhance_on_torch_int8_is_close_to_fp32(run_cli, tmp_path: Path, tiny_weights: Path,
                                                 monkeypatch: pytest.MonkeyPatch) -> None:

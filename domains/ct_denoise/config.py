@@ -13,13 +13,19 @@ HU_SCALE = 1000.0  # model input = HU / 1000: water 0, air -1 (invertible, no cl
 
 @dataclass
 class ModelConfig:
-    """Residual 3D lean U-Net widths, optional space-to-depth folding, inference tiling."""
+    """Residual 3D U-Net widths, optional space-to-depth folding, inference tiling.
+
+    ``backend: monai`` (with ``num_res_units``) trains MONAI's ``UNet`` in the same recipe, so
+    the speed benchmark's baseline network can be compared at equal training.
+    """
 
     channels: list[int] = field(default_factory=lambda: [16, 32, 64])
     patch: list[int] = field(default_factory=lambda: [128, 128, 16])
     overlap: list[int] = field(default_factory=lambda: [16, 16, 4])
     batch_size: int = 1
     unshuffle: list[int] | None = None
+    backend: str = "lean"
+    num_res_units: int = 0
 
 
 @dataclass

@@ -41,7 +41,7 @@ WINDOW = (-160.0, 240.0)
 
 
 def build_model(cfg: CtConfig) -> nn.Module:
-    """The residual 3D lean U-Net of the recipe."""
+    """The residual 3D U-Net of the recipe."""
     return create_model("unet", **model_arguments(cfg))
 
 
@@ -53,8 +53,10 @@ def model_arguments(cfg: CtConfig) -> dict[str, Any]:
         "out_channels": 1,
         "channels": list(cfg.model.channels),
         "residual": True,
-        "backend": "lean",
+        "backend": cfg.model.backend,
     }
+    if cfg.model.backend == "monai":
+        args["num_res_units"] = cfg.model.num_res_units
     if cfg.model.unshuffle is not None:
         args["unshuffle"] = list(cfg.model.unshuffle)
     return args
@@ -251,6 +253,8 @@ def train(args: argparse.Namespace) -> Path:
         raise UsageError(
             "paired training (data.paired) is not implemented yet; use simulated pairs"
         )
+    if cfg.model.backend not in ("lean", "monai"):
+        raise UsageError(f"model.backend must be 'lean' or 'monai', got {cfg.model.backend!r}")
     if cfg.data.val is None:
         raise UsageError("set data.val (a held-out normal-dose volume), e.g. --set data.val=PATH")
     started = time.time()
