@@ -80,12 +80,16 @@ class Options:
     classical: bool = True
     adapt: AdaptConfig | None = None
     seed: int = 7
+    runtime: str = "torch"
 
 
 def run(volume: Path, weights: Path | None, slices: int, start: int | None,
         options: Options) -> list[str]:
     ref, pixel_mm = _central(volume, slices, start)
-    model, tiling = load_ct_model(weights)
+    model, tiling = load_ct_model(weights, runtime=options.runtime)
+    which = "default weights" if weights is None else f"weights {weights.parent.name}"
+    runtime = "" if options.runtime == "torch" else f", {options.runtime}"
+    label = f"suite ct-denoise ({which}{runtime})"
     rows = ["| added noise (HU, soft tissue) | method | parameter | PSNR [-160,240] dB | SSIM "
             "[-160,240] | residual noise HU | seconds |", "|---|---|---|---|---|---|---|"]
     for level in LEVELS_HU:
@@ -93,7 +97,7 @@ def run(volume: Path, weights: Path | None, slices: int, start: int | None,
         rows += _level_rows(low.noisy, ref, low.added_noise_hu, options.classical)
         start_time = time.time()
         pred = denoise(model, low.noisy, tiling)
-        rows.append(_row(low.added_noise_hu, "suite ct-denoise (default weights)", "-",
+        rows.append(_row(low.added_noise_hu, label, "-",
                          ct_metrics(pred, ref), time.time() - start_time))
         if options.adapt is not None:
             start_time = time.time()
@@ -167,13 +171,19 @@ def main() -> None:
     parser.add_argument("--residual-blend", type=float, nargs="+", metavar="B",
                         help="instead of the table: the model's output plus B times the noise it "
                              "removed, per level (a probe of over-smoothing)")
+    parser.add_argument("--runtime", default="torch", choices=["torch", "torch-int8"],
+                        help="the model row on this runtime (as enhance --runtime); torch-int8 "
+                             "needs --no-adapt")
     args = parser.parse_args()
+    if args.runtime != "torch" and not args.no_adapt:
+        parser.error("--runtime torch-int8 has no --adapt row: add --no-adapt")
     if args.residual_blend:
         print("\n".join(blend_rows(args.volume, args.weights, args.slices, args.residual_blend)))
         return
     adapt = None if args.no_adapt else _adapt_config(args.adapt)
     rows = run(args.volume, args.weights, args.slices, args.start,
-               Options(classical=not args.no_classical, adapt=adapt, seed=args.seed))
+               Options(classical=not args.no_classical, adapt=adapt, seed=args.seed,
+                       runtime=args.runtime))
     where = "central" if args.start is None else f"from slice {args.start},"
     text = (f"Volume: {args.volume.name}, {where} {args.slices} axial slices, noise seed "
             f"{args.seed}; --adapt: {adapt}"

@@ -8,8 +8,10 @@ in the same run as the machine's anchor.
 ``--int8`` adds the same network on ``--runtime torch-int8`` (PyTorch x86 int8; GFLOP/s then
 counts the fp32 network's operations).
 
+``--weights W`` times another CT card (e.g. a faster variant) in place of the default weights.
+
 Usage:
-    python benchmarks/bench_ct_speed.py [--depth 64] [--repeats 2] [--int8]
+    python benchmarks/bench_ct_speed.py [--depth 64] [--repeats 2] [--int8] [--weights W]
 """
 
 from __future__ import annotations
@@ -62,10 +64,12 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--int8", action="store_true",
                         help="also time --runtime torch-int8 (quantized once into the cache)")
+    parser.add_argument("--weights", default=None,
+                        help="a CT model card to time instead of the default weights")
     args = parser.parse_args()
     rng = np.random.default_rng(0)
     volume = (rng.normal(40, 60, (512, 512, args.depth))).astype(np.float32)
-    ours, tiling = load_ct_model(None)
+    ours, tiling = load_ct_model(args.weights)
     monai_net = UNet(3, 1, 1, channels=(16, 32, 64, 128), strides=(2, 2, 2),
                      num_res_units=2).eval()
     x = torch.from_numpy(volume / 1000.0)[None, None]
@@ -81,7 +85,7 @@ def main() -> None:
 
     runs: dict[str, Callable[[], object]] = {"suite": run_ours, "monai": run_monai}
     if args.int8:
-        int8, _ = load_ct_model(None, runtime="torch-int8")
+        int8, _ = load_ct_model(args.weights, runtime="torch-int8")
         runs["suite int8"] = lambda: denoise(int8, volume, tiling)
     times: dict[str, list[float]] = {name: [] for name in runs}
     for _ in range(args.repeats):

@@ -49,6 +49,10 @@ def fp32_module_names(model: nn.Module) -> list[str]:
 def quantize_torch_int8(model: nn.Module, patches: Sequence[np.ndarray]) -> nn.Module:
     """Static int8 model calibrated on ``patches`` (``(C, *spatial)`` arrays in model units).
 
+    A :class:`~suite.models.unet.SpaceToDepthNet` is not traceable as a whole (its folding
+    reshapes by the input's shape), so its inner network is quantized on folded patches and
+    the folding and the residual stay fp32 around it.
+
     Returns:
         A ``torch.fx.GraphModule`` for CPU: int8 convolutions (weights per output channel,
         symmetric; activations unsigned, full 8-bit range) between fp32 ends.
@@ -58,6 +62,13 @@ def quantize_torch_int8(model: nn.Module, patches: Sequence[np.ndarray]) -> nn.M
     """
     if not patches:
         raise UsageError("int8 calibration needs at least one patch")
+    from suite.models.unet import SpaceToDepthNet, space_to_depth
+
+    if isinstance(model, SpaceToDepthNet):
+        folded = [space_to_depth(torch.from_numpy(np.asarray(p, dtype=np.float32))[None],
+                                 model.factors)[0].numpy() for p in patches]
+        inner = quantize_torch_int8(model.net, folded)
+        return SpaceToDepthNet(inner, model.factors, model.channels, model.residual)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", DeprecationWarning)  # torch.ao moves to torchao

@@ -56,6 +56,21 @@ def test_quantized_model_is_int8_inside_and_close_to_fp32() -> None:
         quantize_torch_int8(model, [])
 
 
+def test_space_to_depth_model_quantizes_its_inner_network_and_is_cached(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SUITE_CACHE", str(tmp_path / "cache"))
+    torch.manual_seed(0)
+    args = {**ARGS, "unshuffle": [2, 2, 2]}
+    model = create_model("unet", **args).eval()
+    quantized = quantize_torch_int8(model, _patches())
+    assert any("quantized" in type(m).__module__ for m in quantized.net.modules())
+    weights = save_weights(tmp_path / "s2d.safetensors", model, {**CARD, "arguments": args})
+    scripted = cached_int8(weights, model, _patches)  # the wrapper traces as TorchScript
+    x = torch.from_numpy(np.stack(_patches(2, (32, 16, 8)), 0))  # not the calibrated size
+    with torch.no_grad():
+        assert 0 < ex.relative_error(model(x), scripted(x)) < 5e-2
+
+
 def test_int8_model_is_cached_once_and_runs_at_any_size(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("SUITE_CACHE", str(tmp_path / "cache"))
