@@ -171,12 +171,12 @@ def main() -> None:
     parser.add_argument("--residual-blend", type=float, nargs="+", metavar="B",
                         help="instead of the table: the model's output plus B times the noise it "
                              "removed, per level (a probe of over-smoothing)")
-    parser.add_argument("--runtime", default="torch", choices=["torch", "torch-int8"],
-                        help="the model row on this runtime (as enhance --runtime); torch-int8 "
-                             "needs --no-adapt")
+    parser.add_argument("--runtime", default="torch", choices=["torch", "torch-int8", "torch-bf16"],
+                        help="the model row on this runtime (as enhance --runtime); other than "
+                             "torch needs --no-adapt")
     args = parser.parse_args()
     if args.runtime != "torch" and not args.no_adapt:
-        parser.error("--runtime torch-int8 has no --adapt row: add --no-adapt")
+        parser.error(f"--runtime {args.runtime} has no --adapt row: add --no-adapt")
     if args.residual_blend:
         print("\n".join(blend_rows(args.volume, args.weights, args.slices, args.residual_blend)))
         return

@@ -8,10 +8,13 @@ in the same run as the machine's anchor.
 ``--int8`` adds the same network on ``--runtime torch-int8`` (PyTorch x86 int8; GFLOP/s then
 counts the fp32 network's operations).
 
+``--bf16`` adds the same network on ``--runtime torch-bf16`` and, as a fair anchor, MONAI's
+UNet cast to bfloat16 the same way (GFLOP/s count the fp32 operations).
+
 ``--weights W`` times another CT card (e.g. a faster variant) in place of the default weights.
 
 Usage:
-    python benchmarks/bench_ct_speed.py [--depth 64] [--repeats 2] [--int8] [--weights W]
+    python benchmarks/bench_ct_speed.py [--depth 64] [--repeats 2] [--int8] [--bf16] [--weights W]
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from domains.ct_denoise.pipeline import load_ct_model
 from domains.ct_denoise.volumes import denoise
+from suite.bf16 import to_bfloat16
 from suite.engine.tiling import TileConfig, plan_tiles
 
 
@@ -64,6 +68,8 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--int8", action="store_true",
                         help="also time --runtime torch-int8 (quantized once into the cache)")
+    parser.add_argument("--bf16", action="store_true",
+                        help="also time --runtime torch-bf16, and MONAI's UNet in bf16")
     parser.add_argument("--weights", default=None,
                         help="a CT model card to time instead of the default weights")
     args = parser.parse_args()
@@ -87,6 +93,17 @@ def main() -> None:
     if args.int8:
         int8, _ = load_ct_model(args.weights, runtime="torch-int8")
         runs["suite int8"] = lambda: denoise(int8, volume, tiling)
+    if args.bf16:
+        bf16, _ = load_ct_model(args.weights, runtime="torch-bf16")
+        monai_bf16 = to_bfloat16(monai_net)
+        runs["suite bf16"] = lambda: denoise(bf16, volume, tiling)
+
+        def run_monai_bf16() -> None:
+            with torch.inference_mode():
+                sliding_window_inference(x, tuple(tiling.patch), tiling.batch_size, monai_bf16,
+                                         overlap=overlap, mode="gaussian")
+
+        runs["monai bf16"] = run_monai_bf16
     times: dict[str, list[float]] = {name: [] for name in runs}
     for _ in range(args.repeats):
         for name, run in runs.items():
@@ -101,7 +118,9 @@ def report(voxels: int, times: dict[str, list[float]], ours: torch.nn.Module,
     n_patches_scale = len(plan_tiles((512, 512, voxels // (512 * 512)),
                                      TileConfig(patch, overlap)).starts)
     flops = {"suite": patch_flops(ours, patch, True), "monai": patch_flops(monai_net, patch, False)}
-    flops["suite int8"] = flops["suite"]  # the same network's operations, in int8
+    # the same networks' operations, in int8 or bf16
+    flops |= {"suite int8": flops["suite"], "suite bf16": flops["suite"],
+              "monai bf16": flops["monai"]}
     print(f"volume 512x512x{voxels // (512 * 512)}, patch {patch}, threads "
           f"{torch.get_num_threads()}, matmul anchor {anchor:.1f} GFLOP/s")
     print("| engine | best s | voxels/s | GFLOP/s | fraction of matmul |")
@@ -111,8 +130,11 @@ def report(voxels: int, times: dict[str, list[float]], ours: torch.nn.Module,
         gflops = flops[name] * n_patches_scale / best / 1e9
         rate = voxels / best
         print(f"| {name} | {best:.2f} | {rate:.3g} | {gflops:.1f} | {gflops / anchor:.2f} |")
-    for name in (n for n in times if n != "monai"):
+    for name in (n for n in times if not n.startswith("monai")):
         print(f"throughput ratio {name}/monai: {min(times['monai']) / min(times[name]):.2f}")
+    if "monai bf16" in times:
+        ratio = min(times["monai bf16"]) / min(times["suite bf16"])
+        print(f"throughput ratio suite bf16/monai bf16: {ratio:.2f}")
 
 
 if __name__ == "__main__":

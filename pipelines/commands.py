@@ -10,6 +10,8 @@ from suite import plugins
 from suite.errors import UsageError
 
 Adder = Callable[[argparse.ArgumentParser], None]
+# suite.export.RUNTIMES, spelled out so that --help does not import torch (a test keeps them equal)
+RUNTIMES = ("torch", "torch-int8", "torch-bf16", "onnxruntime")
 
 
 def _domain_subparsers(
@@ -62,10 +64,11 @@ def _enhance_common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
     p.add_argument(
         "--runtime",
-        choices=("torch", "torch-int8", "onnxruntime"),
+        choices=RUNTIMES,
         default="torch",
-        help="PyTorch, PyTorch int8 on CPU (quantized once, cached) or ONNX Runtime (needs "
-        "the deploy extra); a domain refuses a runtime it does not run",
+        help="PyTorch, PyTorch int8 on CPU (quantized once, cached), PyTorch bfloat16 (fast "
+        "on CPUs with AVX-512 BF16) or ONNX Runtime (needs the deploy extra); a domain "
+        "refuses a runtime it does not run",
     )
 
 
@@ -113,7 +116,7 @@ def _batch_common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--weights", type=Path)
     p.add_argument("--trust-checkpoint", action="store_true")
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="cpu")
-    p.add_argument("--runtime", choices=("torch", "torch-int8", "onnxruntime"), default="torch")
+    p.add_argument("--runtime", choices=RUNTIMES, default="torch")
 
 
 def _run(module: str, name: str) -> Callable[[argparse.Namespace], int]:

@@ -448,7 +448,7 @@ def cached_onnx(weights: str | Path, model: nn.Module, card: dict[str, Any]) -> 
     return target
 
 
-RUNTIMES = ("torch", "torch-int8", "onnxruntime")
+RUNTIMES = ("torch", "torch-int8", "torch-bf16", "onnxruntime")
 
 
 def load_runtime_model(
@@ -463,7 +463,9 @@ def load_runtime_model(
     Args:
         weights: ``.safetensors`` with its card, or an exported ``.onnx`` (card embedded).
         runtime: ``torch`` (an ``nn.Module``), ``torch-int8`` (PyTorch int8 on CPU, quantized
-            once into the cache, see :func:`suite.int8.cached_int8`) or ``onnxruntime`` (an
+            once into the cache, see :func:`suite.int8.cached_int8`), ``torch-bf16`` (the
+            network in bfloat16, residual in float32, :func:`suite.bf16.to_bfloat16`) or
+            ``onnxruntime`` (an
             :class:`OnnxModule`; safetensors weights are exported once into the cache, see
             :func:`cached_onnx`).
         device: ONNX Runtime device (``auto``, ``cpu``, ``cuda``); torch modules stay on CPU
@@ -490,6 +492,10 @@ def load_runtime_model(
     model, card = load_model(weights, trust=trust)
     if runtime == "torch":
         return model, card
+    if runtime == "torch-bf16":
+        from suite.bf16 import to_bfloat16
+
+        return to_bfloat16(model), card
     if runtime == "torch-int8":
         if calibration is None:
             raise UsageError(f"{card.get('domain', 'this model')} has no int8 calibration data; "

@@ -232,6 +232,12 @@ def test_enhance_on_torch_int8_is_close_to_fp32(run_cli, tmp_path: Path, tiny_we
     assert 0 < np.abs(fp32 - int8).max() < 20  # HU: quantized, and close
 
 
+def test_enhance_on_torch_bf16_is_close_to_fp32(run_cli, tmp_path: Path,
+                                                tiny_weights: Path) -> None:
+    fp32, bf16 = _enhance_on(run_cli, tmp_path, tiny_weights, ("torch", "torch-bf16"))
+    assert 0 < np.abs(fp32 - bf16).max() < 20  # HU: rounded, and close
+
+
 def _enhance_on(run_cli, tmp_path: Path, weights: Path, runtimes: tuple[str, ...]
                 ) -> list[np.ndarray]:
     """The sample series enhanced on each runtime, as HU arrays."""

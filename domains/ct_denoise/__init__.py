@@ -22,7 +22,7 @@ class CtDenoiseDomain(Domain):
     name = "ct-denoise"
     task = "low-dose CT denoising (3D residual U-Net, HU in and out)"
     input_kinds = ("dicom-series", "nifti")
-    runtimes = ("torch", "torch-int8", "onnxruntime")
+    runtimes = ("torch", "torch-int8", "torch-bf16", "onnxruntime")
 
     def default_weights(self) -> Path | None:
         """The shipped weights, trained by ``default.yaml`` (see the model card)."""
