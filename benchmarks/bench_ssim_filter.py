@@ -2,7 +2,7 @@
 
 The SSIM loss and metrics filter five maps (x, y, x^2, y^2, xy) with an 11-tap Gaussian along
 every axis. This times forward plus backward of the suite's ``gaussian_filter_valid`` (one matrix
-product per axis) against the same filter as one-channel ``conv2d``/``conv3d`` calls, interleaved
+product per axis) against the same filter as one-channel ``conv2d``/``conv3d`` calls, back to back
 in one process, 2 threads, best of 5, on the shapes the suite meets: a CT training batch as 2D
 slices (16 patches of 64x64x16 -> 256 slices, 5 maps), the same batch in 3D, and a 1411 px RGB
 fundus photograph (15 maps). It also prints the largest difference of the two in float64.

@@ -1,7 +1,7 @@
 """bfloat16 inference (``--runtime torch-bf16``): the network in bf16, the residual in fp32.
 
-On CPUs with AVX-512 BF16 (this machine) oneDNN runs bf16 3D convolutions 2.7x faster than fp32
-on the CT network with no calibration (``python benchmarks/bench_ct_speed.py --bf16``). bf16 keeps
+On a CPU with AVX-512 BF16 (the development machine) oneDNN runs the whole CT pipeline 2.3x
+faster than fp32, with no calibration (``python benchmarks/bench_ct_speed.py --bf16``). bf16 keeps
 8 bits of mantissa, so a residual network's ``x + net(x)`` is not done in bf16: at 1000 HU
 (1.0 in model units) that would round the output to 8 HU steps. The wrapper runs the network
 part in bf16 and adds the input back in fp32, so only the correction is rounded.
