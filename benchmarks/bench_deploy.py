@@ -1,4 +1,4 @@
-"""CPU deployment benchmark: PyTorch fp32 and int8, ONNX Runtime fp32 and int8 (QDQ).
+"""CPU deployment benchmark: PyTorch fp32, int8 and bf16, ONNX Runtime fp32 and int8 (QDQ).
 
 For each model (CT denoising; satellite SR when its weights are installed) the same tiled
 pipeline runs with the runtimes swapped in, on real data, interleaved, ``--reps`` times;
@@ -144,6 +144,7 @@ def runtimes(case: Case, tmp: Path) -> dict[str, Any]:
     """
     import os
 
+    from suite.bf16 import to_bfloat16
     from suite.export import OnnxModule, example_input, export_onnx, quantize_int8
     from suite.int8 import cached_int8
 
@@ -154,6 +155,7 @@ def runtimes(case: Case, tmp: Path) -> dict[str, Any]:
     if case.torch_int8:
         nets["PyTorch int8 (x86, TorchScript)"] = cached_int8(case.weights, case.model,
                                                               lambda: case.calibration)
+    nets["PyTorch bf16"] = to_bfloat16(case.model)  # as --runtime torch-bf16
     return nets | {"ONNX Runtime fp32": OnnxModule(fp32, "cpu", threads=THREADS),
                    "ONNX Runtime int8 (QDQ)": OnnxModule(int8, "cpu", threads=THREADS)}
 

@@ -218,7 +218,23 @@ def test_enhance_on_onnxruntime_fp32_and_int8(run_cli: Cli, tmp_path: Path,
     assert 0 < np.abs(quant.astype(float) - ref).max() < 0.05 * span
     err = _one_line_refusal(run_cli("enhance", "sat-sr", SAMPLE, "-o", tmp_path / "x.tif",
                                     "--runtime", "torch-int8"), tmp_path / "x.tif")
-    assert "sat-sr runs on torch, onnxruntime only" in err
+    assert "sat-sr runs on torch, torch-bf16, onnxruntime only" in err
+
+
+def test_enhance_on_torch_bf16_keeps_georeference_and_is_close(run_cli: Cli,
+                                                               tmp_path: Path) -> None:
+    weights = _tiny(tmp_path, 2)
+    outs = {}
+    for name, extra in (("torch", []), ("bf16", ["--runtime", "torch-bf16"])):
+        outs[name] = tmp_path / f"{name}.tif"
+        code, _, err = run_cli("--quiet", "enhance", "sat-sr", SAMPLE, "-o", outs[name],
+                               "--scale", "2", "--weights", weights, *extra)
+        assert code == 0, err
+    ref, info = _read(outs["torch"])
+    fast, fast_info = _read(outs["bf16"])
+    assert fast_info["crs"] == info["crs"] and fast_info["transform"] == info["transform"]
+    span = float(ref.max()) - float(ref.min())
+    assert 0 < np.abs(fast.astype(float) - ref).max() < 0.05 * span
 
 
 def test_calibration_patches_are_model_units() -> None:

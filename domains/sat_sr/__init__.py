@@ -27,7 +27,7 @@ class SatSrDomain(Domain):
     name = "sat-sr"
     task = "multispectral GeoTIFF super-resolution x2/x4 and Sentinel-2 20 m -> 10 m"
     input_kinds = ("geotiff", "sentinel2-band-set")
-    runtimes = ("torch", "onnxruntime")
+    runtimes = ("torch", "torch-bf16", "onnxruntime")
 
     def default_weights(self) -> Path | None:
         """The shipped default network for x2 (others: ``default_x4``, ``espcn_x*``, ``s2``)."""
