@@ -193,6 +193,18 @@ def test_demo_beats_bicubic(tmp_path: Path) -> None:
     assert items[0].metrics["default_psnr_db"] > items[0].metrics["bicubic_psnr_db"]
 
 
+def _enhance_each(run_cli: Cli, tmp_path: Path, weights: Path,
+                  variants: dict[str, list]) -> dict[str, Path]:
+    """The sample enhanced x2 once per named set of extra options; the output paths."""
+    outs = {}
+    for name, extra in variants.items():
+        outs[name] = tmp_path / f"{name}.tif"
+        code, _, err = run_cli("--quiet", "enhance", "sat-sr", SAMPLE, "-o", outs[name],
+                               "--scale", "2", "--weights", weights, *extra)
+        assert code == 0, err
+    return outs
+
+
 def test_enhance_on_onnxruntime_fp32_and_int8(run_cli: Cli, tmp_path: Path,
                                               monkeypatch: pytest.MonkeyPatch) -> None:
     pytest.importorskip("onnxruntime")
@@ -202,13 +214,9 @@ def test_enhance_on_onnxruntime_fp32_and_int8(run_cli: Cli, tmp_path: Path,
     code, _, err = run_cli("--quiet", "export", "sat-sr", "--weights", weights, "--int8",
                            "--calibration-count", "4", "-o", int8)
     assert code == 0, err  # calibrated on the domain's own sample patches
-    outs = {}
-    for name, extra in (("torch", []), ("ort", ["--runtime", "onnxruntime"]),
-                        ("int8", ["--runtime", "onnxruntime", "--weights", int8])):
-        outs[name] = tmp_path / f"{name}.tif"
-        code, _, err = run_cli("--quiet", "enhance", "sat-sr", SAMPLE, "-o", outs[name],
-                               "--scale", "2", "--weights", weights, *extra)
-        assert code == 0, err
+    outs = _enhance_each(run_cli, tmp_path, weights, {
+        "torch": [], "ort": ["--runtime", "onnxruntime"],
+        "int8": ["--runtime", "onnxruntime", "--weights", int8]})
     ref, info = _read(outs["torch"])
     ort, ort_info = _read(outs["ort"])
     quant, _ = _read(outs["int8"])
@@ -224,12 +232,8 @@ def test_enhance_on_onnxruntime_fp32_and_int8(run_cli: Cli, tmp_path: Path,
 def test_enhance_on_torch_bf16_keeps_georeference_and_is_close(run_cli: Cli,
                                                                tmp_path: Path) -> None:
     weights = _tiny(tmp_path, 2)
-    outs = {}
-    for name, extra in (("torch", []), ("bf16", ["--runtime", "torch-bf16"])):
-        outs[name] = tmp_path / f"{name}.tif"
-        code, _, err = run_cli("--quiet", "enhance", "sat-sr", SAMPLE, "-o", outs[name],
-                               "--scale", "2", "--weights", weights, *extra)
-        assert code == 0, err
+    outs = _enhance_each(run_cli, tmp_path, weights,
+                         {"torch": [], "bf16": ["--runtime", "torch-bf16"]})
     ref, info = _read(outs["torch"])
     fast, fast_info = _read(outs["bf16"])
     assert fast_info["crs"] == info["crs"] and fast_info["transform"] == info["transform"]
