@@ -4,7 +4,9 @@ On a CPU with AVX-512 BF16 (the development machine) oneDNN runs the whole CT pi
 faster than fp32, with no calibration (``python benchmarks/bench_ct_speed.py --bf16``). bf16 keeps
 8 bits of mantissa, so a residual network's ``x + net(x)`` is not done in bf16: at 1000 HU
 (1.0 in model units) that would round the output to 8 HU steps. The wrapper runs the network
-part in bf16 and adds the input back in fp32, so only the correction is rounded.
+part in bf16 and adds the input back in fp32, so only the correction is rounded. The weights are
+cast once rather than under ``torch.autocast``, which recasts them on every call (in a scratch
+timing on the CT network, autocast took 0.59 s per batch against 0.40 s cast once).
 """
 
 from __future__ import annotations

@@ -217,6 +217,18 @@ def test_monai_backend_recipe_builds_and_reloads_monai_unet(tmp_path: Path) -> N
         assert torch.equal(loaded.eval()(x), net(x))
 
 
+def test_bad_model_settings_are_refused_before_reading_data(run_cli, tmp_path: Path,
+                                                            tiny_weights: Path) -> None:
+    base = ("train", "ct-denoise", "--data", SAMPLE, "--out", tmp_path / "run",
+            "--set", f"data.val={SAMPLE}")
+    code, _, err = run_cli(*base, "--set", "model.backend=keras")
+    assert code == 2 and "backend must be 'lean' or 'monai'" in err
+    # tiny_weights are 3D U-Net weights of other widths than the recipe's
+    code, _, err = run_cli(*base, "--set", f"data.init={tiny_weights}")
+    assert code == 2 and "do not fit the recipe's model" in err
+    assert not (tmp_path / "run").exists()
+
+
 def test_enhance_on_torch_int8_is_close_to_fp32(run_cli, tmp_path: Path, tiny_weights: Path,
                                                 monkeypatch: pytest.MonkeyPatch) -> None:
     from domains.ct_denoise import DOMAIN

@@ -143,6 +143,22 @@ def _check_depth(volumes: list[Axial], cfg: CtConfig) -> None:
         )
 
 
+def _initial_model(cfg: CtConfig) -> nn.Module:
+    """The recipe's network, with ``data.init``'s weights when given; bad settings -> exit 2."""
+    try:
+        model = build_model(cfg)
+    except ValueError as exc:  # the model factory's own check of backend and arguments
+        raise UsageError(f"model settings: {exc}") from None
+    if cfg.data.init is not None:
+        try:
+            model.load_state_dict(load_state(cfg.data.init))
+        except RuntimeError as exc:
+            first = str(exc).splitlines()[0]
+            raise UsageError(f"{cfg.data.init}: weights do not fit the recipe's model ({first})"
+                             ) from None
+    return model
+
+
 def _simulate(hu: np.ndarray, pixel_mm: float, level: float, seed: int) -> np.ndarray:
     return simulate_low_dose(hu, pixel_mm, 2, noise_hu=level, seed=seed).noisy
 
@@ -253,11 +269,10 @@ def train(args: argparse.Namespace) -> Path:
         raise UsageError(
             "paired training (data.paired) is not implemented yet; use simulated pairs"
         )
-    if cfg.model.backend not in ("lean", "monai"):
-        raise UsageError(f"model.backend must be 'lean' or 'monai', got {cfg.model.backend!r}")
     if cfg.data.val is None:
         raise UsageError("set data.val (a held-out normal-dose volume), e.g. --set data.val=PATH")
     started = time.time()
+    model = _initial_model(cfg)  # before the data: a bad model or init fails in seconds
     volumes = binned_copies(load_axial(list(args.data)), cfg.data.inplane_bins)
     _check_depth(volumes, cfg)  # before the minutes of simulation
     inputs, targets = spaced_pairs(*simulated_pairs(volumes, cfg), cfg.data.slice_steps)
@@ -269,9 +284,6 @@ def train(args: argparse.Namespace) -> Path:
         seed=cfg.train.seed,
     )
     out_dir = Path(args.out)
-    model = build_model(cfg)
-    if cfg.data.init is not None:
-        model.load_state_dict(load_state(cfg.data.init))
     trainer = CtTrainer(
         model,
         make_loss(cfg),
