@@ -12,6 +12,7 @@ timing on the CT network, autocast took 0.59 s per batch against 0.40 s cast onc
 from __future__ import annotations
 
 import copy
+import sys
 
 import torch
 from torch import nn
@@ -46,3 +47,23 @@ def to_bfloat16(model: nn.Module) -> Bfloat16Net:
     if residual:
         setattr(net, "residual", False)  # noqa: B010  (nn.Module's attribute typing)
     return Bfloat16Net(net.to(torch.bfloat16), residual=residual)
+
+
+def cpu_has_bf16() -> bool:
+    """Whether oneDNN has native bfloat16 kernels on this CPU (AVX-512 BF16, AMX, or Arm BF16).
+
+    Without them PyTorch emulates bf16 and a bf16 network can run slower than fp32. An unknown
+    answer (the probe is a private PyTorch op) counts as yes, so nothing warns by mistake.
+    """
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return True
+
+
+def warn_if_emulated(device: str) -> None:
+    """Say on stderr when ``--runtime torch-bf16`` will run emulated on a CPU without bf16."""
+    on_gpu = device == "cuda" or (device == "auto" and torch.cuda.is_available())
+    if not on_gpu and not cpu_has_bf16():
+        print("warning: this CPU has no native bfloat16 instructions; --runtime torch-bf16 may "
+              "run slower than --runtime torch here", file=sys.stderr)

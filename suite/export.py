@@ -493,8 +493,9 @@ def load_runtime_model(
     if runtime == "torch":
         return model, card
     if runtime == "torch-bf16":
-        from suite.bf16 import to_bfloat16
+        from suite.bf16 import to_bfloat16, warn_if_emulated
 
+        warn_if_emulated(device)
         return to_bfloat16(model), card
     if runtime == "torch-int8":
         if calibration is None:

@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from pipelines.commands import RUNTIMES as CLI_RUNTIMES
+from suite import bf16
 from suite import export as ex
 from suite.bf16 import Bfloat16Net, to_bfloat16
 from suite.models import create_model
@@ -44,11 +45,26 @@ def test_bf16_adds_the_input_back_exactly() -> None:
         assert torch.equal(to_bfloat16(model)(x), x)  # a bf16 sum would round 1.0x to 2**-7
 
 
-def test_runtime_loads_bf16_and_cli_offers_every_runtime(tmp_path: Path) -> None:
+def _tiny_weights(tmp_path: Path) -> Path:
     model = create_model("unet", **LEAN).eval()
     card = {"architecture": "unet", "arguments": LEAN, "domain": "tiny", "normalization": {},
             "training": {"note": "randomly initialized, tests only"}, "validation": {}}
-    weights = save_weights(tmp_path / "w.safetensors", model, card)
+    return save_weights(tmp_path / "w.safetensors", model, card)
+
+
+def test_runtime_loads_bf16_and_cli_offers_every_runtime(tmp_path: Path) -> None:
+    weights = _tiny_weights(tmp_path)
     loaded, _ = ex.load_runtime_model(weights, "torch-bf16")
     assert isinstance(loaded, Bfloat16Net)
     assert set(CLI_RUNTIMES) == set(ex.RUNTIMES)
+
+
+@pytest.mark.parametrize("native", [True, False])
+def test_bf16_warns_on_a_cpu_without_bf16_instructions(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+        native: bool) -> None:
+    weights = _tiny_weights(tmp_path)
+    monkeypatch.setattr(bf16, "cpu_has_bf16", lambda: native)
+    ex.load_runtime_model(weights, "torch-bf16", device="cpu")
+    warned = "no native bfloat16 instructions" in capsys.readouterr().err
+    assert warned is not native
