@@ -44,6 +44,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    parser.add_argument("--threads", type=_positive, metavar="N",
+                        help="CPU threads for PyTorch (default: PyTorch's, one per core)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=OneLineParser)
     for name, (helptext, adder) in commands.COMMANDS.items():
         cmd = sub.add_parser(
@@ -59,8 +61,18 @@ def build_parser() -> argparse.ArgumentParser:
         cmd.add_argument(
             "--quiet", action="store_true", default=argparse.SUPPRESS, help="no progress bars"
         )
+        cmd.add_argument("--threads", type=_positive, metavar="N", default=argparse.SUPPRESS,
+                         help="CPU threads for PyTorch (default: PyTorch's, one per core)")
         adder(cmd)
     return parser
+
+
+def _positive(text: str) -> int:
+    """An argparse type: an integer of at least 1."""
+    value = int(text) if text.isdigit() else 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number of at least 1, got {text!r}")
+    return value
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -73,6 +85,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             build_parser().print_help()
             return 2
         args.quiet = getattr(args, "quiet", False)
+        if getattr(args, "threads", None):
+            import torch  # here, not at the top: ``suite --help`` stays fast
+
+            torch.set_num_threads(args.threads)
         return int(args.func(args) or 0)
     except SuiteError as exc:
         return _fail(exc, exc.exit_code, debug)

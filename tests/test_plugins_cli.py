@@ -170,3 +170,22 @@ def test_one_file_domains_refuse_several_inputs(domain: str, run_cli, tmp_path: 
     code, _, err = run_cli("enhance", domain, a, b, "-o", out / "result.nii.gz")
     assert code == 2 and f"{domain} takes one input" in err and "got 2" in err
     assert len(err.strip().splitlines()) == 1 and not list(out.iterdir())
+
+
+@pytest.mark.parametrize("where", ["before", "after"])
+def test_threads_option_sets_torch_threads(run_cli, where: str) -> None:
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)  # so that the option has something to change
+    args = ["--threads", "1", "domains"] if where == "before" else ["domains", "--threads", "1"]
+    try:
+        code, _, _ = run_cli(*args)
+        assert code == 0 and torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(before)
+
+
+def test_threads_option_refuses_zero(run_cli) -> None:
+    code, _, err = run_cli("--threads", "0", "domains")
+    assert code == 2 and "at least 1" in err and len(err.strip().splitlines()) == 1

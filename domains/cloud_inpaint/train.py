@@ -195,8 +195,6 @@ def split_data(
 def train(args: argparse.Namespace) -> Path:
     """``suite train cloud-inpaint``: returns the weights written (card and curves beside)."""
     cfg = recipe_from_args(CloudConfig, DEFAULT_YAML, args, "clear scenes; see the docs")
-    # one thread: on the shared 2-core machine two threads spin against other jobs (10x slower)
-    torch.set_num_threads(1)
     started = time.time()
     scenes, val = split_data(args.data, cfg)
     dataset = PairedPatchDataset(scenes, degrade=make_degrade(cfg), patch_size=cfg.data.patch,

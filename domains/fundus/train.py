@@ -93,7 +93,6 @@ class FundusTrainer(Trainer):
 def train(args: argparse.Namespace) -> Path:
     """``suite train fundus``: returns the path of the final weights with their card."""
     cfg = recipe_from_args(FundusConfig, DEFAULT_YAML, args, "good fundus photographs")
-    torch.set_num_threads(min(2, torch.get_num_threads()))
     started = time.time()
     inputs, targets = training_pairs(list(args.data), cfg)
     dataset = PairedPatchDataset(targets, inputs=inputs, patch_size=96, augment=random_flips,

@@ -9,7 +9,6 @@ from pathlib import Path
 from typing import Any, cast
 
 import numpy as np
-import torch
 from torch import nn
 
 from domains.mri_sr.adapt import adapt_model
@@ -74,7 +73,6 @@ def load_sr_model(weights: Path | None, trust: bool = False) -> nn.Module | None
 def enhance_volume(path: Path, output: Path, options: argparse.Namespace) -> dict[str, Any]:
     """Super-resolve ``path`` through-plane into the NIfTI ``output``."""
     vol, axis, scale = _prepare(path, output, options)
-    torch.set_num_threads(min(torch.get_num_threads(), 2))
     model = load_sr_model(options.weights, options.trust_checkpoint)
     method = _method(model, options)
     if model is not None and options.adapt:

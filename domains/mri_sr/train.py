@@ -136,7 +136,6 @@ def plane_dataset(inputs: list[np.ndarray], targets: list[np.ndarray], patch: in
 def train(args: argparse.Namespace) -> Path:
     """``suite train mri-sr``: returns the path of the final weights with their card."""
     cfg = recipe_from_args(MriSrConfig, DEFAULT_YAML, args, "high-resolution NIfTI or DICOM")
-    torch.set_num_threads(min(torch.get_num_threads(), 2))
     started = time.time()
     volumes = [foreground_crop(read_volume(p).data) for p in args.data]
     inputs, targets = training_pairs(coarse_copies(volumes, cfg.data.coarse), cfg)

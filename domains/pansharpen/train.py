@@ -88,7 +88,6 @@ class Validator:
 def train(args: argparse.Namespace) -> Path:
     """``suite train pansharpen``: returns the path of the final weights with their card."""
     cfg = recipe_from_args(PansharpenConfig, DEFAULT_YAML, args, "folders of MS band and PAN files")
-    torch.set_num_threads(2)
     started = time.time()
     pairs, val = load_pairs([Path(p) for p in args.data], cfg)
     dataset = PairedPatchDataset(

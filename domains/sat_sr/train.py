@@ -321,7 +321,6 @@ def train_gan(images: list[np.ndarray], cfg: SatConfig, args: argparse.Namespace
 def train(args: argparse.Namespace) -> Path:
     """``suite train sat-sr``: every shipped network; returns the last weights written."""
     cfg = recipe_from_args(SatConfig, DEFAULT_YAML, args, "folders of real imagery")
-    torch.set_num_threads(min(2, torch.get_num_threads()))
     roots = [Path(p) for p in args.data]
     images = single_band_images(roots)
     last = Path(args.out)
