@@ -26,6 +26,8 @@ class Bfloat16Net(nn.Module):
     def __init__(self, net: nn.Module, residual: bool) -> None:
         super().__init__()
         self.net, self.residual = net, residual
+        if hasattr(net, "multiple"):  # the size multiple that callers pad inputs to
+            self.multiple = int(getattr(net, "multiple"))  # noqa: B009  (typed as Tensor | Module)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``(B, C, *spatial)`` float32 -> float32."""

@@ -26,6 +26,7 @@ def test_bf16_is_close_to_fp32_and_keeps_the_residual_in_fp32(args: dict) -> Non
     model = create_model("unet", **args).eval()
     fast = to_bfloat16(model)
     assert isinstance(fast, Bfloat16Net) and fast.residual
+    assert getattr(fast, "multiple", None) == getattr(model, "multiple", None)  # callers pad to it
     # A bright input (1.0 = 1000 HU in CT units): a bf16 residual would round it to 2**-7.
     x = 1.0 + 0.05 * torch.randn(2, 1, 16, 16, 8)
     with torch.no_grad():
