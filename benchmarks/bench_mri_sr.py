@@ -5,7 +5,7 @@ Run under the training lock (it takes several minutes on 2 CPU cores)::
 
     flock /tmp/suite_train.lock python benchmarks/bench_mri_sr.py \
         --ref ../shared/data/mri/niivue_MR_Gd.nii.gz \
-        [--ablation runs/mri_sr_nofft/mri_sr.safetensors]
+        [--ablation runs/mri_sr_nofft/mri_sr.safetensors] [--bf16]
 
 Thick slices are simulated along axis 2 (Gaussian slice profile, FWHM = factor), restored onto
 the original grid and compared with the original; the metric convention is printed with the
@@ -28,6 +28,7 @@ from domains.mri_sr.config import DEFAULT_YAML, MriSrConfig
 from domains.mri_sr.geometry import thick_slices
 from domains.mri_sr.metrics import convention, sr_metrics
 from domains.mri_sr.sr import super_resolve
+from suite.bf16 import to_bfloat16
 from suite.config import load_config
 from suite.io.volume import read_volume
 from suite.weights import load_model
@@ -37,7 +38,7 @@ AXIS = 2
 
 def run_method(weights: Path | None, data: np.ndarray, ref_path: Path, scale: float,
                adapt: bool = False, adapt_steps: int | None = None,
-               adapt_lr: float | None = None) -> tuple[dict[str, float], float]:
+               adapt_lr: float | None = None, bf16: bool = False) -> tuple[dict[str, float], float]:
     """Super-resolve the thick volume with one method; return metrics and seconds."""
     started = time.time()
     model = None if weights is None else load_model(weights)[0]
@@ -46,6 +47,8 @@ def run_method(weights: Path | None, data: np.ndarray, ref_path: Path, scale: fl
         cfg.adapt.steps = adapt_steps or cfg.adapt.steps
         cfg.adapt.lr = adapt_lr or cfg.adapt.lr
         model = adapt_model(model, data, AXIS, scale, cfg.adapt, cfg.loss, ref_path)
+    if bf16 and model is not None:
+        model = to_bfloat16(model)  # as ``enhance --runtime torch-bf16``
     pred = super_resolve(model, data, AXIS, scale)
     seconds = time.time() - started
     ref = read_volume(ref_path).data[..., : pred.shape[AXIS]]
@@ -61,6 +64,8 @@ def main() -> None:
     parser.add_argument("--skip-adapt", action="store_true")
     parser.add_argument("--adapt-steps", type=int, help="--adapt step budget (default: recipe's)")
     parser.add_argument("--adapt-lr", type=float, help="--adapt learning rate (default: recipe's)")
+    parser.add_argument("--bf16", action="store_true",
+                        help="also the default model on --runtime torch-bf16")
     parser.add_argument("--json", type=Path, default=Path("runs/bench_mri_sr.json"))
     args = parser.parse_args()
     torch.set_num_threads(2)
@@ -69,16 +74,19 @@ def main() -> None:
         hr = read_volume(ref_path).data
         for scale in (2.0, 4.0):
             thick = thick_slices(hr, AXIS, scale, "gaussian")
-            methods: list[tuple[str, Path | None, bool]] = [("cubic B-spline", None, False)]
+            methods: list[tuple[str, Path | None, bool, bool]] = [
+                ("cubic B-spline", None, False, False)]
             if args.weights is not None:
-                methods.append(("default model (L1+FFT)", args.weights, False))
+                methods.append(("default model (L1+FFT)", args.weights, False, False))
+            if args.bf16 and args.weights is not None:
+                methods.append(("default model, torch-bf16", args.weights, False, True))
             if args.ablation:
-                methods.append(("same recipe, L1 only", args.ablation, False))
+                methods.append(("same recipe, L1 only", args.ablation, False, False))
             if not args.skip_adapt and args.weights is not None:
-                methods.append(("default + --adapt", args.weights, True))
-            for name, w, adapt in methods:
+                methods.append(("default + --adapt", args.weights, True, False))
+            for name, w, adapt, bf16 in methods:
                 m, sec = run_method(w, thick, ref_path, scale, adapt, args.adapt_steps,
-                                    args.adapt_lr)
+                                    args.adapt_lr, bf16)
                 rows.append({"volume": ref_path.name, "scale": scale, "method": name,
                              **{k: round(v, 4) for k, v in m.items()}, "seconds": round(sec, 1)})
                 print(rows[-1], flush=True)

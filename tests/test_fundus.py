@@ -341,3 +341,17 @@ def test_train_cli_writes_weights_with_a_card(run_cli: Cli, tmp_path: Path,
     code, _, err = run_cli("enhance", "fundus", small_png, "-o", tmp_path / "e.png",
                            "--weights", out / "fundus.safetensors")
     assert code == 0, err
+
+
+def test_bf16_runtime_is_close_to_fp32_with_the_shipped_weights(run_cli: Cli, tmp_path: Path,
+                                                                small_png: Path) -> None:
+    outs = {}
+    for runtime in ("torch", "torch-bf16"):
+        outs[runtime] = tmp_path / f"{runtime}.png"
+        code, _, err = run_cli("enhance", "fundus", small_png, "-o", outs[runtime],
+                               "--runtime", runtime, "--quiet")
+        assert code == 0, err
+    fp32, bf16 = (np.asarray(Image.open(outs[r]), np.float32) for r in outs)
+    restored = np.abs(fp32 - np.asarray(Image.open(small_png), np.float32)).mean()
+    difference = np.abs(bf16 - fp32)
+    assert restored > 1 and difference.mean() < 0.5 and difference.max() <= 8

@@ -324,5 +324,19 @@ def test_a_runtime_the_domain_does_not_run_is_refused(thick: Path, tmp_path: Pat
                                                       run_cli: Cli) -> None:
     out = tmp_path / "out.nii.gz"
     code, _, err = run_cli("enhance", "mri-sr", thick, "-o", out, "--runtime", "torch-int8")
-    assert code == 2 and "mri-sr runs on torch only" in err and len(err.strip().splitlines()) == 1
+    assert code == 2 and "mri-sr runs on torch, torch-bf16 only" in err and len(err.strip().splitlines()) == 1
     assert not out.exists()
+
+
+def test_bf16_runtime_is_close_to_fp32_with_the_shipped_weights(thick: Path, tmp_path: Path,
+                                                                run_cli: Cli) -> None:
+    outs = {}
+    for runtime in ("torch", "torch-bf16"):
+        outs[runtime] = tmp_path / f"{runtime}.nii.gz"
+        code, _, err = run_cli("enhance", "mri-sr", thick, "-o", outs[runtime], "--scale", "4",
+                               "--runtime", runtime, "--quiet")
+        assert code == 0, err
+    fp32, bf16 = (np.asarray(nib.load(outs[r]).dataobj, np.float32) for r in outs)
+    scale = np.percentile(fp32[fp32 > 0], 99.5)
+    difference = np.abs(bf16 - fp32) / scale
+    assert 0 < difference.mean() < 5e-3 and difference.max() < 0.05

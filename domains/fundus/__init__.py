@@ -22,6 +22,7 @@ class FundusDomain(Domain):
     name = "fundus"
     task = "fundus photograph restoration (haze, illumination, blur; tiled 2D U-Net)"
     input_kinds = ("photo",)
+    runtimes = ("torch", "torch-bf16")
 
     def default_weights(self) -> Path | None:
         """The shipped weights, trained by ``default.yaml`` (see the model card)."""

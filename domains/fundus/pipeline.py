@@ -17,20 +17,23 @@ from domains.fundus.model import restore
 from domains.fundus.photos import read_fundus, write_like
 from suite.domain import DemoItem
 from suite.errors import InputError, UsageError
+from suite.export import load_runtime_model
 from suite.io.photo import read_photo
 from suite.sample import sample_data_dir
 from suite.viz import save_png
-from suite.weights import load_model
 
 
-def load_fundus_model(weights: Path | None, trust: bool = False) -> tuple[nn.Module, ModelConfig]:
-    """The user's weights, or the shipped default; with the tiling stated in the card."""
+def load_fundus_model(weights: Path | None, trust: bool = False,
+                      runtime: str = "torch") -> tuple[nn.Module, ModelConfig]:
+    """The user's weights, or the shipped default, on ``runtime``; with the card's tiling."""
     from domains.fundus import DOMAIN
 
     path = weights or DOMAIN.default_weights()
     if path is None:
         raise UsageError("no default fundus weights are installed; pass --weights")
-    model, card = load_model(path, trust=trust)
+    model, card = load_runtime_model(path, runtime, "cpu", trust=trust)
+    if not isinstance(model, nn.Module):  # the runtimes above are all PyTorch
+        raise UsageError(f"fundus runs on torch or torch-bf16, not {runtime}")
     tiling = card.get("inference", {})
     default = ModelConfig()
     cfg = ModelConfig(patch=int(tiling.get("patch", default.patch)),
@@ -42,7 +45,8 @@ def load_fundus_model(weights: Path | None, trust: bool = False) -> tuple[nn.Mod
 def enhance_photo(path: Path, output: Path, options: argparse.Namespace) -> dict[str, Any]:
     """Restore one fundus photograph into ``output`` (PNG, JPEG or TIFF by suffix)."""
     src = read_fundus(path, getattr(options, "fov", None))
-    model, tiling = load_fundus_model(options.weights, options.trust_checkpoint)
+    model, tiling = load_fundus_model(options.weights, options.trust_checkpoint,
+                                      getattr(options, "runtime", "torch"))
     out = restore(model, src.rgb, src.fov, tiling, progress=not options.quiet)
     write_like(output, out, src)
     return {"pixels": int(src.fov.size), "fov_fraction": round(float(src.fov.mean()), 3)}

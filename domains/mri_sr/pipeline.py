@@ -18,6 +18,7 @@ from domains.mri_sr.degrade import Acquisition, acquire
 from domains.mri_sr.geometry import Profile, sr_affine
 from domains.mri_sr.metrics import convention, sr_metrics
 from domains.mri_sr.sr import super_resolve
+from suite.bf16 import to_bfloat16, warn_if_emulated
 from suite.config import load_config
 from suite.domain import DemoItem
 from suite.errors import InputError, UsageError
@@ -80,6 +81,10 @@ def enhance_volume(path: Path, output: Path, options: argparse.Namespace) -> dic
         if options.adapt_steps is not None:
             cfg.adapt.steps = max(1, options.adapt_steps)
         model = adapt_model(model, vol.data, axis, scale, cfg.adapt, cfg.loss, path)
+    if model is not None and getattr(options, "runtime", "torch") == "torch-bf16":
+        # after --adapt, which trains in fp32: only the inference runs in bf16
+        warn_if_emulated("cpu")
+        model = to_bfloat16(model)
     out = super_resolve(model, vol.data, axis, scale)
     meta = _with_affine(vol.meta, sr_affine(vol.meta.affine, axis, vol.data.shape[axis], scale))
     write_volume(output, out, meta, description=f"through-plane SR x{scale:g}",
