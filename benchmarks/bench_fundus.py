@@ -10,7 +10,10 @@ Convention (every number): RGB / 255, data range 1; ``PSNR FOV`` over the right-
 pixels, all channels; ``SSIM FOV`` the mean of the 11-tap Gaussian (sigma 1.5) SSIM map,
 channels averaged, over the same pixels; ``PSNR vessel`` over the right-half vessel pixels
 (the 12 % of FOV pixels with the highest Sato vesselness of the clean photograph);
-``vessel AUC`` the ROC AUC of the Sato vesselness of each image against those vessel pixels.
+``vessel AUC`` the ROC AUC of the Sato vesselness of each image against those vessel pixels;
+``colour removed``: PSNR FOV and PSNR vessel after subtracting each channel's mean error over
+the right-half FOV pixels from the image (a diagnostic: how much of the error is one global
+colour shift).
 
 Usage:
     flock /tmp/suite_train.lock python benchmarks/bench_fundus.py [--l1 W] [--default W]
@@ -31,7 +34,7 @@ import torch
 from domains.fundus.classical import BASELINES
 from domains.fundus.degrade import degrade_fundus
 from domains.fundus.metrics import ssim_in_mask
-from domains.fundus.model import restore
+from domains.fundus.model import model_input, restore
 from domains.fundus.photos import read_fundus
 from domains.fundus.pipeline import load_fundus_model
 from domains.fundus.vessels import vessel_auc, vessel_mask, vesselness
@@ -47,26 +50,32 @@ Method = Callable[[np.ndarray, np.ndarray], np.ndarray]
 
 def scores(img: np.ndarray, clean: np.ndarray, fov: np.ndarray, region: np.ndarray,
            vessels: np.ndarray) -> dict[str, float]:
-    """The four metrics of the module docstring on ``region`` (right-half FOV)."""
+    """The metrics of the module docstring on ``region`` (right-half FOV)."""
+    shift = (img[region] - clean[region]).mean(axis=0)
     return {
         "psnr_fov": psnr(img[region], clean[region], data_range=1.0),
+        "psnr_fov_colour_removed": psnr(img[region] - shift, clean[region], data_range=1.0),
+        "psnr_vessel_colour_removed": psnr(img[vessels] - shift, clean[vessels], data_range=1.0),
         "ssim_fov": ssim_in_mask(img, clean, region),
         "psnr_vessel": psnr(img[vessels], clean[vessels], data_range=1.0),
         "vessel_auc": vessel_auc(vesselness(img, fov), vessels, region),
     }
 
 
-def methods(l1: Path, default: Path) -> dict[str, Method]:
-    """Input, the classical baselines and the two trained models."""
+def methods(l1: Path, default: Path, bf16: bool = False) -> dict[str, Method]:
+    """Input, the classical baselines and the two trained models (and the default on bf16)."""
     out: dict[str, Method] = {"degraded input": lambda x, f: x}
     out |= {name: fn for name, fn in BASELINES.items()}
-    for name, path in (("model, plain L1", l1), ("model, vessel-aware (default)", default)):
-        net, tiling = load_fundus_model(path)
+    models = [("model, plain L1", l1, "torch"), ("model, vessel-aware (default)", default, "torch")]
+    if bf16:
+        models.append(("model, vessel-aware (default), torch-bf16", default, "torch-bf16"))
+    for name, path, runtime in models:
+        net, tiling = load_fundus_model(path, runtime=runtime)
         out[name] = lambda x, f, net=net, tiling=tiling: restore(net, x, f, tiling)
     return out
 
 
-def run(l1: Path, default: Path) -> dict[str, dict[str, dict[str, float]]]:
+def run(l1: Path, default: Path, bf16: bool = False) -> dict[str, dict[str, dict[str, float]]]:
     """Metrics per severity and method."""
     src = read_fundus(PHOTO, None)
     clean, fov = src.rgb, src.fov
@@ -78,7 +87,7 @@ def run(l1: Path, default: Path) -> dict[str, dict[str, dict[str, float]]]:
     for k, severity in enumerate(SEVERITIES):
         low, _ = degrade_fundus(clean, fov, severity, np.random.default_rng([7, k]))
         results[str(severity)] = {}
-        for name, method in methods(l1, default).items():
+        for name, method in methods(l1, default, bf16).items():
             started = time.perf_counter()
             out = method(low, fov)
             row = scores(out, clean, fov, region, vessels)
@@ -90,12 +99,15 @@ def run(l1: Path, default: Path) -> dict[str, dict[str, dict[str, float]]]:
 
 def table(results: dict[str, dict[str, dict[str, float]]]) -> str:
     """Markdown table of the results."""
-    lines = ["| severity | method | PSNR FOV (dB) | SSIM FOV | PSNR vessel (dB) | vessel AUC |",
-             "|---|---|---|---|---|---|"]
+    lines = ["| severity | method | PSNR FOV (dB) | SSIM FOV | PSNR vessel (dB) | vessel AUC "
+             "| colour removed: PSNR FOV (dB) | colour removed: PSNR vessel (dB) |",
+             "|---|---|---|---|---|---|---|---|"]
     for severity, rows in results.items():
         for name, r in rows.items():
             lines.append(f"| {severity} | {name} | {r['psnr_fov']:.2f} | {r['ssim_fov']:.4f} "
-                         f"| {r['psnr_vessel']:.2f} | {r['vessel_auc']:.4f} |")
+                         f"| {r['psnr_vessel']:.2f} | {r['vessel_auc']:.4f} "
+                         f"| {r['psnr_fov_colour_removed']:.2f} "
+                         f"| {r['psnr_vessel_colour_removed']:.2f} |")
     return "\n".join(lines)
 
 
@@ -107,8 +119,10 @@ def write_docs(path: Path, text: str) -> None:
     path.write_text(f"{head}{MARK_BEGIN}\n{text}\n{MARK_END}{tail}")
 
 
-def full_resolution(default: Path) -> dict[str, float]:
-    """Restore a 3504 x 2336 photograph (the retina upscaled and centred); time and peak RSS."""
+def full_resolution(default: Path, runtimes: tuple[str, ...] = ("torch",),
+                    repeats: int = 3) -> dict[str, float]:
+    """Restore a 3504 x 2336 photograph (the retina upscaled and centred) on each runtime,
+    interleaved, ``repeats`` times; print the median seconds and the peak RSS."""
     import resource
 
     from PIL import Image
@@ -120,13 +134,26 @@ def full_resolution(default: Path) -> dict[str, float]:
     canvas[:, 584:584 + side] = disc / 255.0
     fov = np.zeros(canvas.shape[:2], bool)
     fov[:, 584:584 + side] = np.asarray(Image.fromarray(src.fov).resize((side, side)))
-    net, tiling = load_fundus_model(default)
-    started = time.perf_counter()
-    out = restore(net, canvas, fov, tiling)
-    seconds = time.perf_counter() - started
+    nets = {r: load_fundus_model(default, runtime=r) for r in runtimes}
+    centre = np.s_[912:1424, 1496:2008]
+    for net, tiling in nets.values():
+        restore(net, canvas[centre], fov[centre], tiling)  # warm-up: oneDNN builds its kernels
+    times: dict[str, list[float]] = {r: [] for r in (*runtimes, "context channels")}
+    for _ in range(repeats):
+        for runtime, (net, tiling) in nets.items():
+            started = time.perf_counter()
+            out = restore(net, canvas, fov, tiling)
+            times[runtime].append(time.perf_counter() - started)
+            assert np.isfinite(out).all()
+        started = time.perf_counter()
+        model_input(canvas, fov)  # the context channels alone: the part no runtime speeds up
+        times["context channels"].append(time.perf_counter() - started)
+    medians = {name: float(np.median(t)) for name, t in times.items()}
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(f"3504x2336: {seconds:.1f} s, peak RSS {peak_mb:.0f} MB, finite {np.isfinite(out).all()}")
-    return {"seconds": seconds, "peak_rss_mb": peak_mb}
+    for name, seconds in medians.items():
+        print(f"3504x2336, {name}: median {seconds:.1f} s of {repeats} interleaved runs")
+    print(f"peak RSS {peak_mb:.0f} MB (all runtimes in one process)")
+    return medians | {"peak_rss_mb": peak_mb}
 
 
 def main() -> None:
@@ -138,12 +165,14 @@ def main() -> None:
     parser.add_argument("--json", type=Path, help="also write the raw numbers here")
     parser.add_argument("--full-res", action="store_true",
                         help="only time a 3504x2336 run of the default model")
+    parser.add_argument("--bf16", action="store_true",
+                        help="also the default model on --runtime torch-bf16")
     args = parser.parse_args()
     torch.set_num_threads(2)
     if args.full_res:
-        full_resolution(args.default)
+        full_resolution(args.default, ("torch", "torch-bf16") if args.bf16 else ("torch",))
         return
-    results = run(args.l1, args.default)
+    results = run(args.l1, args.default, args.bf16)
     text = table(results)
     print(text)
     if args.json:
