@@ -85,6 +85,7 @@ def enhance_volume(path: Path, output: Path, options: argparse.Namespace) -> dic
         # after --adapt, which trains in fp32: only the inference runs in bf16
         warn_if_emulated("cpu")
         model = to_bfloat16(model)
+        method += ", bfloat16"  # recorded in the output's derivation
     out = super_resolve(model, vol.data, axis, scale)
     meta = _with_affine(vol.meta, sr_affine(vol.meta.affine, axis, vol.data.shape[axis], scale))
     write_volume(output, out, meta, description=f"through-plane SR x{scale:g}",
