@@ -10,6 +10,7 @@ from torch import Tensor, nn
 from suite.engine.tiling import (
     TileConfig,
     axis_starts,
+    balanced_patch,
     blend_window,
     tile_grid,
     tiled_inference,
@@ -184,3 +185,34 @@ def test_cuda_model_cpu_accumulation_with_autocast() -> None:
     exact = tiled_inference(x.cuda(), net, cfg)
     assert exact.device.type == "cuda"
     torch.testing.assert_close(exact.cpu(), ref, atol=1e-3, rtol=0)
+
+
+@pytest.mark.parametrize(("size", "patch", "overlap", "fit"),
+                         [(512, 128, 16, 8), (64, 16, 4, 4), (300, 16, 4, 4), (13, 16, 4, 4),
+                          (3, 16, 4, 4), (1411, 256, 32, 8), (97, 32, 8, 8)])
+def test_balanced_patch_keeps_the_count_and_never_grows(size: int, patch: int, overlap: int,
+                                                        fit: int) -> None:
+    fitted = balanced_patch(size, patch, overlap, fit)
+    assert fitted % fit == 0 or fitted == patch
+    assert overlap < fitted <= patch
+    starts = axis_starts(size, fitted, overlap)
+    assert len(starts) == len(axis_starts(size, patch, overlap))
+    assert starts[-1] + fitted >= size  # still covers the axis
+
+
+def test_fit_gives_the_same_result_with_less_work() -> None:
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Conv2d(1, 4, 3, padding=1), torch.nn.ReLU(),
+                              torch.nn.Conv2d(4, 1, 3, padding=1))
+    x = torch.randn(1, 1, 100, 70)
+    calls: list[tuple[int, ...]] = []
+
+    def run(batch: torch.Tensor) -> torch.Tensor:
+        calls.append(tuple(batch.shape[2:]))
+        return net(batch)
+
+    plain = tiled_inference(x, net, TileConfig(48, 8, halo=4))
+    fitted = tiled_inference(x, run, TileConfig(48, 8, halo=4, fit=8))
+    # patches of 40 instead of 48 (3 along 100, 2 along 70, as before), plus the 4 px halo
+    assert calls and all(shape == (48, 48) for shape in calls)
+    assert torch.allclose(plain[..., 8:-8, 8:-8], fitted[..., 8:-8, 8:-8], atol=1e-5)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -52,15 +53,21 @@ def denoise(
     cfg: ModelConfig,
     progress: bool = False,
     device: torch.device | None = None,
+    fit: int | None = None,
 ) -> np.ndarray:
     """Denoise an (X, Y, Z) HU array with sliding-window inference; returns HU float32.
 
     ``device`` defaults to where the model already is, so validation during GPU training
-    never moves the training model to the CPU.
+    never moves the training model to the CPU. Patches are shrunk to the smallest multiple of
+    ``fit`` that needs as many of them (:func:`suite.engine.tiling.balanced_patch`); ``None``
+    takes the network's own size multiple, or the patch sizes' common divisor when the network
+    does not say (an int8 graph): any multiple of that divides into the network too.
     """
     device = device or module_device(model)
     x = torch.from_numpy(np.ascontiguousarray(hu, dtype=np.float32) / HU_SCALE)[None, None]
-    tiles = TileConfig(patch_size=cfg.patch, overlap=cfg.overlap, batch_size=cfg.batch_size)
+    fit = fit or int(getattr(model, "multiple", 0)) or math.gcd(*cfg.patch)
+    tiles = TileConfig(patch_size=cfg.patch, overlap=cfg.overlap, batch_size=cfg.batch_size,
+                       fit=fit)
     net = model.to(device=device, memory_format=torch.channels_last_3d).eval()
 
     def run(batch: torch.Tensor) -> torch.Tensor:

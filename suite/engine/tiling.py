@@ -50,6 +50,10 @@ class TileConfig:
         scale: output size / input size per axis (e.g. ``2`` or ``(1, 1, 4)``) for SR.
         blend: weight map, ``"gaussian"`` (sigma = patch / 8), ``"hann"`` or ``"constant"``.
         pad_mode: how the border is extended (``F.pad`` modes), for the halo and small inputs.
+        fit: when > 0, shrink each axis's patch to the smallest multiple of ``fit`` that still
+            covers it with as many patches (:func:`balanced_patch`): the same tile count with
+            less overlap and padding. ``fit`` must be a size the model accepts (e.g. its U-Net
+            multiple). 0 keeps ``patch_size`` as given.
     """
 
     patch_size: int | Sequence[int]
@@ -59,6 +63,7 @@ class TileConfig:
     scale: int | Sequence[int] = 1
     blend: BlendMode = "gaussian"
     pad_mode: PadMode = "replicate"
+    fit: int = 0
 
 
 def _index(starts: Sequence[int], sizes: Sequence[int]) -> tuple[EllipsisType | slice, ...]:
@@ -89,6 +94,26 @@ def axis_starts(size: int, patch: int, overlap: int) -> list[int]:
     stride = patch - overlap
     count = math.ceil((size - patch) / stride) + 1
     return sorted({min(i * stride, size - patch) for i in range(count)})
+
+
+def balanced_patch(size: int, patch: int, overlap: int, fit: int) -> int:
+    """The smallest multiple of ``fit`` (at most ``patch``) that tiles ``size`` in as few patches.
+
+    With the last patch aligned to the border, a 512 axis in patches of 128 with overlap 16
+    takes 5 patches covering 640 voxels; patches of 120 still take 5 and cover 600, so each
+    patch does 6 % less work per axis (12 % in-plane, for the same output).
+
+    >>> balanced_patch(512, 128, 16, 8)
+    120
+    >>> balanced_patch(40, 128, 16, 8)
+    40
+    """
+    count = len(axis_starts(size, patch, overlap))
+    if count == 1:
+        needed = max(size, overlap + 1)  # one patch: just the axis (padded), wider than overlap
+    else:
+        needed = math.ceil((size + (count - 1) * overlap) / count)
+    return min(patch, fit * math.ceil(needed / fit))
 
 
 def tile_grid(
@@ -265,6 +290,10 @@ def plan_tiles(spatial: Sequence[int], config: TileConfig) -> TilePlan:
     if config.batch_size < 0:
         raise UsageError(f"batch_size must be >= 1, or 0 for automatic, got {config.batch_size}")
     patch = _per_axis(config.patch_size, nd, "patch_size")
+    if config.fit > 0:
+        over = _per_axis(config.overlap, nd, "overlap")
+        patch = tuple(balanced_patch(s, p, o, config.fit)
+                      for s, p, o in zip(spatial, patch, over, strict=True))
     halo = _per_axis(config.halo, nd, "halo")
     scale = _per_axis(config.scale, nd, "scale")
     if min(halo) < 0 or min(scale) < 1:
