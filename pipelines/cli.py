@@ -42,10 +42,7 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
-    parser.add_argument("--quiet", action="store_true", help="no progress bars")
-    parser.add_argument("--threads", type=_positive, metavar="N",
-                        help="CPU threads for PyTorch (default: PyTorch's, one per core)")
+    commands.add_shared_options(parser)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=OneLineParser)
     for name, (helptext, adder) in commands.COMMANDS.items():
         cmd = sub.add_parser(
@@ -55,24 +52,9 @@ def build_parser() -> argparse.ArgumentParser:
             epilog=EPILOG,
             formatter_class=argparse.RawDescriptionHelpFormatter,
         )
-        cmd.add_argument(
-            "--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS
-        )
-        cmd.add_argument(
-            "--quiet", action="store_true", default=argparse.SUPPRESS, help="no progress bars"
-        )
-        cmd.add_argument("--threads", type=_positive, metavar="N", default=argparse.SUPPRESS,
-                         help="CPU threads for PyTorch (default: PyTorch's, one per core)")
+        commands.add_shared_options(cmd, repeated=True)
         adder(cmd)
     return parser
-
-
-def _positive(text: str) -> int:
-    """An argparse type: an integer of at least 1."""
-    value = int(text) if text.isdigit() else 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a whole number of at least 1, got {text!r}")
-    return value
 
 
 def main(argv: Sequence[str] | None = None) -> int:

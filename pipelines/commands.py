@@ -24,15 +24,7 @@ def _domain_subparsers(
     sub = cmd.add_subparsers(dest="domain", metavar="DOMAIN", required=True, parser_class=type(cmd))
     for name, entry in plugins.discover().items():
         dom_parser = sub.add_parser(name, help=entry.domain.task if entry.domain else "BROKEN")
-        dom_parser.add_argument(
-            "--debug",
-            action="store_true",
-            default=argparse.SUPPRESS,
-            help="show tracebacks on errors",
-        )
-        dom_parser.add_argument(
-            "--quiet", action="store_true", default=argparse.SUPPRESS, help="no progress bars"
-        )
+        add_shared_options(dom_parser, repeated=True)
         common(dom_parser)
         dom_parser.set_defaults(func=func)
         if entry.domain is None:
@@ -43,6 +35,27 @@ def _domain_subparsers(
             # One plugin's broken options must not take the whole CLI down with it.
             dom_parser.description = f"BROKEN: {type(exc).__name__}: {exc}"
             dom_parser.set_defaults(func=_broken(name, exc))
+
+
+def positive_int(text: str) -> int:
+    """An argparse type: an integer of at least 1."""
+    value = int(text) if text.isdigit() else 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number of at least 1, got {text!r}")
+    return value
+
+
+def add_shared_options(p: argparse.ArgumentParser, repeated: bool = False) -> None:
+    """``--debug``, ``--quiet`` and ``--threads``, accepted before or after any subcommand.
+
+    ``repeated``: a subcommand's copy, which leaves the value unset unless given there, so
+    ``suite --quiet enhance ...`` is not undone by the subcommand's default.
+    """
+    unset = {"default": argparse.SUPPRESS} if repeated else {}
+    p.add_argument("--debug", action="store_true", help="show tracebacks on errors", **unset)
+    p.add_argument("--quiet", action="store_true", help="no progress bars", **unset)
+    p.add_argument("--threads", type=positive_int, metavar="N", **unset,
+                   help="CPU threads for PyTorch (default: PyTorch's, one per core)")
 
 
 def _broken(name: str, exc: Exception) -> Callable[[argparse.Namespace], int]:

@@ -172,16 +172,19 @@ def test_one_file_domains_refuse_several_inputs(domain: str, run_cli, tmp_path: 
     assert len(err.strip().splitlines()) == 1 and not list(out.iterdir())
 
 
-@pytest.mark.parametrize("where", ["before", "after"])
+@pytest.mark.parametrize("where", ["before", "after", "domain"])
 def test_threads_option_sets_torch_threads(run_cli, where: str) -> None:
     import torch
 
     before = torch.get_num_threads()
     torch.set_num_threads(2)  # so that the option has something to change
-    args = ["--threads", "1", "domains"] if where == "before" else ["domains", "--threads", "1"]
+    args = {"before": ["--threads", "1", "domains"], "after": ["domains", "--threads", "1"],
+            "domain": ["evaluate", "mri-sr", "--pred", "missing.nii.gz", "--ref",
+                       "missing.nii.gz", "--threads", "1"]}[where]
     try:
         code, _, _ = run_cli(*args)
-        assert code == 0 and torch.get_num_threads() == 1
+        assert code == (2 if where == "domain" else 0)  # parsed, then refused: no such file
+        assert torch.get_num_threads() == 1
     finally:
         torch.set_num_threads(before)
 
