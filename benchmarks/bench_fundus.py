@@ -84,10 +84,11 @@ def run(l1: Path, default: Path, bf16: bool = False) -> dict[str, dict[str, dict
     region = fov & right
     vessels = vessel_mask(vesselness(clean, fov), fov) & right
     results: dict[str, dict[str, dict[str, float]]] = {}
+    restorers = methods(l1, default, bf16)  # weights loaded once for both severities
     for k, severity in enumerate(SEVERITIES):
         low, _ = degrade_fundus(clean, fov, severity, np.random.default_rng([7, k]))
         results[str(severity)] = {}
-        for name, method in methods(l1, default, bf16).items():
+        for name, method in restorers.items():
             started = time.perf_counter()
             out = method(low, fov)
             row = scores(out, clean, fov, region, vessels)
