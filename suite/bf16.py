@@ -27,7 +27,7 @@ class Bfloat16Net(nn.Module):
         super().__init__()
         self.net, self.residual = net, residual
         if hasattr(net, "multiple"):  # the size multiple that callers pad inputs to
-            self.multiple = int(getattr(net, "multiple"))  # noqa: B009  (typed as Tensor | Module)
+            self.multiple: int | tuple[int, ...] = net.multiple  # type: ignore[assignment]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``(B, C, *spatial)`` float32 -> float32."""

@@ -351,3 +351,17 @@ def test_patches_deeper_than_the_subsampled_pairs_are_refused_before_training() 
     cfg.train.patch_schedule = [(0, (32, 32, 8)), (100, (32, 32, 16))]
     with pytest.raises(UsageError, match="slice_steps"):
         _check_depth(volumes, cfg)
+
+
+def test_deep_folded_network_denoises_a_volume_its_patches_do_not_divide() -> None:
+    # The tiler used to fit patches to the patch sizes' common divisor (16), which a 4x4x2 fold
+    # feeding a 4-level U-Net (32 in-plane) does not divide: validation stopped with a shape error.
+    from domains.ct_denoise.config import ModelConfig
+    from domains.ct_denoise.volumes import denoise
+
+    net = create_model("unet", spatial_dims=3, channels=[4, 8, 8, 8], residual=True,
+                       unshuffle=[4, 4, 2], channels_last=True)
+    cfg = ModelConfig(channels=[4, 8, 8, 8], patch=[128, 128, 16], overlap=[16, 16, 4])
+    hu = np.random.default_rng(0).normal(40.0, 20.0, (180, 150, 20)).astype(np.float32)
+    out = denoise(net, hu, cfg)
+    assert out.shape == hu.shape and np.isfinite(out).all()

@@ -121,3 +121,8 @@ def test_unet_with_unshuffle_keeps_shape_and_refuses_odd_sizes() -> None:
         assert net(torch.randn(1, 1, 8, 8, 8)).shape == (1, 1, 8, 8, 8)
     with pytest.raises(ShapeError):
         net(torch.randn(1, 1, 7, 8, 8))
+
+
+def test_folded_unet_reports_its_per_axis_size_multiple() -> None:
+    net = create_model("unet", spatial_dims=3, channels=[4, 8, 16, 32], unshuffle=[4, 4, 2])
+    assert net.multiple == (32, 32, 16)  # 4 * 8 in-plane: the folded grid feeds 4 levels

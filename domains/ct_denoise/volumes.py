@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -53,7 +54,7 @@ def denoise(
     cfg: ModelConfig,
     progress: bool = False,
     device: torch.device | None = None,
-    fit: int | None = None,
+    fit: int | Sequence[int] | None = None,
 ) -> np.ndarray:
     """Denoise an (X, Y, Z) HU array with sliding-window inference; returns HU float32.
 
@@ -65,7 +66,7 @@ def denoise(
     """
     device = device or module_device(model)
     x = torch.from_numpy(np.ascontiguousarray(hu, dtype=np.float32) / HU_SCALE)[None, None]
-    fit = fit or int(getattr(model, "multiple", 0)) or math.gcd(*cfg.patch)
+    fit = fit or getattr(model, "multiple", 0) or math.gcd(*cfg.patch)
     tiles = TileConfig(patch_size=cfg.patch, overlap=cfg.overlap, batch_size=cfg.batch_size,
                        fit=fit)
     net = model.to(device=device, memory_format=torch.channels_last_3d).eval()

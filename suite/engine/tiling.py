@@ -53,7 +53,7 @@ class TileConfig:
         fit: when > 0, shrink each axis's patch to the smallest multiple of ``fit`` that still
             covers it with as many patches (:func:`balanced_patch`): the same tile count with
             less overlap and padding. ``fit`` must be a size the model accepts (e.g. its U-Net
-            multiple). 0 keeps ``patch_size`` as given.
+            multiple), one value or one per axis. 0 keeps ``patch_size`` as given.
     """
 
     patch_size: int | Sequence[int]
@@ -63,7 +63,7 @@ class TileConfig:
     scale: int | Sequence[int] = 1
     blend: BlendMode = "gaussian"
     pad_mode: PadMode = "replicate"
-    fit: int = 0
+    fit: int | Sequence[int] = 0
 
 
 def _index(starts: Sequence[int], sizes: Sequence[int]) -> tuple[EllipsisType | slice, ...]:
@@ -290,10 +290,10 @@ def plan_tiles(spatial: Sequence[int], config: TileConfig) -> TilePlan:
     if config.batch_size < 0:
         raise UsageError(f"batch_size must be >= 1, or 0 for automatic, got {config.batch_size}")
     patch = _per_axis(config.patch_size, nd, "patch_size")
-    if config.fit > 0:
-        over = _per_axis(config.overlap, nd, "overlap")
-        patch = tuple(balanced_patch(s, p, o, config.fit)
-                      for s, p, o in zip(spatial, patch, over, strict=True))
+    fits = _per_axis(config.fit, nd, "fit")
+    over = _per_axis(config.overlap, nd, "overlap")
+    patch = tuple(balanced_patch(s, p, o, f) if f > 0 else p
+                  for s, p, o, f in zip(spatial, patch, over, fits, strict=True))
     halo = _per_axis(config.halo, nd, "halo")
     scale = _per_axis(config.scale, nd, "scale")
     if min(halo) < 0 or min(scale) < 1:

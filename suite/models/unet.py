@@ -155,6 +155,9 @@ class SpaceToDepthNet(nn.Module):
         super().__init__()
         self.net, self.factors = net, list(factors)
         self.channels, self.residual = channels, residual
+        # Per axis: the folded grid must still divide into the inner network's levels.
+        inner = int(getattr(net, "multiple", 1))
+        self.multiple = tuple(f * inner for f in self.factors)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``(B, C, *spatial) -> (B, C, *spatial)``; spatial sizes divisible by the factors."""
