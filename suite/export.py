@@ -27,6 +27,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from suite.engine.device import pick_device
 from suite.errors import InputError, UsageError
 
 CARD_KEY = "suite.model_card"
@@ -468,8 +469,9 @@ def load_runtime_model(
             ``onnxruntime`` (an
             :class:`OnnxModule`; safetensors weights are exported once into the cache, see
             :func:`cached_onnx`).
-        device: ONNX Runtime device (``auto``, ``cpu``, ``cuda``); torch modules stay on CPU
-            for the caller to move.
+        device: ``auto``, ``cpu`` or ``cuda``: where ``torch`` and ``torch-bf16`` modules are
+            placed and ONNX Runtime runs; ``torch-int8`` modules stay on the CPU, the only
+            place PyTorch's int8 kernels run.
         trust: allow pickled checkpoints (torch runtimes only).
         calibration: returns the int8 calibration patches (``torch-int8`` only, called only
             when the cache has no int8 model for these weights yet).
@@ -491,12 +493,12 @@ def load_runtime_model(
         return module, module.card
     model, card = load_model(weights, trust=trust)
     if runtime == "torch":
-        return model, card
+        return model.to(pick_device(device)), card
     if runtime == "torch-bf16":
         from suite.bf16 import to_bfloat16, warn_if_emulated
 
         warn_if_emulated(device)
-        return to_bfloat16(model), card
+        return to_bfloat16(model).to(pick_device(device)), card
     if runtime == "torch-int8":
         if calibration is None:
             raise UsageError(f"{card.get('domain', 'this model')} has no int8 calibration data; "

@@ -192,3 +192,30 @@ def test_threads_option_sets_torch_threads(run_cli, where: str) -> None:
 def test_threads_option_refuses_zero(run_cli) -> None:
     code, _, err = run_cli("--threads", "0", "domains")
     assert code == 2 and "at least 1" in err and len(err.strip().splitlines()) == 1
+
+
+@pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="this machine has CUDA")
+@pytest.mark.parametrize("domain", ["ct-denoise", "mri-sr", "fundus", "sat-sr", "cloud-inpaint",
+                                    "pansharpen"])
+def test_device_cuda_without_cuda_is_refused(domain: str, run_cli, tmp_path: Path) -> None:
+    # Four domains used to ignore --device and run on the CPU whatever it said.
+    from suite.sample import sample_data_dir
+
+    s = sample_data_dir()
+    args = {
+        "ct-denoise": [s / "ct" / "abdomen_ct_dicom"],
+        "mri-sr": [s / "mri" / "stroke_t1_excerpt.nii.gz", "--scale", "2", "--axis", "2"],
+        "fundus": [s / "fundus" / "retina_700.png"],
+        "sat-sr": [s / "sat" / "landsat8_LC80200392015216_excerpt.tif", "--scale", "2"],
+        "cloud-inpaint": [tmp_path / "cloudy.tif", "--mask", tmp_path / "cloudy_mask.tif"],
+        "pansharpen": [s / "pansharpen" / "l8_ms_b2-b5.tif", "--pan",
+                       s / "pansharpen" / "l8_pan_b8.tif"],
+    }[domain]
+    if domain == "cloud-inpaint":
+        assert run_cli("degrade", domain, s / "cloud" / "s2_clear_eolearn_ref3.tif",
+                       "-o", tmp_path / "cloudy.tif")[0] == 0
+    out = tmp_path / ("out.nii.gz" if domain in ("ct-denoise", "mri-sr") else
+                      "out.png" if domain == "fundus" else "out.tif")
+    code, _, err = run_cli("--quiet", "enhance", domain, *args, "-o", out, "--device", "cuda")
+    assert code == 2 and "CUDA is not available" in err and len(err.strip().splitlines()) == 1
+    assert not out.exists()

@@ -26,7 +26,7 @@ from suite.engine import (
     pick_device,
     random_flips,
 )
-from suite.engine.device import autocast_context
+from suite.engine.device import autocast_context, module_device
 from suite.errors import UsageError
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -48,7 +48,8 @@ def tiny_net() -> nn.Module:
 
 
 def val_mse(model: nn.Module) -> dict[str, float]:
-    x = torch.linspace(0, 1, 144).reshape(1, 1, 12, 12)
+    # validators get the model where it trains: inputs go to it, as the domains' validators do
+    x = torch.linspace(0, 1, 144).reshape(1, 1, 12, 12).to(module_device(model))
     return {"mse": float(F.mse_loss(model(x), x))}
 
 

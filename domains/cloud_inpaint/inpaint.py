@@ -25,6 +25,7 @@ from torch import Tensor, nn
 
 from domains.cloud_inpaint.fill import SMOOTH_SWEEPS, smooth_fill
 from domains.cloud_inpaint.net import ResidualInpainter
+from suite.engine.device import module_device
 from suite.engine.tiling import TileConfig, tiled_inference
 
 Filler = Callable[[np.ndarray, np.ndarray], np.ndarray]
@@ -101,9 +102,9 @@ def band_planes(z: Tensor, mask: Tensor, ref: Tensor | None = None,
 
 
 @torch.no_grad()
-def run_generator(model: nn.Module, x: np.ndarray, device: torch.device | str = "cpu"
-                  ) -> np.ndarray:
-    """Run the generator on ``(N, K, H, W)``, padding by reflection to a multiple of 4.
+def run_generator(model: nn.Module, x: np.ndarray) -> np.ndarray:
+    """Run the generator on ``(N, K, H, W)`` on its own device, padding by reflection to a
+    multiple of 4.
 
     Beyond 256 pixels the engine's tiled inference runs 192-pixel tiles with a 32-pixel halo
     (self-attention memory grows with the square of the tile area).
@@ -114,14 +115,14 @@ def run_generator(model: nn.Module, x: np.ndarray, device: torch.device | str = 
         t = torch.from_numpy(np.ascontiguousarray(x))
         return tiled_inference(t, model, config)[:, 0].numpy()
     ph, pw = (-h) % 4, (-w) % 4
-    t = torch.from_numpy(np.ascontiguousarray(x)).to(device)
+    t = torch.from_numpy(np.ascontiguousarray(x)).to(module_device(model))
     if ph or pw:
         mode = "reflect" if min(h, w) > max(ph, pw) else "replicate"
         t = F.pad(t, (0, pw, 0, ph), mode=mode)
     return model(t)[:, 0, :h, :w].float().cpu().numpy()
 
 
-def model_filler(model: nn.Module, ref: np.ndarray | None = None, device: str = "cpu") -> Filler:
+def model_filler(model: nn.Module, ref: np.ndarray | None = None) -> Filler:
     """Filler ``(image, mask) -> filled`` from a band-wise generator (``ref`` on the same grid)."""
 
     def fill(image: np.ndarray, mask: np.ndarray) -> np.ndarray:
@@ -131,7 +132,7 @@ def model_filler(model: nn.Module, ref: np.ndarray | None = None, device: str = 
         if ref is not None:
             rmu, rsd = clear_stats(ref, ~mask)
             zr = (ref - rmu) / rsd
-        pred = run_generator(model.eval(), _planes(model, z, mask, zr), device)
+        pred = run_generator(model.eval(), _planes(model, z, mask, zr))
         return composite(image, mask, pred * sd + mu)
 
     return fill

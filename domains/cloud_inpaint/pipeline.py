@@ -27,6 +27,7 @@ from domains.cloud_inpaint.masks import (
 )
 from domains.cloud_inpaint.metrics import masked_metrics
 from suite.domain import DemoItem
+from suite.engine.device import pick_device
 from suite.errors import InputError, UsageError
 from suite.io.raster import (
     RasterMeta,
@@ -117,8 +118,8 @@ def choose_filler(options: argparse.Namespace, ref: np.ndarray | None) -> tuple[
         need = "--reference" if card.get("guided") else "weights trained with guidance"
         raise UsageError(f"{weights} {'is' if card.get('guided') else 'is not'} a guided model; "
                          f"it needs {need}")
-    device = "cpu" if getattr(options, "device", "cpu") == "auto" else options.device
-    return model_filler(model, ref, device), f"model {Path(weights).name}"
+    model = model.to(pick_device(getattr(options, "device", "auto")))
+    return model_filler(model, ref), f"model {Path(weights).name}"
 
 
 def _producer(stored: np.ndarray, valid: np.ndarray, meta: RasterMeta):  # type: ignore[no-untyped-def]

@@ -29,7 +29,6 @@ from domains.cloud_inpaint.data import load_scenes
 from domains.cloud_inpaint.inpaint import band_planes, clear_stats, model_filler
 from domains.cloud_inpaint.metrics import masked_metrics
 from suite.config import to_dict
-from suite.engine.device import module_device
 from suite.engine.patches import PairedPatchDataset, random_flips
 from suite.engine.train import Trainer, recipe_from_args
 from suite.errors import UsageError
@@ -173,8 +172,8 @@ class Validator:
             self.cases.append((scene, layer.mask, ref))
 
     def __call__(self, model: nn.Module) -> dict[str, float]:
-        device = str(module_device(model))  # validation runs where the model is (CPU or CUDA)
-        values = [masked_metrics(model_filler(model, ref, device)(scene, mask), scene, mask)
+        # model_filler runs the model where it is (CPU, or CUDA while training there)
+        values = [masked_metrics(model_filler(model, ref)(scene, mask), scene, mask)
                   for scene, mask, ref in self.cases]
         psnr = float(np.mean([v["psnr_in_mask"] for v in values]))
         return {"val_psnr_in_mask": psnr}

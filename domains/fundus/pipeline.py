@@ -23,15 +23,16 @@ from suite.sample import sample_data_dir
 from suite.viz import save_png
 
 
-def load_fundus_model(weights: Path | None, trust: bool = False,
-                      runtime: str = "torch") -> tuple[nn.Module, ModelConfig]:
-    """The user's weights, or the shipped default, on ``runtime``; with the card's tiling."""
+def load_fundus_model(weights: Path | None, trust: bool = False, runtime: str = "torch",
+                      device: str = "auto") -> tuple[nn.Module, ModelConfig]:
+    """The user's weights, or the shipped default, on ``runtime`` and ``device``; with the
+    card's tiling."""
     from domains.fundus import DOMAIN
 
     path = weights or DOMAIN.default_weights()
     if path is None:
         raise UsageError("no default fundus weights are installed; pass --weights")
-    model, card = load_runtime_model(path, runtime, "cpu", trust=trust)
+    model, card = load_runtime_model(path, runtime, device, trust=trust)
     if not isinstance(model, nn.Module):  # the runtimes above are all PyTorch
         raise UsageError(f"fundus runs on torch or torch-bf16, not {runtime}")
     tiling = card.get("inference", {})
@@ -46,7 +47,8 @@ def enhance_photo(path: Path, output: Path, options: argparse.Namespace) -> dict
     """Restore one fundus photograph into ``output`` (PNG, JPEG or TIFF by suffix)."""
     src = read_fundus(path, getattr(options, "fov", None))
     model, tiling = load_fundus_model(options.weights, options.trust_checkpoint,
-                                      getattr(options, "runtime", "torch"))
+                                      getattr(options, "runtime", "torch"),
+                                      getattr(options, "device", "auto"))
     out = restore(model, src.rgb, src.fov, tiling, progress=not options.quiet)
     write_like(output, out, src)
     return {"pixels": int(src.fov.size), "fov_fraction": round(float(src.fov.mean()), 3)}

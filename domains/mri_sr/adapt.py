@@ -22,6 +22,7 @@ from torch import nn
 from domains.mri_sr.config import AdaptConfig, LossConfig
 from domains.mri_sr.sr import intensity_scale
 from domains.mri_sr.train import PlaneTrainer, make_loss, plane_dataset, sr_pair
+from suite.engine.device import module_device
 from suite.engine.train import TrainConfig
 from suite.errors import InputError
 
@@ -71,7 +72,8 @@ def adapt_model(
     if patch < 16:
         raise InputError(path, f"in-plane size {small} is too small for --adapt (needs 16)")
     train_cfg = TrainConfig(steps=cfg.steps, batch_size=cfg.batch_size, lr=cfg.lr,
-                            lr_schedule="constant", amp=False, progress=False, device="cpu")
+                            lr_schedule="constant", amp=False, progress=False,
+                            device=str(module_device(model)))
     with tempfile.TemporaryDirectory(prefix="mri_sr_adapt_") as tmp:
         trainer = PlaneTrainer(model.train(), make_loss(loss.l1, loss.frequency, loss.phase),
                                torch.optim.AdamW, plane_dataset(inputs, targets, patch, 0),

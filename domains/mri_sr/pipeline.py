@@ -21,6 +21,7 @@ from domains.mri_sr.sr import super_resolve
 from suite.bf16 import to_bfloat16, warn_if_emulated
 from suite.config import load_config
 from suite.domain import DemoItem
+from suite.engine.device import pick_device
 from suite.errors import InputError, UsageError
 from suite.io.volume import Volume, VolumeMeta, read_volume, write_volume
 from suite.sample import sample_data_dir
@@ -60,21 +61,23 @@ def _with_affine(meta: VolumeMeta, affine: np.ndarray) -> VolumeMeta:
     return dataclasses.replace(meta, affine=affine, spacing=spacing)
 
 
-def load_sr_model(weights: Path | None, trust: bool = False) -> nn.Module | None:
-    """The user's weights, else the shipped default, else ``None`` (cubic fallback)."""
+def load_sr_model(weights: Path | None, trust: bool = False,
+                  device: str = "auto") -> nn.Module | None:
+    """The user's weights, else the shipped default, on ``device``; else ``None`` (cubic)."""
     from domains.mri_sr import DOMAIN
 
     path = weights or DOMAIN.default_weights()
     if path is None:
         return None
     model, _card = load_model(path, trust=trust)
-    return model
+    return model.to(pick_device(device))
 
 
 def enhance_volume(path: Path, output: Path, options: argparse.Namespace) -> dict[str, Any]:
     """Super-resolve ``path`` through-plane into the NIfTI ``output``."""
     vol, axis, scale = _prepare(path, output, options)
-    model = load_sr_model(options.weights, options.trust_checkpoint)
+    device = getattr(options, "device", "auto")
+    model = load_sr_model(options.weights, options.trust_checkpoint, device)
     method = _method(model, options)
     if model is not None and options.adapt:
         cfg = load_config(MriSrConfig, DEFAULT_YAML)
@@ -83,7 +86,7 @@ def enhance_volume(path: Path, output: Path, options: argparse.Namespace) -> dic
         model = adapt_model(model, vol.data, axis, scale, cfg.adapt, cfg.loss, path)
     if model is not None and getattr(options, "runtime", "torch") == "torch-bf16":
         # after --adapt, which trains in fp32: only the inference runs in bf16
-        warn_if_emulated("cpu")
+        warn_if_emulated(device)
         model = to_bfloat16(model)
         method += ", bfloat16"  # recorded in the output's derivation
     out = super_resolve(model, vol.data, axis, scale)

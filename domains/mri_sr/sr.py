@@ -15,6 +15,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from domains.mri_sr.geometry import cubic_upsample
+from suite.engine.device import module_device
 
 NORM_PERCENTILE = 99.5
 
@@ -44,9 +45,10 @@ def run_planes(model: nn.Module, planes: np.ndarray, batch: int = 8) -> np.ndarr
     with torch.no_grad():
         for start in range(0, n, batch):
             x = torch.from_numpy(np.ascontiguousarray(planes[start : start + batch]))[:, None]
+            x = x.to(module_device(model))
             x = F.pad(x, (0, pw, 0, ph), mode="replicate")
             y = model(x.contiguous(memory_format=torch.channels_last))
-            out[start : start + batch] = y[:, 0, :h, :w].float().numpy()
+            out[start : start + batch] = y[:, 0, :h, :w].float().cpu().numpy()
     return out
 
 

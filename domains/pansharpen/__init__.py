@@ -211,7 +211,8 @@ def _adapt_window(pair: PanMsPair) -> Window:
 def _deep_model(pair: PanMsPair, options: argparse.Namespace) -> tuple[Any, dict[str, Any]]:
     """Load the network, standardize on a central region, adapt on its Wald pair."""
     model, card = deep.load(
-        getattr(options, "weights", None), bool(getattr(options, "trust_checkpoint", False))
+        getattr(options, "weights", None), bool(getattr(options, "trust_checkpoint", False)),
+        getattr(options, "device", "auto"),
     )
     adapt_cfg = card.get("adaptation", {})
     steps = getattr(options, "adapt_steps", None)

@@ -35,7 +35,7 @@ from torch import nn
 from domains.pansharpen.net import PanDetailNet
 from domains.pansharpen.wald import Scene, full_pair, reduced_pair
 from suite.degradations.mtf import mtf_kernel_1d, sensor_mtf
-from suite.engine.device import module_device
+from suite.engine.device import module_device, pick_device
 from suite.errors import InputError
 from suite.weights import load_state, read_card
 
@@ -103,8 +103,9 @@ def build(arguments: dict[str, Any]) -> PanDetailNet:
     return PanDetailNet(**arguments)
 
 
-def load(path: Path | None = None, trust: bool = False) -> tuple[PanDetailNet, dict[str, Any]]:
-    """The user's weights or the shipped ones, with their card."""
+def load(path: Path | None = None, trust: bool = False,
+         device: str = "auto") -> tuple[PanDetailNet, dict[str, Any]]:
+    """The user's weights or the shipped ones, on ``device``, with their card."""
     path = path or WEIGHTS
     if not Path(path).is_file():
         raise InputError(path, "no pansharpen weights there; train them with "
@@ -115,7 +116,7 @@ def load(path: Path | None = None, trust: bool = False) -> tuple[PanDetailNet, d
         model.load_state_dict(load_state(path, trust=trust))
     except RuntimeError as exc:
         raise InputError(path, f"weights do not fit the pansharpen network: {exc}") from None
-    return model.eval(), card
+    return model.eval().to(pick_device(device)), card
 
 
 def _patches(
@@ -240,11 +241,13 @@ def adapt(
     opt = torch.optim.Adam(tuned.parameters(), lr=lr)
     rng = np.random.default_rng(seed)
     torch.manual_seed(seed)
+    device = module_device(tuned)
     for _ in range(steps):
-        x, y = _patches(inputs, target, patch, batch, rng)
+        x, y = (t.to(device) for t in _patches(inputs, target, patch, batch, rng))
         loss = F.l1_loss(tuned(x), y)
         if full is not None and full_weight > 0:
-            xf, floor = _patches(full.inputs, full.floor, full_patch, max(1, batch // 4), rng)
+            xf, floor = (t.to(device) for t in _patches(full.inputs, full.floor, full_patch,
+                                                        max(1, batch // 4), rng))
             loss = loss + full_weight * full_res_loss(tuned, full, xf, floor, structure)
         opt.zero_grad(set_to_none=True)
         loss.backward()

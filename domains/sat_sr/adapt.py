@@ -20,6 +20,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from domains.sat_sr.guided import MTF_GAIN, reduced_inputs
+from suite.engine.device import module_device
 
 
 @dataclass(frozen=True)
@@ -67,8 +68,9 @@ def adapt(model: nn.Module, inputs: np.ndarray, truth: np.ndarray, cfg: AdaptCon
     opt = torch.optim.Adam(tuned.parameters(), lr=cfg.lr)
     rng = np.random.default_rng(cfg.seed)
     torch.manual_seed(cfg.seed)
+    device = module_device(tuned)
     for _ in range(cfg.steps):
-        x, y = random_crops(inputs, truth, cfg, rng)
+        x, y = (t.to(device) for t in random_crops(inputs, truth, cfg, rng))
         loss = F.l1_loss(tuned(x), y)
         opt.zero_grad(set_to_none=True)
         loss.backward()
