@@ -6,7 +6,6 @@ import itertools
 from collections.abc import Sequence
 
 import torch
-from monai.networks.nets import UNet as MonaiUNet
 from torch import nn
 
 from suite.errors import ShapeError
@@ -210,6 +209,10 @@ def unet(
         raise ValueError(f"backend must be 'lean' or 'monai', got {backend!r}")
     if residual and in_channels != out_channels:
         raise ValueError("residual=True needs in_channels == out_channels")
+    # Imported here: MONAI's package import pulls in its data and transform stacks, about a
+    # third of every `suite` command's start-up, and only this backend needs it.
+    from monai.networks.nets import UNet as MonaiUNet
+
     net = MonaiUNet(
         spatial_dims=spatial_dims,
         in_channels=in_channels,
