@@ -68,7 +68,9 @@ def quantize_torch_int8(model: nn.Module, patches: Sequence[np.ndarray]) -> nn.M
         folded = [space_to_depth(torch.from_numpy(np.asarray(p, dtype=np.float32))[None],
                                  model.factors)[0].numpy() for p in patches]
         inner = quantize_torch_int8(model.net, folded)
-        return SpaceToDepthNet(inner, model.factors, model.channels, model.residual)
+        wrapped = SpaceToDepthNet(inner, model.factors, model.channels, model.residual)
+        wrapped.multiple = model.multiple  # the FX graph dropped the inner network's multiple
+        return wrapped
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", DeprecationWarning)  # torch.ao moves to torchao

@@ -122,3 +122,18 @@ def test_calibration_crops_cycle_through_arrays_and_clip() -> None:
     first = crops[0]
     y, x = np.argwhere(big[0] == first[0, 0, 0])[0]  # a real window of the source
     np.testing.assert_array_equal(first, big[:, y:y + 8, x:x + 8])
+
+
+def test_int8_models_keep_the_size_multiple_the_tiler_fits_to(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Quantizing traces the network, which drops the attribute; without it the tiler fell back
+    # to the patch sizes' common divisor, which a deep folded network does not divide into.
+    from suite.export import load_runtime_model
+
+    monkeypatch.setenv("SUITE_CACHE", str(tmp_path / "cache"))
+    args = {**ARGS, "unshuffle": [2, 2, 2]}
+    model = create_model("unet", **args).eval()
+    assert quantize_torch_int8(model, _patches()).multiple == model.multiple
+    weights = save_weights(tmp_path / "s2d.safetensors", model, {**CARD, "arguments": args})
+    loaded, _ = load_runtime_model(weights, "torch-int8", calibration=_patches)
+    assert loaded.multiple == model.multiple
