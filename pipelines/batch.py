@@ -40,6 +40,7 @@ from pipelines.batch_items import (
 )
 from suite import plugins
 from suite.domain import Domain
+from suite.engine.device import pick_device
 from suite.errors import InputError, UsageError
 from suite.io.atomic import atomic_path, check_output_path
 
@@ -348,6 +349,8 @@ def batch(args: argparse.Namespace) -> int:
     """Run ``suite batch``; return 0, 2 if any item had bad input, 1 if any failed otherwise."""
     domain = plugins.get_domain(args.domain)
     domain.check_runtime(args)
+    if not args.scheduler and getattr(args, "device", "auto") != "auto":
+        pick_device(args.device)  # local workers see this machine's devices: refuse early
     out_dir = _out_dir(args)
     items = plan_items(expand_inputs(args.inputs, domain), out_dir, domain)
     header = _header(domain, args, domain_options(args))

@@ -392,3 +392,15 @@ def test_bad_usage_is_one_line_and_exit_2(
         (tmp_path / sub / "same.tif").write_bytes(b"x")
     code, _, err = run_cli("batch", "box3", tmp_path / "x", tmp_path / "y", "-o", tmp_path / "o")
     assert code == 2 and "would both write" in err
+
+
+@pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="this machine has CUDA")
+def test_local_batch_on_cuda_without_cuda_is_refused_before_starting(
+    tmp_path: Path, fake_domains: None, run_cli: RunCli
+) -> None:
+    # It used to start the workers and fail every item with the same message.
+    (tmp_path / "a.tif").write_bytes(b"x")
+    out = tmp_path / "o"
+    code, _, err = run_cli("--quiet", "batch", "box3", tmp_path / "a.tif", "-o", out,
+                           "--device", "cuda")
+    assert code == 2 and "CUDA is not available" in err and not out.exists()
