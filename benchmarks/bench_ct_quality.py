@@ -86,7 +86,7 @@ class Options:
 def run(volume: Path, weights: Path | None, slices: int, start: int | None,
         options: Options) -> list[str]:
     ref, pixel_mm = _central(volume, slices, start)
-    model, tiling = load_ct_model(weights, runtime=options.runtime)
+    model, tiling = load_ct_model(weights, runtime=options.runtime, device="cpu")
     which = "default weights" if weights is None else f"weights {weights.parent.name}"
     runtime = "" if options.runtime == "torch" else f", {options.runtime}"
     label = f"suite ct-denoise ({which}{runtime})"
@@ -112,7 +112,7 @@ def run(volume: Path, weights: Path | None, slices: int, start: int | None,
 def blend_rows(volume: Path, weights: Path | None, slices: int, blends: list[float]) -> list[str]:
     """Soft-window PSNR of ``pred + b * (noisy - pred)`` for each ``b``, at each level."""
     ref, pixel_mm = _central(volume, slices)
-    model, tiling = load_ct_model(weights)
+    model, tiling = load_ct_model(weights, device="cpu")
     rows = ["| added noise (HU) | blend b | PSNR [-160,240] dB | SSIM [-160,240] |",
             "|---|---|---|---|"]
     for level in LEVELS_HU:

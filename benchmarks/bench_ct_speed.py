@@ -82,7 +82,7 @@ def main() -> None:
     args = parser.parse_args()
     rng = np.random.default_rng(0)
     volume = (rng.normal(40, 60, (512, 512, args.depth))).astype(np.float32)
-    ours, tiling = load_ct_model(args.weights)
+    ours, tiling = load_ct_model(args.weights, device="cpu")
     monai_net = UNet(3, 1, 1, channels=(16, 32, 64, 128), strides=(2, 2, 2),
                      num_res_units=2).eval()
     x = torch.from_numpy(volume / 1000.0)[None, None]
@@ -104,10 +104,10 @@ def main() -> None:
     if args.compare_fit:  # fitting to a multiple of the largest patch side never shrinks it
         runs["suite card patch"] = lambda: denoise(ours, volume, tiling, fit=max(tiling.patch))
     if args.int8:
-        int8, _ = load_ct_model(args.weights, runtime="torch-int8")
+        int8, _ = load_ct_model(args.weights, runtime="torch-int8", device="cpu")
         runs["suite int8"] = lambda: denoise(int8, volume, tiling, fit=FIT)
     if args.bf16:
-        bf16, _ = load_ct_model(args.weights, runtime="torch-bf16")
+        bf16, _ = load_ct_model(args.weights, runtime="torch-bf16", device="cpu")
         monai_bf16 = to_bfloat16(monai_net)
         runs["suite bf16"] = lambda: denoise(bf16, volume, tiling, fit=FIT)
 

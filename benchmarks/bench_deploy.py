@@ -79,7 +79,7 @@ def ct_case(given: Path | None = None) -> Case | None:
     if weights is None:
         print("CT: no trained weights (shipped or runs/ct_default); skipped", file=sys.stderr)
         return None
-    model, cfg = load_ct_model(weights)
+    model, cfg = load_ct_model(weights, device="cpu")
     ref = to_axial(read_volume(DATA / "ct" / "totalsegmentator_ct.nii.gz"))
     noisy = simulate_low_dose(ref.hu, ref.pixel_mm, 2, noise_hu=50.0, seed=0).noisy
     sample = to_axial(read_volume(REPO / "sample_data" / "ct" / "abdomen_ct_dicom"))
@@ -112,7 +112,7 @@ def sat_case() -> Case | None:
     from suite.metrics import psnr
     from suite.weights import read_card
 
-    model, tiling = load_sr(path, 2)
+    model, tiling = load_sr(path, 2, device="cpu")
     folder = DATA / "remote" / "sentinel2_S2A_29RKH_20200219_L2A_decimated"
     bands = []
     for band in ("B02", "B03", "B04", "B08"):

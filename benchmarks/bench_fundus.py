@@ -70,7 +70,7 @@ def methods(l1: Path, default: Path, bf16: bool = False) -> dict[str, Method]:
     if bf16:
         models.append(("model, vessel-aware (default), torch-bf16", default, "torch-bf16"))
     for name, path, runtime in models:
-        net, tiling = load_fundus_model(path, runtime=runtime)
+        net, tiling = load_fundus_model(path, runtime=runtime, device="cpu")
         out[name] = lambda x, f, net=net, tiling=tiling: restore(net, x, f, tiling)
     return out
 
@@ -135,7 +135,7 @@ def full_resolution(default: Path, runtimes: tuple[str, ...] = ("torch",),
     canvas[:, 584:584 + side] = disc / 255.0
     fov = np.zeros(canvas.shape[:2], bool)
     fov[:, 584:584 + side] = np.asarray(Image.fromarray(src.fov).resize((side, side)))
-    nets = {r: load_fundus_model(default, runtime=r) for r in runtimes}
+    nets = {r: load_fundus_model(default, runtime=r, device="cpu") for r in runtimes}
     centre = np.s_[912:1424, 1496:2008]
     for net, tiling in nets.values():
         restore(net, canvas[centre], fov[centre], tiling)  # warm-up: oneDNN builds its kernels

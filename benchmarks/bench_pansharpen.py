@@ -114,7 +114,7 @@ def main() -> None:
     parser.add_argument("--deep-only", action="store_true", help="skip the classical methods")
     args = parser.parse_args()
     torch.set_num_threads(2)
-    model, card = deep.load()
+    model, card = deep.load(device="cpu")
     adapt_cfg = {**card.get("adaptation", {}), **_overrides(args.adapt)}
     steps = int(args.adapt_steps or adapt_cfg.get("steps", 100))
     methods: dict[str, Fuser] = {} if args.deep_only else {

@@ -34,7 +34,8 @@ torch.set_num_threads(2)
 ms, pan, out = map(Path, sys.argv[1:4])
 t = time.perf_counter()
 DOMAIN.enhance([ms], out, argparse.Namespace(pan=pan, method=sys.argv[4], sensor="generic",
-                                               register="auto", adapt_steps=None, weights=None))
+                                               register="auto", adapt_steps=None, weights=None,
+                                               device="cpu"))
 print(json.dumps({"seconds": time.perf_counter() - t,
                   "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
 """

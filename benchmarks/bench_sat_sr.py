@@ -98,12 +98,12 @@ def landsat_rows(folder: Path) -> list[dict[str, object]]:
         preds = {"bicubic": bic[:, :h, :w]}
         for model in ("espcn", "default"):
             out = folder / f"{model}_x{scale}.tif"
-            net, tiling = load_sr(shipped_weights(model, scale), scale)
+            net, tiling = load_sr(shipped_weights(model, scale), scale, device="cpu")
             enhance_raster(low, out, net, scale, tiling)
             preds[model] = reflectance(out)[:, :h, :w]
         gan = WEIGHTS_DIR / f"default_x{scale}_gan.safetensors"
         if gan.is_file():
-            net, tiling = load_sr(gan, scale)
+            net, tiling = load_sr(gan, scale, device="cpu")
             enhance_raster(low, folder / f"gan_x{scale}.tif", net, scale, tiling)
             preds[GAN] = reflectance(folder / f"gan_x{scale}.tif")[:, :h, :w]
         b = 2 * scale
@@ -172,7 +172,7 @@ CHILD = """
 import json, resource, sys
 from pathlib import Path
 from domains.sat_sr.sr import enhance_raster, load_sr, shipped_weights
-net, tiling = load_sr(shipped_weights("espcn", 2), 2)
+net, tiling = load_sr(shipped_weights("espcn", 2), 2, device="cpu")
 enhance_raster(Path(sys.argv[1]), Path(sys.argv[2]), net, 2, tiling)
 print(json.dumps({"peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
 """
