@@ -491,9 +491,9 @@ def load_runtime_model(
             raise UsageError(f"{weights} is an ONNX model: run it with --runtime onnxruntime")
         module = OnnxModule(weights, device)
         return module, module.card
-    model, card = load_model(weights, trust=trust)
     if runtime == "torch":
-        return model.to(pick_device(device)), card
+        return load_model(weights, trust=trust, device=device)
+    model, card = load_model(weights, trust=trust)
     if runtime == "torch-bf16":
         from suite.bf16 import to_bfloat16, warn_if_emulated
 

@@ -15,6 +15,7 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
+from suite.engine.device import pick_device
 from suite.errors import InputError
 from suite.models.registry import create_model
 
@@ -87,11 +88,17 @@ def load_state(path: str | Path, trust: bool = False) -> dict[str, torch.Tensor]
         raise InputError(path, f"not a readable safetensors file ({exc})") from None
 
 
-def load_model(path: str | Path, trust: bool = False) -> tuple[nn.Module, dict[str, Any]]:
+def load_model(path: str | Path, trust: bool = False,
+               device: str = "cpu") -> tuple[nn.Module, dict[str, Any]]:
     """Rebuild the model described by the card beside ``path`` and load its weights.
 
+    Args:
+        path: the ``.safetensors`` file (or a ``.pt``/``.pth`` state dict with ``trust``).
+        trust: allow pickled checkpoints (loaded with ``weights_only=True``).
+        device: ``cpu``, ``cuda`` or ``auto`` (CUDA when present), as ``--device`` takes it.
+
     Returns:
-        The model in eval mode and its card.
+        The model in eval mode on ``device``, and its card.
     """
     card = read_card(path)
     model = create_model(card["architecture"], **card.get("arguments", {}))
@@ -101,4 +108,4 @@ def load_model(path: str | Path, trust: bool = False) -> tuple[nn.Module, dict[s
     except RuntimeError as exc:
         first = str(exc).splitlines()[0]
         raise InputError(path, f"weights do not fit {card['architecture']}: {first}") from None
-    return model.eval(), card
+    return model.eval().to(pick_device(device)), card

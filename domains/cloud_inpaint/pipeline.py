@@ -27,7 +27,6 @@ from domains.cloud_inpaint.masks import (
 )
 from domains.cloud_inpaint.metrics import masked_metrics
 from suite.domain import DemoItem
-from suite.engine.device import pick_device
 from suite.errors import InputError, UsageError
 from suite.io.raster import (
     RasterMeta,
@@ -113,12 +112,12 @@ def choose_filler(options: argparse.Namespace, ref: np.ndarray | None) -> tuple[
             return (lambda x, m: matched_reference(ref, x, m)), label
         label = "biharmonic" if method == "biharmonic" else "biharmonic FALLBACK (no weights)"
         return biharmonic_fill, label
-    model, card = load_model(weights, trust=getattr(options, "trust_checkpoint", False))
+    model, card = load_model(weights, trust=getattr(options, "trust_checkpoint", False),
+                             device=getattr(options, "device", "auto"))
     if bool(card.get("guided", False)) != (ref is not None):
         need = "--reference" if card.get("guided") else "weights trained with guidance"
         raise UsageError(f"{weights} {'is' if card.get('guided') else 'is not'} a guided model; "
                          f"it needs {need}")
-    model = model.to(pick_device(getattr(options, "device", "auto")))
     return model_filler(model, ref), f"model {Path(weights).name}"
 
 

@@ -21,7 +21,6 @@ from domains.mri_sr.sr import super_resolve
 from suite.bf16 import to_bfloat16, warn_if_emulated
 from suite.config import load_config
 from suite.domain import DemoItem
-from suite.engine.device import pick_device
 from suite.errors import InputError, UsageError
 from suite.io.volume import Volume, VolumeMeta, read_volume, write_volume
 from suite.sample import sample_data_dir
@@ -69,8 +68,8 @@ def load_sr_model(weights: Path | None, trust: bool = False,
     path = weights or DOMAIN.default_weights()
     if path is None:
         return None
-    model, _card = load_model(path, trust=trust)
-    return model.to(pick_device(device))
+    model, _card = load_model(path, trust=trust, device=device)
+    return model
 
 
 def enhance_volume(path: Path, output: Path, options: argparse.Namespace) -> dict[str, Any]:

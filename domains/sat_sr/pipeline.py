@@ -21,7 +21,6 @@ from domains.sat_sr.sr import (
     shipped_weights,
 )
 from suite.domain import DemoItem
-from suite.engine.device import pick_device
 from suite.errors import InputError, UsageError
 from suite.io.raster import read_raster_meta, read_window
 from suite.sample import sample_data_dir
@@ -71,8 +70,8 @@ def enhance_sentinel2(inputs: list[Path], output: Path, options: argparse.Namesp
         nonlocal adapt_cfg
         if method == "classical":
             return None
-        model, card = load_model(path, trust=options.trust_checkpoint)
-        model = model.to(pick_device(getattr(options, "device", "auto")))
+        model, card = load_model(path, trust=options.trust_checkpoint,
+                                 device=getattr(options, "device", "auto"))
         if card.get("normalization", {}).get("scheme") != S2_SCHEME:
             raise InputError(path, "these Sentinel-2 weights predate the guided scheme "
                              f"({S2_SCHEME}); retrain with `suite train sat-sr`")
