@@ -505,8 +505,5 @@ def load_runtime_model(
                              "use --runtime torch or onnxruntime")
         from suite.int8 import cached_int8
 
-        quantized = cached_int8(weights, model, calibration)
-        if hasattr(model, "multiple"):  # the size multiple callers pad to; tracing drops it
-            quantized.multiple = model.multiple
-        return quantized, card
+        return cached_int8(weights, model, calibration), card
     return OnnxModule(cached_onnx(weights, model, card), device), card

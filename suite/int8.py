@@ -129,4 +129,7 @@ def cached_int8(
             example = torch.from_numpy(np.ascontiguousarray(patches[0], dtype=np.float32))[None]
             torch.jit.save(torch.jit.trace(quantized, (example,), check_trace=False), str(tmp))
     torch.backends.quantized.engine = ENGINE
-    return torch.jit.load(str(target))
+    loaded = torch.jit.load(str(target))
+    if hasattr(model, "multiple"):  # the size multiple callers pad to; tracing drops it
+        loaded.multiple = model.multiple
+    return loaded
