@@ -94,6 +94,20 @@ def test_cog_output(tmp_path: Path) -> None:
     assert sorted(p.name for p in tmp_path.iterdir()) == ["c.tif"]
 
 
+def test_ycbcr_jpeg_source_writes_lossless_copy(tmp_path: Path) -> None:
+    # a JPEG-compressed YCbCr source: GDAL refuses YCbCr without JPEG compression
+    rng = np.random.default_rng(0)
+    data = rng.integers(0, 255, (3, 64, 64), dtype=np.uint8)
+    src = fake_geotiff(tmp_path / "ycbcr.tif", data, compress="jpeg", photometric="ycbcr",
+                       tiled=True, blockxsize=32, blockysize=32)
+    meta = read_raster_meta(src)
+    assert meta.profile["photometric"].lower() == "ycbcr"
+    out = write_raster_windows(tmp_path / "out.tif", meta, reader(src))
+    with rasterio.open(out) as ds:
+        assert ds.compression.value == "DEFLATE"
+        np.testing.assert_array_equal(ds.read(), read_window(src, None))
+
+
 def test_mask_without_nodata_becomes_dataset_mask(tmp_path: Path) -> None:
     data = np.arange(2 * 300 * 280, dtype=np.float32).reshape(2, 300, 280)
     src = fake_geotiff(tmp_path / "f.tif", data)

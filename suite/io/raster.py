@@ -255,6 +255,10 @@ def write_profile(meta: RasterMeta) -> dict[str, Any]:
     profile = dict(meta.profile)
     for key in ("blockxsize", "blockysize", "tiled", "compress", "predictor", "interleave"):
         profile.pop(key, None)
+    # YCbCr (a JPEG source's colour space) is valid only with JPEG compression, and the output is
+    # lossless deflate: GDAL would refuse to create the file.
+    if str(profile.get("photometric", "")).lower() == "ycbcr":
+        profile.pop("photometric")
     floating = np.issubdtype(np.dtype(meta.dtype), np.floating)
     profile.update(
         driver="GTiff",
