@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import struct
+import warnings
 import zlib
 from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image, ImageCms
+from pydicom.data import get_testdata_file
 
 from suite.errors import InputError
 from suite.io.photo import PhotoMeta, read_photo, write_photo
@@ -111,6 +113,15 @@ def test_corrupt_file_is_named(retina: np.ndarray, tmp_path: Path, name: str) ->
     with pytest.raises(InputError) as info:
         read_photo(path)
     assert str(path) in str(info.value)
+
+
+def test_dicom_given_as_photo_is_refused_without_warnings() -> None:
+    path = Path(str(get_testdata_file("CT_small.dcm")))  # ships with pydicom, no download
+    with warnings.catch_warnings(record=True) as caught, pytest.raises(InputError) as info:
+        warnings.simplefilter("always")
+        read_photo(path)
+    assert str(path) in str(info.value)
+    assert not caught, [str(w.message) for w in caught]  # a warning is a second stderr line
 
 
 def test_write_refusals_leave_nothing(retina: np.ndarray, tmp_path: Path) -> None:

@@ -8,6 +8,7 @@ greyscale PNG is read exactly (Pillow mode ``I;16``).
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -72,7 +73,12 @@ def read_photo(path: str | Path) -> Photo:
     if not p.is_file():
         raise InputError(p, "does not exist or is not a file")
     try:
-        with Image.open(p) as im:
+        # Pillow's format probes warn (e.g. "Corrupt EXIF data" on a DICOM file) before the
+        # error that is reported as one line; the warning would be a second, confusing line.
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", category=UserWarning, module=r"PIL\.")
+            im = Image.open(p)
+        with im:
             fmt = str(im.format)
             if fmt == "TIFF":
                 return _read_tiff(p)
