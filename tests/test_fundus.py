@@ -82,6 +82,27 @@ def test_fov_refuses_non_fundus_images() -> None:
             estimate_fov(img, "x.png")
 
 
+def _scene(region: np.ndarray) -> np.ndarray:
+    """A textured bright region on a black surround."""
+    rng = np.random.default_rng(1)
+    img = np.zeros((*region.shape, 3), np.float32)
+    img[region] = rng.uniform(0.45, 0.75, (int(region.sum()), 3))
+    return img
+
+
+def test_fov_refuses_a_satellite_collar_and_keeps_cut_or_resized_discs() -> None:
+    yy, xx = np.mgrid[:300, :400].astype(np.float32)
+    u, v = xx - 200, yy - 150
+    collar = (np.abs(u + v) < 170) & (np.abs(u - v) < 170)  # a rotated scene's valid region
+    with pytest.raises(InputError, match="not round"):
+        estimate_fov(_scene(collar), "scene.tif")
+    cut_disc = (np.hypot(u, v) < 165) & (np.abs(v) < 105)  # dark bands above and below
+    resized = np.hypot(u / 1.4, v) < 120  # a round disc resized to another aspect ratio
+    for region in (cut_disc, resized):
+        fov = estimate_fov(_scene(region), "photo.png")
+        assert (fov & region).sum() / region.sum() > 0.95
+
+
 # ----------------------------------------------------------------- degradation
 
 

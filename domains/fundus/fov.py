@@ -18,6 +18,10 @@ MIN_FRACTION = 0.2  # a fundus disc covers at least this share of the frame
 MAX_FRACTION = 0.97  # ... and leaves some dark rim
 MIN_SOLIDITY = 0.9  # the disc (possibly clipped by the frame) is convex
 MAX_RIM_LEVEL = 0.12  # the camera rim is nearly black (fraction of full scale)
+# Share of the FOV's edge that lies on one ellipse: 0.97 on the real photograph, 0.39-0.46 on
+# discs cut by dark bands at top and bottom; 0.17-0.29 on squares, rotated squares (a satellite
+# scene's nodata collar) and hexagons.
+MIN_ON_ELLIPSE = 0.33
 
 
 def estimate_fov(rgb: np.ndarray, path: str | Path | None = None) -> np.ndarray:
@@ -66,11 +70,51 @@ def _check_disc(mask: np.ndarray, level: np.ndarray, path: str | Path | None) ->
         problem = f"bright region covers {100 * fraction:.0f} % of the frame"
     elif mask.sum() / max(1, convex_hull_image(mask).sum()) < MIN_SOLIDITY:
         problem = "bright region is not a disc"
+    elif _edge_on_ellipse(mask) < MIN_ON_ELLIPSE:
+        problem = "bright region is not round"
     elif np.median(level[~mask]) > MAX_RIM_LEVEL:
         problem = "surround of the bright region is not a dark camera rim"
     if problem:
         raise InputError(path, f"no field of view found ({problem}); is this a fundus "
                          "photograph? Pass --fov MASK.png to give one")
+
+
+def _edge_on_ellipse(mask: np.ndarray, tries: int = 400) -> float:
+    """Largest share of the mask's edge within 1 % of one axis-aligned ellipse (RANSAC).
+
+    Edge pixels on the frame are left out (a disc clipped by the frame is still a disc); the
+    ellipse, not a circle, admits photographs resized to another aspect ratio; the fit is robust
+    so that straight cuts of the disc (dark bands above and below) do not bend it.
+    """
+    edge = mask & ~ndimage.binary_erosion(mask)
+    edge[0, :] = edge[-1, :] = edge[:, 0] = edge[:, -1] = False
+    y, x = np.nonzero(edge)
+    if x.size < 20:
+        return 1.0
+    step = max(1, x.size // 2000)  # a few thousand points decide as well as all of them
+    x, y = x[::step].astype(float), y[::step].astype(float)
+    half = max(float(np.ptp(x)), float(np.ptp(y)), 1.0) / 2
+    x, y = (x - x.mean()) / half, (y - y.mean()) / half
+    tol = max(0.01, 1.5 / half)  # at least 1.5 px, for small photographs
+    rows = np.c_[x**2, y**2, x, y]  # A x^2 + B y^2 + C x + D y = 1
+    rng = np.random.default_rng(0)
+    best = 0.0
+    for _ in range(tries):
+        pick = rng.choice(x.size, 4, replace=False)
+        try:
+            a2, b2, c, d = np.linalg.solve(rows[pick], np.ones(4))
+        except np.linalg.LinAlgError:
+            continue
+        if a2 <= 0 or b2 <= 0:
+            continue
+        cx, cy = -c / (2 * a2), -d / (2 * b2)
+        k = 1 + a2 * cx**2 + b2 * cy**2
+        ax, ay = np.sqrt(k / a2), np.sqrt(k / b2)
+        if max(ax, ay) > 3 * min(ax, ay):
+            continue
+        dev = np.abs(np.hypot((x - cx) / ax, (y - cy) / ay) - 1)
+        best = max(best, float(np.mean(dev < tol)))
+    return best
 
 
 def read_fov(path: str | Path, shape: tuple[int, int]) -> np.ndarray:
