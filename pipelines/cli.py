@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import sys
 import traceback
+import warnings
 from collections.abc import Sequence
 
 from pipelines import commands
@@ -25,6 +26,17 @@ EPILOG = """examples:
   suite convert path/to/dicom_folder -o volume.nii.gz
   suite info suite_weights.safetensors
 """
+
+
+def _quiet_notices() -> None:
+    """Hide library notices that would print as extra stderr lines around a clean run.
+
+    rasterio warns on every open and write of a raster without georeferencing (a PNG, a JPEG,
+    a plain TIFF); such a raster is enhanced in pixel coordinates, which is what the user has.
+    Matched by message, so ``suite --help`` need not import rasterio.
+    """
+    for message in (r"Dataset has no geotransform", r"The given matrix is equal to Affine"):
+        warnings.filterwarnings("ignore", message=message)
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -61,6 +73,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI and return its exit code."""
     args_list = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in args_list
+    _quiet_notices()
     try:
         args = build_parser().parse_args(args_list)
         if args.command is None:

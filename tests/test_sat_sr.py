@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 
@@ -10,6 +11,7 @@ import numpy as np
 import pytest
 import rasterio
 import torch
+from PIL import Image
 from rasterio.windows import Window
 
 from domains.sat_sr import nets as _nets  # noqa: F401
@@ -114,6 +116,20 @@ def test_no_seams_across_windows_on_a_real_raster(run_cli: Cli, tmp_path: Path) 
     whole = SrProducer(SAMPLE, read_raster_meta(SAMPLE), model, 4, tiling)(Window(0, 0, 1024,
                                                                                1024))
     assert np.abs(np.ma.getdata(whole).astype(np.float64) - data).max() <= 1.0
+
+
+def test_raster_without_georeferencing_runs_without_notices(run_cli: Cli,
+                                                            tmp_path: Path) -> None:
+    rng = np.random.default_rng(0)
+    Image.fromarray(rng.integers(0, 255, (48, 40, 3), dtype=np.uint8)).save(tmp_path / "a.png")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")  # the project's pytest settings hide this notice
+        code, _, err = run_cli("enhance", "--quiet", "sat-sr", tmp_path / "a.png",
+                               "-o", tmp_path / "b.tif", "--scale", "2")
+    assert code == 0 and err == "", err
+    assert not [w for w in caught if "georeferenc" in type(w.message).__name__.lower()]
+    with rasterio.open(tmp_path / "b.tif") as ds:
+        assert (ds.width, ds.height, ds.count) == (80, 96, 3)
 
 
 def test_bad_scale_and_nodata_only_are_refused(run_cli: Cli, tmp_path: Path) -> None:
