@@ -32,7 +32,8 @@ Cli = Callable[..., tuple[int, str, str]]
 
 
 def _digest(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
+    files = sorted(path.rglob("*")) if path.is_dir() else [path]
+    return hashlib.sha256(b"".join(f.read_bytes() for f in files if f.is_file())).hexdigest()
 
 
 @pytest.fixture
@@ -158,12 +159,22 @@ def _four_d(tmp_path: Path) -> Path:
     return path
 
 
-@pytest.mark.parametrize("case", ["4d", "scale_low", "scale_huge", "isotropic", "nan", "dicom"])
+def _ct_like(tmp_path: Path) -> Path:
+    """The MR sample shifted into Hounsfield-like values (air at -1000), thick slices."""
+    data = np.asarray(nib.load(SAMPLE).dataobj, np.float32)
+    path = tmp_path / "ct_like.nii.gz"
+    nib.save(nib.Nifti1Image(data * 4 - 1000, np.diag([1.0, 1.0, 4.0, 1.0])), path)
+    return path
+
+
+@pytest.mark.parametrize("case", ["4d", "scale_low", "scale_huge", "isotropic", "nan", "dicom",
+                                  "ct_series", "ct_values"])
 def test_bad_inputs_exit_2_with_one_line_and_write_nothing(case: str, thick: Path,
                                                            tmp_path: Path, run_cli: Cli) -> None:
     src, scale, out = thick, "4", tmp_path / "out.nii.gz"
     expect = {"4d": "--volume", "scale_low": "(1, 8]", "scale_huge": "(1, 8]",
-              "isotropic": "near-isotropic", "nan": "NaN", "dicom": "needs a DICOM input"}[case]
+              "isotropic": "near-isotropic", "nan": "NaN", "dicom": "needs a DICOM input",
+              "ct_series": "modality is CT, not MR", "ct_values": "like air in CT"}[case]
     if case == "4d":
         src = _four_d(tmp_path)
     elif case == "isotropic":
@@ -172,6 +183,10 @@ def test_bad_inputs_exit_2_with_one_line_and_write_nothing(case: str, thick: Pat
         src = _nan_volume(tmp_path)
     elif case == "dicom":
         out = tmp_path / "series_folder"
+    elif case == "ct_series":
+        src = REPO / "sample_data" / "ct" / "abdomen_ct_dicom"
+    elif case == "ct_values":
+        src = _ct_like(tmp_path)
     scale = {"scale_low": "0.5", "scale_huge": "100"}.get(case, scale)
     before = _digest(src)
     for command in ("enhance", "degrade"):
@@ -180,6 +195,14 @@ def test_bad_inputs_exit_2_with_one_line_and_write_nothing(case: str, thick: Pat
         assert len(err.strip().splitlines()) == 1 and expect in err
         assert not out.exists() and _digest(src) == before
         assert [p.name for p in tmp_path.iterdir() if "partial" in p.name] == []
+
+
+def test_force_runs_on_ct_like_values(tmp_path: Path, run_cli: Cli, tiny_weights: Path) -> None:
+    out = tmp_path / "forced.nii.gz"
+    code, _, err = run_cli("enhance", "mri-sr", _ct_like(tmp_path), "-o", out, "--scale", "2",
+                           "--weights", tiny_weights, "--force")
+    assert code == 0, err
+    assert nib.load(out).shape == (80, 96, 96)
 
 
 def test_4d_with_a_chosen_volume_is_accepted(tmp_path: Path, run_cli: Cli) -> None:

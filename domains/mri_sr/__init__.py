@@ -38,6 +38,8 @@ class MriSrDomain(Domain):
                             help="slice axis (auto: the largest spacing; refused if isotropic)")
         parser.add_argument("--volume", type=int, help="which volume of a 4D series (0-based)")
         parser.add_argument("--series", help="SeriesInstanceUID when a folder holds several")
+        parser.add_argument("--force", action="store_true",
+                            help="run on a non-MR modality or values that look like CT")
         if command in ("enhance", "batch"):
             parser.add_argument("--adapt", action="store_true",
                                 help="fine-tune on the input's own in-plane slices first (SMORE)")

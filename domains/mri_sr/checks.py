@@ -39,6 +39,27 @@ def check_volume(vol: Volume) -> None:
         raise InputError(path, "the volume is constant: nothing to super-resolve")
 
 
+def check_mr(vol: Volume, force: bool = False) -> None:
+    """Refuse what is clearly not MRI: a DICOM modality other than MR, or CT's Hounsfield units.
+
+    The network was trained on MR intensities; on a CT it runs, and silently returns a volume
+    no one should read. ``force`` lets a user who knows better go on.
+
+    Raises:
+        InputError: another DICOM modality, or values reaching down to air's -1000 HU.
+    """
+    if force:
+        return
+    path = vol.meta.source_path
+    modality = vol.meta.modality
+    if modality is not None and modality != "MR":
+        raise InputError(path, f"modality is {modality}, not MR: the model was trained on MRI "
+                         "(pass --force to run it anyway)")
+    if float(np.percentile(vol.data, 1)) < -500:
+        raise InputError(path, "values reach below -500 (1st percentile), like air in CT "
+                         "Hounsfield units, not MRI (pass --force to run it anyway)")
+
+
 def pick_axis(vol: Volume, axis: str) -> int:
     """The slice axis: as given, or with ``auto`` the one with the largest spacing.
 

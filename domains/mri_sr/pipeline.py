@@ -12,7 +12,13 @@ import numpy as np
 from torch import nn
 
 from domains.mri_sr.adapt import adapt_model
-from domains.mri_sr.checks import check_output_kind, check_scale, check_volume, pick_axis
+from domains.mri_sr.checks import (
+    check_mr,
+    check_output_kind,
+    check_scale,
+    check_volume,
+    pick_axis,
+)
 from domains.mri_sr.config import DEFAULT_YAML, MriSrConfig
 from domains.mri_sr.degrade import Acquisition, acquire
 from domains.mri_sr.geometry import Profile, sr_affine
@@ -42,6 +48,7 @@ def read_mri(path: Path, options: argparse.Namespace) -> Volume:
             raise InputError(path, f"--volume {chosen} is out of range 0..{n - 1}")
         vol = Volume(np.ascontiguousarray(vol.data[..., chosen]), vol.meta)
     check_volume(vol)
+    check_mr(vol, force=getattr(options, "force", False))
     return vol
 
 
