@@ -102,6 +102,30 @@ def test_nodata_pixels_stay_nodata(run_cli: Cli, tmp_path: Path) -> None:
     assert (out[:, :, :5] == 0).all() and (out[:, 10:20, 5:] > 0).all()
 
 
+def test_band_files_give_the_same_fill_as_one_stacked_raster(run_cli: Cli,
+                                                              tmp_path: Path) -> None:
+    data = _read(CLEAR)[0]
+    bands = [_write(tmp_path / f"B{k + 1}.tif", data[k:k + 1]) for k in range(data.shape[0])]
+    stack = _write(tmp_path / "stack.tif", data)
+    mask = np.zeros((1, *data.shape[1:]), np.uint8)
+    mask[:, 20:40, 30:60] = 1
+    m = _write(tmp_path / "m.tif", mask)
+    runs = {"files": bands, "stack": [stack]}
+    for name, inputs in runs.items():
+        out = tmp_path / f"{name}.o.tif"
+        code, _, err = run_cli("enhance", "cloud-inpaint", *inputs, "-o", out,
+                               "--mask", m, "--method", "biharmonic")
+        assert code == 0, err
+    (files, profile), stacked = _read(tmp_path / "files.o.tif"), _read(tmp_path / "stack.o.tif")[0]
+    assert np.array_equal(files, stacked) and profile["count"] == data.shape[0]
+    with rasterio.open(tmp_path / "files.o.tif") as ds:
+        assert ds.descriptions[:2] == ("B1", "B2")  # each band named after its file
+    other = _write(tmp_path / "utm34.tif", data[:1], crs=32634)
+    code, _, err = run_cli("enhance", "cloud-inpaint", bands[0], other, "-o", tmp_path / "x.tif",
+                           "--mask", m)
+    assert code == 2 and "utm34.tif" in err and "CRS" in err and not (tmp_path / "x.tif").exists()
+
+
 def _bad(run_cli: Cli, tmp_path: Path, *extra: str | Path) -> str:
     target = tmp_path / "out.tif"
     before = CLEAR.read_bytes()

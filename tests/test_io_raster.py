@@ -25,6 +25,7 @@ from suite.io.raster import (
     read_valid_mask,
     read_window,
     scale_transform,
+    stacked_bands,
     write_raster_windows,
 )
 
@@ -106,6 +107,38 @@ def test_ycbcr_jpeg_source_writes_lossless_copy(tmp_path: Path) -> None:
     with rasterio.open(out) as ds:
         assert ds.compression.value == "DEFLATE"
         np.testing.assert_array_equal(ds.read(), read_window(src, None))
+
+
+def test_stacked_bands_reads_files_as_one_raster(tmp_path: Path) -> None:
+    a = fake_geotiff(tmp_path / "a.tif", np.full((1, 30, 20), 3, np.uint16), nodata=0)
+    b = fake_geotiff(tmp_path / "b.tif", np.arange(1200, dtype=np.uint16).reshape(2, 30, 20),
+                     nodata=0)
+    with rasterio.open(b, "r+") as ds:
+        ds.scales, ds.offsets = (0.5, 2.0), (-1.0, 0.0)
+        ds.set_band_description(2, "nir")
+    with stacked_bands([a]) as one:
+        assert one == a
+    with stacked_bands([a, b]) as vrt:
+        meta = read_raster_meta(vrt)
+        assert (meta.count, meta.crs.to_epsg(), meta.nodata) == (3, 32633, 0)
+        assert meta.transform == read_raster_meta(a).transform
+        assert meta.descriptions == ("a", "b band 1", "nir")
+        assert meta.scales == (1.0, 0.5, 2.0) and meta.offsets == (0.0, -1.0, 0.0)
+        np.testing.assert_array_equal(read_window(vrt, None)[1:], read_window(b, None))
+    assert not vrt.exists()  # the VRT lives only while it is read
+
+
+def test_stacked_bands_refuses_mixed_files(tmp_path: Path) -> None:
+    a = fake_geotiff(tmp_path / "a.tif", np.ones((1, 30, 20), np.uint16))
+    floats = fake_geotiff(tmp_path / "f.tif", np.ones((1, 30, 20), np.float32))
+    shifted = fake_geotiff(tmp_path / "s.tif", np.ones((1, 30, 21), np.uint16))
+    masked = fake_geotiff(tmp_path / "m.tif", np.ones((1, 30, 20), np.uint16))
+    with rasterio.Env(GDAL_TIFF_INTERNAL_MASK="YES"), rasterio.open(masked, "r+") as ds:
+        ds.write_mask(np.full((30, 20), 255, np.uint8))
+    for other, problem in ((floats, "data type"), (shifted, "grid"), (masked, "mask")):
+        with pytest.raises(InputError, match=problem) as info, stacked_bands([a, other]):
+            pass
+        assert str(other) in str(info.value)
 
 
 def test_mask_without_nodata_becomes_dataset_mask(tmp_path: Path) -> None:

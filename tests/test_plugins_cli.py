@@ -158,7 +158,7 @@ def test_info_prints_the_card(run_cli, tmp_path: Path) -> None:
     assert code == 2 and "pickled" in err
 
 
-@pytest.mark.parametrize("domain", ["ct-denoise", "mri-sr", "fundus", "cloud-inpaint"])
+@pytest.mark.parametrize("domain", ["ct-denoise", "mri-sr", "fundus"])
 def test_one_file_domains_refuse_several_inputs(domain: str, run_cli, tmp_path: Path) -> None:
     inputs = tmp_path / "in"
     inputs.mkdir()

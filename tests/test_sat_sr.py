@@ -132,6 +132,24 @@ def test_raster_without_georeferencing_runs_without_notices(run_cli: Cli,
         assert (ds.width, ds.height, ds.count) == (80, 96, 3)
 
 
+def test_band_files_are_stacked_in_order(run_cli: Cli, tmp_path: Path) -> None:
+    src = REPO / "sample_data" / "sat" / "landsat8_LC80200392015216_excerpt.tif"
+    with rasterio.open(src) as ds:
+        profile, window = ds.profile, Window(0, 0, 64, 48)
+        profile.update(count=1, width=64, height=48)  # the window starts at the origin
+        files = []
+        for k in (3, 1):
+            files.append(tmp_path / f"band{k}.tif")
+            with rasterio.open(files[-1], "w", **profile) as dst:
+                dst.write(ds.read(k, window=window), 1)
+    code, _, err = run_cli("enhance", "--quiet", "sat-sr", *files, "-o", tmp_path / "o.tif",
+                           "--scale", "2")
+    assert code == 0, err
+    with rasterio.open(tmp_path / "o.tif") as out:
+        assert out.count == 2 and out.descriptions == ("band3", "band1")
+        assert out.crs == profile["crs"] and out.transform.a == profile["transform"].a / 2
+
+
 def test_bad_scale_and_nodata_only_are_refused(run_cli: Cli, tmp_path: Path) -> None:
     out = tmp_path / "x.tif"
     for command in ("enhance", "degrade"):

@@ -1,6 +1,6 @@
 """Cloud and shadow inpainting for optical rasters: masks, synthetic clouds, a residual network.
 
-``suite enhance cloud-inpaint INPUT.tif -o OUTPUT.tif [--mask M.tif | --qa QA.tif]
+``suite enhance cloud-inpaint INPUT.tif... -o OUTPUT.tif [--mask M.tif | --qa QA.tif]
 [--reference CLEAR_OTHER_DATE.tif]`` fills the pixels under clouds and shadows (mask > 0) and
 copies every other pixel bit for bit. ``suite degrade cloud-inpaint INPUT -o OUTPUT --cover 0.3``
 draws synthetic clouds over a clear raster and writes the exact mask beside the output.
@@ -49,10 +49,12 @@ class CloudInpaintDomain(Domain):
     def enhance(
         self, inputs: list[Path], output: Path, options: argparse.Namespace
     ) -> dict[str, Any]:
-        """Fill the masked pixels of one raster."""
+        """Fill the masked pixels of one raster, or of single-band files stacked in order."""
         from domains.cloud_inpaint.pipeline import enhance_raster
+        from suite.io.raster import stacked_bands
 
-        return enhance_raster(self.single_input(inputs, "raster"), output, options)
+        with stacked_bands(inputs) as raster:
+            return enhance_raster(raster, output, options)
 
     def degrade(
         self, inputs: list[Path], output: Path, options: argparse.Namespace

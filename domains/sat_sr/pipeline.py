@@ -22,7 +22,7 @@ from domains.sat_sr.sr import (
 )
 from suite.domain import DemoItem
 from suite.errors import InputError, UsageError
-from suite.io.raster import read_raster_meta, read_window
+from suite.io.raster import read_raster_meta, read_window, stacked_bands
 from suite.sample import sample_data_dir
 from suite.viz import save_png
 from suite.weights import load_model
@@ -41,9 +41,6 @@ def enhance(inputs: list[Path], output: Path, options: argparse.Namespace) -> di
                          f"torch, not {runtime}")
     if options.sentinel2:
         return enhance_sentinel2(inputs, output, options)
-    if len(inputs) != 1:
-        raise UsageError(f"sat-sr takes one raster (or --sentinel2 with band files), "
-                         f"got {len(inputs)}")
     scale = check_scale(options.scale)
     if gan:
         weights = options.weights or gan_weights(scale)
@@ -51,7 +48,8 @@ def enhance(inputs: list[Path], output: Path, options: argparse.Namespace) -> di
         weights = options.weights or shipped_weights(options.model, scale)
     model, tiling = load_sr(weights, scale, options.trust_checkpoint, runtime,
                             getattr(options, "device", "auto"))
-    return enhance_raster(inputs[0], output, model, scale, tiling)
+    with stacked_bands(inputs) as raster:  # band files (one per band) read as one raster
+        return enhance_raster(raster, output, model, scale, tiling)
 
 
 def enhance_sentinel2(inputs: list[Path], output: Path, options: argparse.Namespace

@@ -14,17 +14,20 @@ from __future__ import annotations
 
 import contextlib
 import math
+import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
+from xml.sax.saxutils import escape
 
 import numpy as np
 import rasterio
 import rasterio.shutil
 from affine import Affine
 from rasterio.crs import CRS
-from rasterio.enums import Resampling
+from rasterio.dtypes import _get_gdal_dtype, typename_fwd
+from rasterio.enums import MaskFlags, Resampling
 from rasterio.errors import RasterioError
 from rasterio.windows import Window
 
@@ -148,6 +151,81 @@ def read_raster_meta(path: str | Path) -> RasterMeta:
             path=Path(path),
             tags=tags,
         )
+
+
+@contextlib.contextmanager
+def stacked_bands(paths: list[Path]) -> Iterator[Path]:
+    """One raster that reads as ``paths``' bands in order: the file itself when there is one,
+    else a temporary VRT over them (no pixel is copied; Landsat delivers one file per band).
+
+    Every file must share the first one's CRS, grid, data type and nodata value; each band keeps
+    its description (else the file's name), scale and offset.
+
+    Raises:
+        InputError: a file that is unreadable, on another grid, of another type or nodata, or
+            that carries a mask band (a VRT would drop it).
+    """
+    if len(paths) == 1:
+        yield paths[0]
+        return
+    metas = [read_raster_meta(p) for p in paths]
+    for path, meta in zip(paths, metas, strict=True):
+        _check_stackable(path, meta, paths[0], metas[0])
+    bands = [_vrt_band(path, meta, k) for path, meta in zip(paths, metas, strict=True)
+             for k in range(meta.count)]
+    first = metas[0]
+    t = first.transform
+    xml = (
+        f'<VRTDataset rasterXSize="{first.width}" rasterYSize="{first.height}">\n'
+        + (f"  <SRS>{escape(first.crs.to_wkt())}</SRS>\n" if first.crs else "")
+        + f"  <GeoTransform>{t.c!r}, {t.a!r}, {t.b!r}, {t.f!r}, {t.d!r}, {t.e!r}</GeoTransform>\n"
+        + "".join(band.replace("BAND_INDEX", str(i)) for i, band in enumerate(bands, start=1))
+        + "</VRTDataset>\n"
+    )
+    with tempfile.TemporaryDirectory(prefix="suite-stack-") as folder:
+        # named after the files, since errors about the stack name the path that was read
+        vrt = Path(folder) / ("+".join(p.name for p in paths)[:200] + ".vrt")
+        vrt.write_text(xml)
+        yield vrt
+
+
+def _check_stackable(path: Path, meta: RasterMeta, ref: Path, first: RasterMeta) -> None:
+    if meta.crs != first.crs:
+        raise InputError(path, f"CRS {meta.crs} differs from {first.crs} of {ref}")
+    same_grid = meta.transform.almost_equals(first.transform, precision=1e-9 * max(
+        1.0, abs(first.transform.a)))
+    if (meta.width, meta.height) != (first.width, first.height) or not same_grid:
+        raise InputError(path, f"grid {meta.width}x{meta.height} at {tuple(meta.transform)[:6]} "
+                         f"differs from {ref}'s; band files must share one grid")
+    if meta.dtype != first.dtype or meta.nodata != first.nodata:
+        raise InputError(path, f"data type {meta.dtype} / nodata {meta.nodata} differ from "
+                         f"{first.dtype} / {first.nodata} of {ref}")
+    with _open(path) as ds:
+        if meta.nodata is None and any(MaskFlags.per_dataset in flags or MaskFlags.alpha in flags
+                                       for flags in ds.mask_flag_enums):
+            raise InputError(path, "carries a mask or alpha band, which a band stack would drop; "
+                             "stack the bands into one file first")
+
+
+def _vrt_band(path: Path, meta: RasterMeta, k: int) -> str:
+    """One ``VRTRasterBand`` (its index left as ``BAND_INDEX``) for band ``k`` of ``meta``."""
+    name = (meta.descriptions[k] if k < len(meta.descriptions) else None) or (
+        path.stem if meta.count == 1 else f"{path.stem} band {k + 1}")
+    typename = typename_fwd[_get_gdal_dtype(meta.dtype)]
+    lines = [f'  <VRTRasterBand dataType="{typename}" band="BAND_INDEX">',
+             f"    <Description>{escape(name)}</Description>"]
+    if meta.nodata is not None:
+        lines.append(f"    <NoDataValue>{meta.nodata!r}</NoDataValue>")
+    if k < len(meta.scales) and (meta.scales[k] != 1.0 or meta.offsets[k] != 0.0):
+        lines += [f"    <Offset>{meta.offsets[k]!r}</Offset>",
+                  f"    <Scale>{meta.scales[k]!r}</Scale>"]
+    lines += ["    <SimpleSource>",
+              f'      <SourceFilename relativeToVRT="0">{escape(str(path.resolve()))}'
+              "</SourceFilename>",
+              f"      <SourceBand>{k + 1}</SourceBand>",
+              "    </SimpleSource>",
+              "  </VRTRasterBand>\n"]
+    return "\n".join(lines)
 
 
 def scale_transform(transform: Affine, s: float) -> Affine:
