@@ -184,7 +184,8 @@ def add_convert(cmd: argparse.ArgumentParser) -> None:
         "--output",
         type=Path,
         required=True,
-        help="a .nii/.nii.gz file, or a folder for a DICOM series",
+        help="a .nii/.nii.gz file, or a folder for a DICOM series (DICOM input only: "
+        "a NIfTI lacks the patient and study headers a series needs)",
     )
     cmd.add_argument("--series", help="SeriesInstanceUID to pick when the folder holds several")
     cmd.add_argument("--recursive", action="store_true", help="search sub-folders for DICOM")
@@ -222,7 +223,7 @@ COMMANDS: dict[str, tuple[str, Adder]] = {
     "evaluate": ("compare an enhanced output with a reference", add_evaluate),
     "batch": ("enhance many inputs on a Dask cluster (local by default)", add_batch),
     "export": ("export a domain's model to ONNX (fp32 or int8) or TorchScript", add_export),
-    "convert": ("convert DICOM <-> NIfTI keeping geometry and HU", add_convert),
+    "convert": ("DICOM series to NIfTI (or to DICOM again), keeping geometry and HU", add_convert),
     "info": ("print the model card of a weights file", add_info),
     "demo": ("run every installed domain on the bundled sample data and write a report", add_demo),
 }
