@@ -21,10 +21,13 @@ scratch comparison with the same calibration patches).
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import operator
+import os
+import sys
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -129,7 +132,27 @@ def cached_int8(
             example = torch.from_numpy(np.ascontiguousarray(patches[0], dtype=np.float32))[None]
             torch.jit.save(torch.jit.trace(quantized, (example,), check_trace=False), str(tmp))
     torch.backends.quantized.engine = ENGINE
-    loaded = torch.jit.load(str(target))
+    with _quiet_native_stderr():
+        loaded = torch.jit.load(str(target))
     if hasattr(model, "multiple"):  # the size multiple callers pad to; tracing drops it
         loaded.multiple = model.multiple
     return loaded
+
+
+@contextlib.contextmanager
+def _quiet_native_stderr() -> Iterator[None]:
+    """Silence what C++ code writes to stderr meanwhile (file descriptor 2).
+
+    Loading a quantized TorchScript file makes PyTorch's C++ unpickler log a deprecation notice
+    of quantized tensors on every run, past Python's warning filters; on the command line it
+    was a stray line around a clean run. Errors still raise as Python exceptions.
+    """
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "w") as null:
+            os.dup2(null.fileno(), 2)
+            yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)

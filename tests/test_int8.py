@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -85,6 +88,12 @@ def test_int8_model_is_cached_once_and_runs_at_any_size(
     first = cached_int8(weights, model, calibration)
     second = cached_int8(weights, model, calibration)
     assert calls == [1] and len(list((tmp_path / "cache" / "int8").glob("*.pt"))) == 1
+    # a fresh process loading the cache: PyTorch's C++ unpickler printed a deprecation notice
+    load = "import sys, torch; from suite.int8 import cached_int8; " \
+           "cached_int8(sys.argv[1], torch.nn.Identity(), list)"
+    run = subprocess.run([sys.executable, "-c", load, str(weights)], capture_output=True,
+                         text=True, env={**os.environ, "SUITE_CACHE": str(tmp_path / "cache")})
+    assert run.returncode == 0 and run.stderr == "", run.stderr
     x = torch.from_numpy(np.stack(_patches(3, (32, 16, 16)), 0))
     with torch.no_grad():
         assert torch.equal(first(x), second(x))
