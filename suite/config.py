@@ -6,6 +6,7 @@ declared type.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import types
 import typing
@@ -31,14 +32,17 @@ def load_config(
     data: dict[str, Any] = {}
     if path is not None:
         data = _read_yaml(Path(path))
+        try:  # the file alone first, so that an error is blamed on whichever is wrong
+            from_dict(cls, copy.deepcopy(data))
+        except (TypeError, ValueError) as exc:
+            raise InputError(path, str(exc)) from None
     for item in overrides or []:
         _apply_override(data, item)
     try:
         return from_dict(cls, data)
     except (TypeError, ValueError) as exc:
-        if path is None:
-            raise UsageError(str(exc)) from None
-        raise InputError(path, str(exc)) from None
+        where = f"--set {' '.join(overrides)}: " if overrides else ""
+        raise UsageError(f"{where}{exc}") from None
 
 
 def _read_yaml(path: Path) -> dict[str, Any]:

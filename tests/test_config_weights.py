@@ -46,6 +46,15 @@ def test_unknown_key_is_an_error_naming_it(tmp_path: Path) -> None:
         load_config(Outer, cfg_file)
 
 
+def test_a_bad_override_is_blamed_on_the_override_not_the_file(tmp_path: Path) -> None:
+    cfg_file = tmp_path / "c.yaml"
+    cfg_file.write_text("steps: 3\n")
+    for override, problem in (("inner.rat=1", r"inner\.rat"), ("steps=many", "must be int")):
+        with pytest.raises(UsageError, match=problem) as info:
+            load_config(Outer, cfg_file, [override])
+        assert str(info.value).startswith(f"--set {override}") and "c.yaml" not in str(info.value)
+
+
 def test_wrong_type_and_bad_override_are_refused() -> None:
     with pytest.raises(UsageError, match="steps must be int"):
         load_config(Outer, None, ["steps=many"])
