@@ -13,7 +13,8 @@ import torch
 
 from domains.ct_denoise.lowdose import simulate_low_dose, soft_tissue_mask
 from domains.ct_denoise.metrics import ct_metrics
-from domains.ct_denoise.volumes import to_axial
+from domains.ct_denoise.volumes import denoise, to_axial
+from suite.errors import UsageError
 from suite.io.volume import read_volume
 from suite.models import create_model
 from suite.weights import save_weights
@@ -45,6 +46,24 @@ def tiny_weights(tmp_path: Path) -> Path:
             "normalization": {"input": "HU / 1000"}, "training": {}, "validation": {},
             "inference": {"patch": [64, 64, 8], "overlap": [8, 8, 2]}}
     return save_weights(tmp_path / "tiny.safetensors", create_model("unet", **args), card)
+
+
+def test_teacher_targets_blend_the_teachers_output_with_the_clean_volume(
+        tiny_weights: Path) -> None:
+    from domains.ct_denoise.pipeline import load_ct_model
+    from domains.ct_denoise.train import teacher_targets
+
+    rng = np.random.default_rng(0)
+    clean = [rng.normal(0, 0.1, (1, 64, 64, 8)).astype(np.float32)]
+    noisy = [c + rng.normal(0, 0.05, c.shape).astype(np.float32) for c in clean]
+    model, tiling = load_ct_model(tiny_weights, device="cpu")
+    taught = denoise(model, noisy[0][0] * 1000, tiling)[None] / 1000
+    assert not np.allclose(taught, clean[0], atol=1e-3)
+    for mix, expected in ((0.0, clean[0]), (1.0, taught), (0.25, 0.25 * taught + 0.75 * clean[0])):
+        out = teacher_targets(noisy, clean, tiny_weights, mix, "cpu")
+        np.testing.assert_allclose(out[0], expected, atol=1e-6)
+    with pytest.raises(UsageError, match="teacher_mix"):
+        teacher_targets(noisy, clean, tiny_weights, 1.5, "cpu")
 
 
 def test_simulated_noise_hits_the_requested_level(sample_hu: np.ndarray) -> None:

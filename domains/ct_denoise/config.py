@@ -59,6 +59,9 @@ class DataConfig:
             slice than in the training series (1 keeps the original spacing only). The noise
             of each slice is simulated independently, so a subsampled pair is still exact.
         init: weights to start from (a fine-tuning stage), or ``None`` for random weights.
+        teacher: weights of a trained network whose output on each simulated input becomes
+            (part of) the target: distillation of a larger network into a smaller one.
+        teacher_mix: the teacher's share of the target (the rest is the clean volume).
     """
 
     noise_levels_hu: list[float] = field(default_factory=lambda: [20.0, 35.0, 50.0, 75.0, 100.0])
@@ -71,6 +74,8 @@ class DataConfig:
     cache: Path | None = None
     slice_steps: list[int] = field(default_factory=lambda: [1])
     init: Path | None = None
+    teacher: Path | None = None
+    teacher_mix: float = 1.0
 
 
 @dataclass

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 import torch
 from torch import nn
+from tqdm import tqdm
 
 from domains.ct_denoise.checks import check_ct_volume
 from domains.ct_denoise.config import DEFAULT_YAML, HU_SCALE, CtConfig
@@ -124,6 +125,26 @@ def spaced_pairs(
                 out_in.append(noisy[..., phase::k])
                 out_target.append(clean[..., phase::k])
     return out_in, out_target
+
+
+def teacher_targets(inputs: list[np.ndarray], targets: list[np.ndarray], teacher: Path,
+                    mix: float, device: str = "auto") -> list[np.ndarray]:
+    """Targets blended with a teacher network's denoising of each input (distillation).
+
+    The teacher's output is the conditional mean a smaller student can fit more easily than the
+    clean volume, whose remaining detail the noise has made unrecoverable.
+    """
+    from domains.ct_denoise.pipeline import load_ct_model
+
+    if not 0.0 <= mix <= 1.0:
+        raise UsageError(f"data.teacher_mix must be in [0, 1], got {mix}")
+    model, tiling = load_ct_model(teacher, device=device)
+    out = []
+    for noisy, clean in tqdm(list(zip(inputs, targets, strict=True)), desc="teacher",
+                             leave=False):
+        taught = denoise(model, noisy[0] * HU_SCALE, tiling)[None] / HU_SCALE
+        out.append((mix * taught + (1.0 - mix) * clean).astype(np.float32))
+    return out
 
 
 def _check_depth(volumes: list[Axial], cfg: CtConfig) -> None:
@@ -276,6 +297,9 @@ def train(args: argparse.Namespace) -> Path:
     volumes = binned_copies(load_axial(list(args.data)), cfg.data.inplane_bins)
     _check_depth(volumes, cfg)  # before the minutes of simulation
     inputs, targets = spaced_pairs(*simulated_pairs(volumes, cfg), cfg.data.slice_steps)
+    if cfg.data.teacher is not None:
+        targets = teacher_targets(inputs, targets, cfg.data.teacher, cfg.data.teacher_mix,
+                                  cfg.train.device)
     dataset = PairedPatchDataset(
         targets,
         inputs=inputs,
