@@ -128,7 +128,8 @@ def spaced_pairs(
 
 
 def teacher_targets(inputs: list[np.ndarray], targets: list[np.ndarray], teacher: Path,
-                    mix: float, device: str = "auto") -> list[np.ndarray]:
+                    mix: float, device: str = "auto", progress: bool = False
+                    ) -> list[np.ndarray]:
     """Targets blended with a teacher network's denoising of each input (distillation).
 
     The teacher's output is the conditional mean a smaller student can fit more easily than the
@@ -141,7 +142,7 @@ def teacher_targets(inputs: list[np.ndarray], targets: list[np.ndarray], teacher
     model, tiling = load_ct_model(teacher, device=device)
     out = []
     for noisy, clean in tqdm(list(zip(inputs, targets, strict=True)), desc="teacher",
-                             leave=False):
+                             leave=False, disable=not progress):
         taught = denoise(model, noisy[0] * HU_SCALE, tiling)[None] / HU_SCALE
         out.append((mix * taught + (1.0 - mix) * clean).astype(np.float32))
     return out
@@ -299,7 +300,7 @@ def train(args: argparse.Namespace) -> Path:
     inputs, targets = spaced_pairs(*simulated_pairs(volumes, cfg), cfg.data.slice_steps)
     if cfg.data.teacher is not None:
         targets = teacher_targets(inputs, targets, cfg.data.teacher, cfg.data.teacher_mix,
-                                  cfg.train.device)
+                                  cfg.train.device, cfg.train.progress)
     dataset = PairedPatchDataset(
         targets,
         inputs=inputs,
