@@ -148,7 +148,11 @@ def _quiet_native_stderr() -> Iterator[None]:
     was a stray line around a clean run. Errors still raise as Python exceptions.
     """
     sys.stderr.flush()
-    saved = os.dup(2)
+    try:
+        saved = os.dup(2)
+    except OSError:  # no stderr to protect (a detached process)
+        yield
+        return
     try:
         with open(os.devnull, "w") as null:
             os.dup2(null.fileno(), 2)

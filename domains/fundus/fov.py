@@ -100,21 +100,29 @@ def _edge_on_ellipse(mask: np.ndarray, tries: int = 400) -> float:
     rng = np.random.default_rng(0)
     best = 0.0
     for _ in range(tries):
-        pick = rng.choice(x.size, 4, replace=False)
-        try:
-            a2, b2, c, d = np.linalg.solve(rows[pick], np.ones(4))
-        except np.linalg.LinAlgError:
-            continue
-        if a2 <= 0 or b2 <= 0:
-            continue
-        cx, cy = -c / (2 * a2), -d / (2 * b2)
-        k = 1 + a2 * cx**2 + b2 * cy**2
-        ax, ay = np.sqrt(k / a2), np.sqrt(k / b2)
-        if max(ax, ay) > 3 * min(ax, ay):
-            continue
-        dev = np.abs(np.hypot((x - cx) / ax, (y - cy) / ay) - 1)
-        best = max(best, float(np.mean(dev < tol)))
+        ellipse = _ellipse_through(rows[rng.choice(x.size, 4, replace=False)])
+        if ellipse is not None:
+            cx, cy, ax, ay = ellipse
+            dev = np.abs(np.hypot((x - cx) / ax, (y - cy) / ay) - 1)
+            best = max(best, float(np.mean(dev < tol)))
     return best
+
+
+def _ellipse_through(rows: np.ndarray) -> tuple[float, float, float, float] | None:
+    """Centre and semi-axes of the axis-aligned ellipse through four points, given as rows
+    ``(x^2, y^2, x, y)``; ``None`` when they fix no ellipse or a needle (axes ratio over 3)."""
+    try:
+        a2, b2, c, d = np.linalg.solve(rows, np.ones(4))
+    except np.linalg.LinAlgError:
+        return None
+    if a2 <= 0 or b2 <= 0:
+        return None
+    cx, cy = -c / (2 * a2), -d / (2 * b2)
+    k = 1 + a2 * cx**2 + b2 * cy**2
+    ax, ay = np.sqrt(k / a2), np.sqrt(k / b2)
+    if not np.isfinite(ax) or not np.isfinite(ay) or max(ax, ay) > 3 * min(ax, ay):
+        return None
+    return float(cx), float(cy), float(ax), float(ay)
 
 
 def read_fov(path: str | Path, shape: tuple[int, int]) -> np.ndarray:

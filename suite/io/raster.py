@@ -171,17 +171,18 @@ def stacked_bands(paths: list[Path]) -> Iterator[Path]:
     metas = [read_raster_meta(p) for p in paths]
     for path, meta in zip(paths, metas, strict=True):
         _check_stackable(path, meta, paths[0], metas[0])
-    bands = [_vrt_band(path, meta, k) for path, meta in zip(paths, metas, strict=True)
-             for k in range(meta.count)]
+    sources = [(path, meta, k) for path, meta in zip(paths, metas, strict=True)
+               for k in range(meta.count)]
     first = metas[0]
     t = first.transform
     xml = (
         f'<VRTDataset rasterXSize="{first.width}" rasterYSize="{first.height}">\n'
         + (f"  <SRS>{escape(first.crs.to_wkt())}</SRS>\n" if first.crs else "")
         + f"  <GeoTransform>{t.c!r}, {t.a!r}, {t.b!r}, {t.f!r}, {t.d!r}, {t.e!r}</GeoTransform>\n"
-        + "".join(band.replace("BAND_INDEX", str(i)) for i, band in enumerate(bands, start=1))
+        + "".join(_vrt_band(i, *source) for i, source in enumerate(sources, start=1))
         + "</VRTDataset>\n"
     )
+    # written by hand: GDAL's BuildVRT is not exposed by rasterio, and osgeo is not a dependency
     with tempfile.TemporaryDirectory(prefix="suite-stack-") as folder:
         # named after the files, since errors about the stack name the path that was read
         vrt = Path(folder) / ("+".join(p.name for p in paths)[:200] + ".vrt")
@@ -207,12 +208,12 @@ def _check_stackable(path: Path, meta: RasterMeta, ref: Path, first: RasterMeta)
                              "stack the bands into one file first")
 
 
-def _vrt_band(path: Path, meta: RasterMeta, k: int) -> str:
-    """One ``VRTRasterBand`` (its index left as ``BAND_INDEX``) for band ``k`` of ``meta``."""
+def _vrt_band(index: int, path: Path, meta: RasterMeta, k: int) -> str:
+    """The VRT's band ``index``: band ``k`` (0-based) of the file ``path``."""
     name = (meta.descriptions[k] if k < len(meta.descriptions) else None) or (
         path.stem if meta.count == 1 else f"{path.stem} band {k + 1}")
     typename = typename_fwd[_get_gdal_dtype(meta.dtype)]
-    lines = [f'  <VRTRasterBand dataType="{typename}" band="BAND_INDEX">',
+    lines = [f'  <VRTRasterBand dataType="{typename}" band="{index}">',
              f"    <Description>{escape(name)}</Description>"]
     if meta.nodata is not None:
         lines.append(f"    <NoDataValue>{meta.nodata!r}</NoDataValue>")
