@@ -177,6 +177,22 @@ def onnx_providers(device: str = "auto") -> list[str]:
     raise UsageError(f"unknown device {device!r} (auto, cpu, cuda)")
 
 
+def card_multiple(card: dict[str, Any]) -> int | tuple[int, ...] | None:
+    """The spatial size multiple of the network a model card describes, or ``None``.
+
+    The exported graph has lost it, so the card's network is built (not run) and asked: one
+    source of truth for what sizes it takes. ``None`` for a card from elsewhere.
+    """
+    from suite.models import create_model
+
+    try:
+        net = create_model(card["architecture"], **card["arguments"])
+    except Exception:  # no card, another tool's card, an architecture this version lacks
+        return None
+    multiple = getattr(net, "multiple", None)
+    return multiple if isinstance(multiple, (int, tuple)) else None
+
+
 class OnnxModule:
     """An ONNX model on ONNX Runtime that stands in for an ``nn.Module`` in tiled inference.
 
@@ -211,6 +227,9 @@ class OnnxModule:
             first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
             raise InputError(path, f"ONNX Runtime cannot load it ({first})") from None
         self.input_name: str = self.session.get_inputs()[0].name
+        multiple = card_multiple(self.card)
+        if multiple is not None:  # callers pad to it; an unknown one keeps their fallback
+            self.multiple = multiple
 
     @property
     def card(self) -> dict[str, Any]:

@@ -96,6 +96,25 @@ def _calibration(n: int = 6) -> list[np.ndarray]:
     return [gen.normal(size=(1, 16, 16, 8)).astype(np.float32) for _ in range(n)]
 
 
+def test_folded_network_exports_and_reports_its_size_multiple(tmp_path: Path) -> None:
+    args = {"spatial_dims": 3, "in_channels": 1, "out_channels": 1, "channels": [4, 8],
+            "residual": True, "backend": "lean", "unshuffle": [4, 4, 2]}
+    torch.manual_seed(0)
+    model = create_model("unet", **args)
+    assert model.multiple == (8, 8, 4)
+    card = {"architecture": "unet", "arguments": args, "inference": {"patch": [16, 16, 8]}}
+    path = ex.export_onnx(model, ex.example_input(card), tmp_path / "m.onnx", card)
+    # the tiler fits patches to it; without it, ONNX runs fell back to the patch sizes' gcd
+    onnx_model = ex.OnnxModule(path, "cpu")
+    assert onnx_model.multiple == (8, 8, 4)
+    x = torch.randn(2, 1, 24, 16, 12, generator=torch.Generator().manual_seed(2))
+    with torch.inference_mode():  # the fold exports at all (its memory format did not)
+        assert ex.relative_error(model.eval()(x), onnx_model(x)) <= ex.FP32_RTOL
+    foreign = {**card, "architecture": "made-elsewhere"}
+    other = ex.export_onnx(model, ex.example_input(card), tmp_path / "o.onnx", foreign)
+    assert not hasattr(ex.OnnxModule(other, "cpu"), "multiple")
+
+
 def test_int8_is_qdq_close_and_keeps_the_residual_exact(tmp_path: Path) -> None:
     model, card = load_model(_weights(tmp_path, "unet"))
     fp32 = ex.export_onnx(model, ex.example_input(card), tmp_path / "m.onnx", card)

@@ -163,7 +163,7 @@ class SpaceToDepthNet(nn.Module):
         if any(s % f for s, f in zip(x.shape[2:], self.factors, strict=True)):
             raise ShapeError("x", f"spatial sizes divisible by {self.factors}", tuple(x.shape))
         folded = space_to_depth(x, self.factors)
-        if x.ndim == 5:
+        if x.ndim == 5 and not torch.onnx.is_in_onnx_export():  # ONNX has no memory formats
             folded = folded.contiguous(memory_format=torch.channels_last_3d)
         out = depth_to_space(self.net(folded), self.factors, self.channels)
         return x + out if self.residual else out
