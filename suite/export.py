@@ -16,7 +16,9 @@ only when an ONNX function runs.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import logging
 import math
 import warnings
 from collections.abc import Callable, Iterator, Sequence
@@ -365,13 +367,14 @@ def quantize_int8(
     rank = len(proto.graph.input[0].type.tensor_type.shape.dim)
     reader = PatchCalibrationReader(patches, proto.graph.input[0].name, rank - 2)
     tail = _output_nodes(proto) + _skip_path_nodes(proto) if fp32_tail else []
-    q.quantize_static(
-        str(fp32_path), str(out_path), reader, quant_format=q.QuantFormat.QDQ,
-        per_channel=per_channel, reduce_range=reduce_range,
-        activation_type=q.QuantType.QUInt8, weight_type=q.QuantType.QInt8,
-        calibrate_method=methods[method], nodes_to_exclude=tail,
-        calibration_providers=["CPUExecutionProvider"],
-    )  # fmt: skip
+    with _without_preprocessing_advice():
+        q.quantize_static(
+            str(fp32_path), str(out_path), reader, quant_format=q.QuantFormat.QDQ,
+            per_channel=per_channel, reduce_range=reduce_range,
+            activation_type=q.QuantType.QUInt8, weight_type=q.QuantType.QInt8,
+            calibrate_method=methods[method], nodes_to_exclude=tail,
+            calibration_providers=["CPUExecutionProvider"],
+        )  # fmt: skip
     card = _card_of(proto)
     card["quantization"] = {"format": "QDQ", "weights": "int8 per-channel" if per_channel
                             else "int8 per-tensor", "activations": "uint8 asymmetric",
@@ -382,6 +385,25 @@ def quantize_int8(
     set_onnx_card(quantized, card)
     onnx.save(quantized, str(out_path))
     return Path(out_path)
+
+
+@contextlib.contextmanager
+def _without_preprocessing_advice() -> Iterator[None]:
+    """Drop ONNX Runtime's "Please consider (to run) pre-processing" root-logger warnings.
+
+    Its shape-inference pre-processing targets models with static shapes; these exports have
+    dynamic spatial sizes. The advice printed two stray lines on every ``suite export --int8``.
+    """
+
+    def keep(record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith("Please consider")
+
+    root = logging.getLogger()
+    root.addFilter(keep)
+    try:
+        yield
+    finally:
+        root.removeFilter(keep)
 
 
 def _output_nodes(proto: Any) -> list[str]:
