@@ -53,8 +53,8 @@ def check_mr(vol: Volume, force: bool = False) -> None:
     path = vol.meta.source_path
     modality = vol.meta.modality
     if modality is not None and modality != "MR":
-        raise InputError(path, f"modality is {modality}, not MR: the model was trained on MRI "
-                         "(pass --force to run it anyway)")
+        raise InputError(path, f"modality is {modality}, not MR: this domain expects MR "
+                         "intensities (pass --force to run it anyway)")
     if float(np.percentile(vol.data, 1)) < -500:
         raise InputError(path, "values reach below -500 (1st percentile), like air in CT "
                          "Hounsfield units, not MRI (pass --force to run it anyway)")
