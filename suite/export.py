@@ -207,6 +207,10 @@ class OnnxModule:
         device: ``auto`` (CUDA when onnxruntime has it), ``cpu`` or ``cuda``.
         threads: intra-op threads (``None``: onnxruntime's default, one per physical core).
 
+    Attributes:
+        card: the embedded model card (empty for an ONNX file made elsewhere).
+        multiple: the network's spatial size multiple, when the card names a suite network.
+
     Raises:
         InputError: the file is missing or ONNX Runtime cannot load it.
     """
@@ -229,17 +233,12 @@ class OnnxModule:
             first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
             raise InputError(path, f"ONNX Runtime cannot load it ({first})") from None
         self.input_name: str = self.session.get_inputs()[0].name
+        # the session has parsed the metadata already: no second read of the file
+        embedded = self.session.get_modelmeta().custom_metadata_map.get(CARD_KEY)
+        self.card: dict[str, Any] = json.loads(embedded) if embedded else {}
         multiple = card_multiple(self.card)
         if multiple is not None:  # callers pad to it; an unknown one keeps their fallback
             self.multiple = multiple
-
-    @property
-    def card(self) -> dict[str, Any]:
-        """The embedded model card (empty for an ONNX file made elsewhere)."""
-        try:
-            return read_onnx_card(self.path)
-        except InputError:
-            return {}
 
     def __call__(self, batch: Tensor) -> Tensor:
         """``(N, C, *spatial)`` torch tensor -> ``(N, C_out, *spatial_out)`` float32 tensor."""

@@ -62,7 +62,8 @@ def denoise(
     never moves the training model to the CPU. Patches are shrunk to the smallest multiple of
     ``fit`` that needs as many of them (:func:`suite.engine.tiling.balanced_patch`); ``None``
     takes the network's own size multiple, or the patch sizes' common divisor when the model
-    does not say (an ONNX Runtime session): the patch sizes themselves divide into it.
+    does not say (an ONNX file without the suite's card): the patch sizes themselves divide
+    into it.
     """
     device = device or module_device(model)
     x = torch.from_numpy(np.ascontiguousarray(hu, dtype=np.float32) / HU_SCALE)[None, None]
