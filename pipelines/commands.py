@@ -209,6 +209,30 @@ def add_demo(cmd: argparse.ArgumentParser) -> None:
     cmd.set_defaults(func=_run("demo", "demo"))
 
 
+DOMAIN_OPTIONS: dict[str, Adder] = {
+    "enhance": _enhance_common,
+    "degrade": _degrade_common,
+    "train": _train_common,
+    "evaluate": _evaluate_common,
+    "batch": _batch_common,
+}
+"""The options every domain's parser of a command has, before the domain adds its own."""
+
+
+def domain_parser(command: str, domain_name: str) -> argparse.ArgumentParser:
+    """A stand-alone parser of ``suite COMMAND DOMAIN`` (the Python API checks options with it).
+
+    Raises:
+        UsageError: the domain is not installed or its options cannot be built.
+    """
+    domain = plugins.get_domain(domain_name)
+    parser = argparse.ArgumentParser(prog=f"suite {command} {domain_name}", add_help=False)
+    add_shared_options(parser)
+    DOMAIN_OPTIONS[command](parser)
+    domain.add_arguments(command, parser)
+    return parser
+
+
 def require(condition: bool, message: str) -> None:
     """Raise a usage error unless ``condition`` holds."""
     if not condition:

@@ -27,16 +27,24 @@ def _existing(paths: list[Path]) -> list[Path]:
 
 def enhance(args: argparse.Namespace) -> int:
     """``suite enhance DOMAIN INPUT... -o OUTPUT``: atomic, inputs untouched."""
-    return _write_from_inputs(args, "enhance")
+    out, summary = write_from_inputs(args, "enhance")
+    _say(args, f"wrote {out}" + _fmt(summary))
+    return 0
 
 
 def degrade(args: argparse.Namespace) -> int:
     """``suite degrade DOMAIN INPUT... -o OUTPUT [--seed N]``."""
-    return _write_from_inputs(args, "degrade")
+    out, summary = write_from_inputs(args, "degrade")
+    _say(args, f"wrote {out}" + _fmt(summary))
+    return 0
 
 
-def _write_from_inputs(args: argparse.Namespace, operation: str) -> int:
-    """Run a domain operation that reads ``args.inputs`` and writes ``args.output`` atomically."""
+def write_from_inputs(args: argparse.Namespace, operation: str) -> tuple[Path, dict[str, Any]]:
+    """Run a domain operation that reads ``args.inputs`` and writes ``args.output`` atomically.
+
+    Returns:
+        The output path and the domain's summary of the run.
+    """
     domain = plugins.get_domain(args.domain)
     if operation == "enhance":
         domain.check_runtime(args)
@@ -44,32 +52,40 @@ def _write_from_inputs(args: argparse.Namespace, operation: str) -> int:
     out = check_output_path(args.output, inputs)
     with atomic_path(out) as tmp:
         summary = getattr(domain, operation)(inputs, tmp, args)
-    _say(args, f"wrote {out}" + _fmt(summary))
-    return 0
+    return out, dict(summary or {})
 
 
 def train(args: argparse.Namespace) -> int:
     """``suite train DOMAIN [--config FILE] [--data PATH...] [--out RUN_DIR] [--resume]``."""
+    _say(args, f"weights: {train_weights(args)}")
+    return 0
+
+
+def train_weights(args: argparse.Namespace) -> Path:
+    """Train ``args.domain`` and return the weights file written."""
     domain = plugins.get_domain(args.domain)
     if args.data:
         _existing(args.data)
-    weights = domain.train(args)
-    _say(args, f"weights: {weights}")
-    return 0
+    return domain.train(args)
 
 
 def evaluate(args: argparse.Namespace) -> int:
     """``suite evaluate DOMAIN --pred P --ref R [--json FILE]``: a metric per line."""
+    for name, value in evaluate_metrics(args).items():
+        print(f"{name}\t{value:.4f}")
+    return 0
+
+
+def evaluate_metrics(args: argparse.Namespace) -> dict[str, float]:
+    """The domain's metrics of ``args.pred`` against ``args.ref`` (also to ``args.json``)."""
     domain = plugins.get_domain(args.domain)
     _existing([args.pred, args.ref])
     metrics = domain.evaluate(args.pred, args.ref, args)
-    for name, value in metrics.items():
-        print(f"{name}\t{value:.4f}")
     if args.json:
         out = check_output_path(args.json, [args.pred, args.ref])
         with atomic_path(out) as tmp:
             tmp.write_text(json.dumps(metrics, indent=2) + "\n")
-    return 0
+    return metrics
 
 
 def convert(args: argparse.Namespace) -> int:
