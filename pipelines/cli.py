@@ -13,6 +13,7 @@ import warnings
 from collections.abc import Sequence
 
 from pipelines import commands
+from suite import __version__
 from suite.errors import SuiteError, UsageError
 
 EPILOG = """examples:
@@ -55,6 +56,7 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     commands.add_shared_options(parser)
+    parser.add_argument("--version", action="version", version=f"suite {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=OneLineParser)
     for name, (helptext, adder) in commands.COMMANDS.items():
         cmd = sub.add_parser(

@@ -139,6 +139,15 @@ def test_console_script_help_has_examples() -> None:
     assert "examples:" in result.stdout and "suite demo" in result.stdout
 
 
+def test_version_is_the_installed_distribution_version() -> None:
+    from importlib.metadata import version
+
+    result = subprocess.run([sys.executable, "-m", "pipelines.cli", "--version"],
+                            capture_output=True, text=True, cwd=REPO)
+    assert result.returncode == 0
+    assert result.stdout.split() == ["suite", version("enhance-suite")]
+
+
 def test_info_prints_the_card(run_cli, tmp_path: Path) -> None:
     import torch
 
