@@ -29,6 +29,7 @@ from pydicom.uid import (
 
 from suite.errors import InputError
 from suite.io.atomic import atomic_path, check_output_path
+from suite.io.dicom_frames import CLASSIC_SOP_CLASS, frame_headers, frame_values, is_enhanced
 from suite.io.volume import Volume, VolumeMeta
 
 GAP_FACTOR = 1.5  # a step this many times the median step means slices are missing
@@ -61,9 +62,15 @@ def read_dicom_series(
     """
     root = Path(path)
     headers = _select_series(root, _read_headers(root, recursive), series_uid)
+    multiframe = _multiframe_file(root, headers)
+    if multiframe is not None:
+        headers = frame_headers(*headers[0])
     headers = _sort_and_check(root, headers)
     affine = _affine(headers)
-    data = np.stack([_slice_values(f) for f, _ in headers], axis=-1)
+    if multiframe is not None:
+        data = frame_values(multiframe, headers)
+    else:
+        data = np.stack([_slice_values(f) for f, _ in headers], axis=-1)
     first = headers[0][1]
     meta = VolumeMeta(
         affine=affine,
@@ -146,6 +153,24 @@ def _listing(groups: dict[str, list[Header]]) -> str:
     return "; ".join(parts)
 
 
+def _multiframe_file(root: Path, headers: list[Header]) -> Path | None:
+    """The series' one enhanced multi-frame file, or ``None`` for a classic series.
+
+    Raises:
+        InputError: enhanced files mixed with others, or several of them, in one series.
+    """
+    enhanced = [file for file, ds in headers if is_enhanced(ds)]
+    if not enhanced:
+        return None
+    if len(headers) > 1:
+        raise InputError(
+            root,
+            f"{len(enhanced)} enhanced multi-frame file(s) among {len(headers)} files of one "
+            f"series; give one file, e.g. {enhanced[0]}",
+        )
+    return enhanced[0]
+
+
 # --------------------------------------------------------------------------- geometry checks
 
 
@@ -182,7 +207,11 @@ def _check_uniform(root: Path, headers: list[Header]) -> None:
         if abs(float(ds.get("GantryDetectorTilt", 0) or 0)) > 1e-6:
             raise InputError(root, f"gantry tilt {ds.GantryDetectorTilt} degrees in {file.name}")
         if int(ds.get("NumberOfFrames", 1) or 1) > 1 or int(ds.get("SamplesPerPixel", 1)) != 1:
-            raise InputError(file, "multi-frame or colour DICOM is not a slice of a volume series")
+            raise InputError(
+                file,
+                "multi-frame (without per-frame geometry) or colour DICOM is not a slice of a "
+                "volume series",
+            )
 
 
 def _check_steps(root: Path, headers: list[Header], pos: np.ndarray, normal: np.ndarray) -> None:
@@ -383,24 +412,32 @@ def _derived_slice(
     if "SeriesNumber" in src and src.SeriesNumber is not None:
         ds.SeriesNumber = int(src.SeriesNumber) + 1000  # viewers list series by number
     ref = Dataset()
-    ref.ReferencedSOPClassUID = ds.SOPClassUID
+    ref.ReferencedSOPClassUID = _source_sop_class(src)
     ref.ReferencedSOPInstanceUID = src.get("SOPInstanceUID") or src.file_meta.get(
         "MediaStorageSOPInstanceUID", ""
     )
+    if "ReferencedFrameNumber" in ds:  # a frame of an enhanced source: the reference says which
+        ref.ReferencedFrameNumber = ds.ReferencedFrameNumber
+        del ds.ReferencedFrameNumber
     ds.SourceImageSequence = DicomSequence([ref])
     ds.file_meta = _file_meta(ds)
     return ds
 
 
 def _sop_class(src: Dataset) -> str:
-    """SOPClassUID of the source; anonymisers sometimes leave it only in the file meta."""
-    meta = getattr(src, "file_meta", None) or FileMetaDataset()
-    found = src.get("SOPClassUID") or meta.get("MediaStorageSOPClassUID")
+    """SOPClassUID of a derived slice: the source's, or its single-frame class if enhanced."""
+    found = _source_sop_class(src)
     if found:
-        return str(found)
+        return CLASSIC_SOP_CLASS.get(found, found)
     return {"CT": CTImageStorage, "MR": MRImageStorage}.get(
         str(src.get("Modality", "")), SecondaryCaptureImageStorage
     )
+
+
+def _source_sop_class(src: Dataset) -> str:
+    """SOPClassUID of the source; anonymisers sometimes leave it only in the file meta."""
+    meta = getattr(src, "file_meta", None) or FileMetaDataset()
+    return str(src.get("SOPClassUID") or meta.get("MediaStorageSOPClassUID") or "")
 
 
 def _file_meta(ds: Dataset) -> FileMetaDataset:
