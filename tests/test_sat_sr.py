@@ -186,6 +186,53 @@ def test_s2_offset_from_metadata_or_option(s2_set: Path) -> None:
     assert resolve_offset(paths, "auto") == -1000.0
 
 
+def _safe_product(s2_set: Path, root: Path, baseline: str, offset: str | None) -> Path:
+    """The band files laid out as an L2A ``.SAFE`` product, with decoys an L2A product has: each
+    band also at a coarser resolution, and files that are not bands (TCI, SCL)."""
+    import shutil
+
+    safe = root / "S2A_MSIL2A_20171221T112501_N0400_R037_T29RKH_20171221T130000.SAFE"
+    img = safe / "GRANULE" / "L2A_T29RKH_A013000_20171221T112501" / "IMG_DATA"
+    for res in ("R10m", "R20m", "R60m"):
+        (img / res).mkdir(parents=True)
+    stem = "T29RKH_20171221T112501"
+    for band in GUIDES:
+        shutil.copy(s2_set / f"T_{band}.tif", img / "R10m" / f"{stem}_{band}_10m.tif")
+        shutil.copy(s2_set / "T_B05.tif", img / "R20m" / f"{stem}_{band}_20m.tif")  # decoy
+    for band in TARGETS:
+        shutil.copy(s2_set / f"T_{band}.tif", img / "R20m" / f"{stem}_{band}_20m.tif")
+        shutil.copy(s2_set / f"T_{band}.tif", img / "R60m" / f"{stem}_{band}_60m.tif")  # decoy
+    shutil.copy(s2_set / "T_B02.tif", img / "R10m" / f"{stem}_TCI_10m.tif")
+    shutil.copy(s2_set / "T_B05.tif", img / "R20m" / f"{stem}_SCL_20m.tif")
+    offsets = "" if offset is None else "".join(
+        f'<BOA_ADD_OFFSET band_id="{i}">{offset}</BOA_ADD_OFFSET>' for i in range(13))
+    (safe / "MTD_MSIL2A.xml").write_text(
+        f"<Level-2A_User_Product><PROCESSING_BASELINE>{baseline}</PROCESSING_BASELINE>"
+        f"<BOA_ADD_OFFSET_VALUES_LIST>{offsets}</BOA_ADD_OFFSET_VALUES_LIST>"
+        "</Level-2A_User_Product>")
+    return safe
+
+
+def test_s2_safe_product_gives_native_bands_and_its_offset(s2_set: Path, tmp_path: Path) -> None:
+    safe = _safe_product(s2_set, tmp_path, "04.00", "-1000")
+    bands = collect_bands([safe])
+    assert sorted(bands.paths) == sorted((*GUIDES, *TARGETS))
+    for name, path in bands.paths.items():
+        assert path.stem.endswith(f"_{name}_{'10m' if name in GUIDES else '20m'}")
+    assert bands.offset == -1000.0
+    # band files given one by one from inside the product still find its metadata
+    assert collect_bands(list(bands.paths.values())).offset == -1000.0
+
+
+def test_s2_safe_offset_from_the_baseline_and_not_from_above_the_product(
+    s2_set: Path, tmp_path: Path
+) -> None:
+    assert collect_bands([_safe_product(s2_set, tmp_path / "a", "04.00", None)]).offset == -1000
+    assert collect_bands([_safe_product(s2_set, tmp_path / "b", "02.14", None)]).offset == 0
+    (tmp_path / "MTD_MSIL2A.xml").write_text("<PROCESSING_BASELINE>05.00</PROCESSING_BASELINE>")
+    assert collect_bands([s2_set]).offset == 0  # a plain folder: no search upwards
+
+
 def test_s2_refuses_unknown_bands_and_mismatched_grids(run_cli: Cli, s2_set: Path,
                                                        tmp_path: Path) -> None:
     out = tmp_path / "s2.tif"

@@ -7,7 +7,9 @@ must share the grid with pixels exactly twice as large and the same upper-left c
 Reflectance is ``(DN + offset) / 10000`` with ``offset = -1000`` for processing baseline 04.00
 and later (January 2022 on) and 0 before. The offset is taken, in this order, from
 ``--s2-offset``, a ``BOA_ADD_OFFSET``/``RADIO_ADD_OFFSET`` or ``PROCESSING_BASELINE`` tag of the
-files, or an ``MTD_MSIL*.xml`` beside them; with none of these the older convention (0) is used.
+files, or the product's ``MTD_MSIL*.xml`` (beside them, or at the root of the ``*.SAFE`` product
+they are in); with none of these the older convention (0) is used. A ``*.SAFE`` folder itself is
+an input too: each band is taken from its native-resolution file in the granule.
 
 References:
     Lanaras et al., ISPRS J. Photogramm. 146, 2018 (DSen2, the reduced-resolution protocol).
@@ -46,6 +48,8 @@ TARGETS = ("B05", "B06", "B07", "B8A", "B11", "B12")
 KNOWN = (*GUIDES, *TARGETS, "B01", "B09", "B10")
 S2_SCHEME = "guided-residual-v2"
 """Card tag of networks that correct the classical estimate in per-scene standardized units."""
+BAND_SUFFIXES = (".tif", ".tiff", ".jp2")
+_RESOLUTION = re.compile(r"_(10m|20m|60m)$")
 _TOKEN = re.compile(r"(?:^|[^A-Za-z0-9])(B\d{1,2}A?)(?=$|[^A-Za-z0-9])", re.IGNORECASE)
 
 
@@ -73,16 +77,21 @@ def band_name(path: Path) -> str:
     Raises:
         InputError: no band token, or one that is not a Sentinel-2 band.
     """
-    found = _TOKEN.findall(path.stem)
-    if not found:
-        found = _TOKEN.findall(read_raster_meta(path).descriptions[0] or "")
-    if not found:
+    name = _band_token(path.stem) or _band_token(read_raster_meta(path).descriptions[0] or "")
+    if name is None:
         raise InputError(path, "no Sentinel-2 band name (B02 ... B12, B8A) in the file name")
-    raw = found[-1].upper()
-    name = raw if raw.endswith("A") else f"B{int(raw[1:]):02d}"
     if name not in KNOWN:
-        raise InputError(path, f"unknown Sentinel-2 band {raw!r}; expected B01-B12 or B8A")
+        raise InputError(path, f"unknown Sentinel-2 band {name!r}; expected B01-B12 or B8A")
     return name
+
+
+def _band_token(text: str) -> str | None:
+    """The last band token of ``text`` as a canonical name (``b2`` -> ``B02``), or ``None``."""
+    found = _TOKEN.findall(text)
+    if not found:
+        return None
+    raw = found[-1].upper()
+    return raw if raw.endswith("A") else f"B{int(raw[1:]):02d}"
 
 
 def collect_bands(inputs: list[Path], offset: str = "auto") -> BandSet:
@@ -92,9 +101,7 @@ def collect_bands(inputs: list[Path], offset: str = "auto") -> BandSet:
         inputs: band files, or one folder holding them.
         offset: ``"auto"`` or a DN offset added before dividing by 10000 (e.g. ``-1000``).
     """
-    files = sorted(p for p in inputs[0].glob("*") if p.suffix.lower() in (".tif", ".tiff",
-                                                                            ".jp2")) \
-        if len(inputs) == 1 and inputs[0].is_dir() else list(inputs)
+    files = _folder_bands(inputs[0]) if len(inputs) == 1 and inputs[0].is_dir() else list(inputs)
     paths: dict[str, Path] = {}
     for path in files:
         name = band_name(path)
@@ -106,6 +113,33 @@ def collect_bands(inputs: list[Path], offset: str = "auto") -> BandSet:
         raise InputError(inputs[0], f"Sentinel-2 mode needs bands {', '.join(missing)} too")
     guide, target = _check_grids(paths)
     return BandSet(paths, guide, target, resolve_offset(paths, offset))
+
+
+def _folder_bands(folder: Path) -> list[Path]:
+    """The band files of a folder: its own raster files or, for a Sentinel-2 product folder
+    (``*.SAFE``, holding ``GRANULE/``), each band's file at its native resolution.
+
+    An L2A product keeps each band at several resolutions (``R10m/..._B02_10m.jp2`` and
+    ``R20m/..._B02_20m.jp2``); the 10 m bands are taken from the 10 m files and the 20 m bands
+    from the 20 m ones. Files that are not bands (TCI, SCL, AOT, WVP) are passed over.
+    """
+    own = sorted(p for p in folder.glob("*") if p.suffix.lower() in BAND_SUFFIXES)
+    if own or not (folder / "GRANULE").is_dir():
+        return own
+    images = sorted(p for p in folder.glob("GRANULE/*/IMG_DATA/**/*")
+                    if p.suffix.lower() in BAND_SUFFIXES)
+    granules = sorted({p.relative_to(folder).parts[1] for p in images})
+    if len(granules) > 1:
+        raise InputError(folder, f"{len(granules)} granules ({', '.join(granules)}); give the "
+                                 "band files of one")
+    chosen: dict[str, Path] = {}
+    for path in images:
+        name = _band_token(path.stem)
+        resolution = _RESOLUTION.search(path.stem)
+        native = "10m" if name in GUIDES else "20m"
+        if name in (*GUIDES, *TARGETS) and (resolution is None or resolution[1] == native):
+            chosen[str(name)] = path  # L1C: one file per band; L2A: the native one
+    return list(chosen.values())
 
 
 def _check_grids(paths: dict[str, Path]) -> tuple[RasterMeta, RasterMeta]:
@@ -141,21 +175,36 @@ def resolve_offset(paths: dict[str, Path], option: str) -> float:
     for path in paths.values():
         with rasterio.open(path) as ds:
             tags |= {k.upper(): v for k, v in ds.tags().items()}
-    first = next(iter(paths.values()))
     for key in ("BOA_ADD_OFFSET", "RADIO_ADD_OFFSET"):
         if key in tags:
             return float(tags[key])
-    baseline = tags.get("PROCESSING_BASELINE") or _xml_baseline(first.parent)
+    text = _product_xml(next(iter(paths.values())))
+    for key in ("BOA_ADD_OFFSET", "RADIO_ADD_OFFSET"):  # one value per band, all equal so far
+        match = re.search(rf"<{key}\b[^>]*>\s*(-?[\d.]+)\s*<", text)
+        if match:
+            return float(match.group(1))
+    found = re.search(r"<PROCESSING_BASELINE>([\d.]+)<", text)
+    baseline = tags.get("PROCESSING_BASELINE") or (found.group(1) if found else None)
     return -1000.0 if baseline is not None and float(baseline) >= 4.0 else 0.0
 
 
-def _xml_baseline(folder: Path) -> str | None:
-    """``PROCESSING_BASELINE`` of an ``MTD_MSIL1C.xml``/``MTD_MSIL2A.xml`` in ``folder``."""
-    for xml in folder.glob("MTD_MSIL*.xml"):
-        match = re.search(r"<PROCESSING_BASELINE>([\d.]+)<", xml.read_text(errors="ignore"))
-        if match:
-            return match.group(1)
-    return None
+def _product_xml(band: Path) -> str:
+    """Text of the product's ``MTD_MSIL1C.xml``/``MTD_MSIL2A.xml``, or ``""`` if there is none.
+
+    Looked for beside the band file and, for a file inside a ``*.SAFE`` product (where it sits
+    in ``GRANULE/*/IMG_DATA/R10m/``), in each folder up to the product's root; never above it,
+    so an unrelated product's metadata further up is not picked up.
+    """
+    folders = [band.parent]
+    if any(f.suffix.upper() == ".SAFE" for f in band.parents):
+        for folder in band.parent.parents:
+            folders.append(folder)
+            if folder.suffix.upper() == ".SAFE":
+                break
+    for folder in folders:
+        for xml in sorted(folder.glob("MTD_MSIL*.xml")):
+            return xml.read_text(errors="ignore")
+    return ""
 
 
 FIT_SIDE = 1024
