@@ -142,6 +142,40 @@ def test_mask_on_another_grid_is_refused(run_cli: Cli, tmp_path: Path) -> None:
     assert "m.tif" in _bad(run_cli, tmp_path, "--mask", m)
 
 
+def _scl(path: Path, shift_px: float = 0.0) -> tuple[Path, np.ndarray]:
+    """A Sentinel-2 SCL at twice CLEAR's pixel size over its footprint (51 rows: the odd 101-row
+    image ends inside the last one), cloud (9) in one block, shadow (3) in one pixel."""
+    with rasterio.open(CLEAR) as ds:
+        meta = dict(ds.profile)
+    scl = np.full((1, 51, 50), 4, np.uint8)
+    scl[0, 10:20, 5:15], scl[0, 50, 49] = 9, 3
+    t = meta["transform"]
+    meta.update(count=1, dtype="uint8", width=50, height=51, nodata=None, transform=(
+        t * rasterio.Affine.translation(shift_px, 0) * rasterio.Affine.scale(2)))
+    with rasterio.open(path, "w", **meta) as dst:
+        dst.write(scl)
+    expected = np.zeros((101, 100), bool)
+    expected[20:40, 10:30], expected[100, 98:100] = True, True
+    return path, expected
+
+
+def test_sentinel2_scl_at_20m_is_repeated_onto_10m_bands(run_cli: Cli, tmp_path: Path) -> None:
+    scl, expected = _scl(tmp_path / "T33_SCL_20m.tif")
+    out = tmp_path / "filled.tif"
+    code, _, err = run_cli("enhance", "cloud-inpaint", CLEAR, "-o", out, "--qa", scl,
+                           "--method", "mean", "--write-mask", "--quiet")
+    assert code == 0, err
+    mask, _ = _read(tmp_path / "filled_mask.tif")
+    np.testing.assert_array_equal(mask[0] > 0, expected)
+    filled, before = _read(out)[0], _read(CLEAR)[0]
+    np.testing.assert_array_equal(filled[:, ~expected], before[:, ~expected])
+
+
+def test_coarse_qa_off_the_image_corner_is_refused(run_cli: Cli, tmp_path: Path) -> None:
+    scl, _ = _scl(tmp_path / "T33_SCL_20m.tif", shift_px=1.0)
+    assert "T33_SCL_20m.tif" in _bad(run_cli, tmp_path, "--qa", scl)
+
+
 def test_mask_covering_everything_is_refused(run_cli: Cli, tmp_path: Path) -> None:
     with rasterio.open(CLEAR) as ds:
         profile = dict(ds.profile)

@@ -22,6 +22,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+from rasterio.transform import Affine
 from scipy import ndimage
 
 from suite.errors import InputError, UsageError
@@ -84,21 +85,46 @@ def check_same_grid(path: Path, meta: RasterMeta, image: RasterMeta, what: str) 
         raise InputError(path, f"{what} grid (CRS or transform) differs from the image's")
 
 
+def coarse_factor(meta: RasterMeta, image: RasterMeta) -> int:
+    """``k`` when ``meta``'s pixels are exactly ``k x k`` image pixels (``k >= 2``) on the same
+    CRS and upper-left corner and it covers the image; else 1 (then the grids must be equal).
+
+    Sentinel-2's scene classification comes at 20 m only, beside 10 m bands.
+    """
+    k = round(meta.transform.a / image.transform.a) if image.transform.a else 0
+    aligned = k >= 2 and meta.crs == image.crs and meta.transform.almost_equals(
+        image.transform * Affine.scale(k), 1e-6)
+    covers = meta.width * k >= image.width > (meta.width - 1) * k and \
+        meta.height * k >= image.height > (meta.height - 1) * k
+    return k if aligned and covers else 1
+
+
+def _on_image_grid(path: Path, meta: RasterMeta, image: RasterMeta, what: str) -> np.ndarray:
+    """Band 1 of ``path`` on the image grid: as is, or each coarse pixel repeated over the
+    ``k x k`` image pixels it covers (flags and classes are copied, never interpolated)."""
+    k = coarse_factor(meta, image)
+    if k == 1:
+        check_same_grid(path, meta, image, what)
+        return np.asarray(read_window(path, None)[0])
+    values = read_window(path, None)[0]
+    return np.repeat(np.repeat(values, k, axis=0), k, axis=1)[: image.height, : image.width]
+
+
 def mask_from_file(path: Path, image: RasterMeta) -> np.ndarray:
-    """A user's mask raster on the image grid: pixel > 0 means cloud or shadow."""
-    meta = read_raster_meta(path)
-    check_same_grid(path, meta, image, "mask")
-    return np.asarray(read_window(path, None)[0] > 0)
+    """A user's mask raster on the image grid (or an aligned coarser one): > 0 is cloud or
+    shadow."""
+    return _on_image_grid(path, read_raster_meta(path), image, "mask") > 0
 
 
 def mask_from_qa(path: Path, image: RasterMeta, kind: str = "auto", confidence: str = "high"
                  ) -> np.ndarray:
-    """Cloud/shadow mask decoded from a quality band on the image grid."""
+    """Cloud/shadow mask decoded from a quality band on the image grid (or an aligned coarser
+    one, e.g. Sentinel-2's 20 m SCL beside 10 m bands)."""
     meta = read_raster_meta(path)
-    check_same_grid(path, meta, image, "QA band")
+    values = _on_image_grid(path, meta, image, "QA band")
     if kind == "auto":
         kind = guess_qa_kind(path, meta)
-    return decode_qa(read_window(path, None)[0], kind, confidence)
+    return decode_qa(values, kind, confidence)
 
 
 def detect_clouds(image: np.ndarray, valid: np.ndarray) -> np.ndarray:
