@@ -14,6 +14,9 @@ from pathlib import Path
 
 from suite.errors import InputError
 
+NAME_KEPT = 40
+"""Characters of the target's name kept in its temporary name (for a person listing the folder)."""
+
 
 def check_output_path(
     output: str | Path, inputs: list[str | Path] | tuple[str | Path, ...] = ()
@@ -53,18 +56,28 @@ def atomic_path(target: str | Path) -> Iterator[Path]:
     left as it was.
     """
     target = Path(target)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".partial", dir=target.parent)
+    # The real suffix stays last, so that format detection by extension still works; the name
+    # is shortened, so that nested atomic writes stay within the 255-byte name limit.
+    fd, tmp_name = tempfile.mkstemp(
+        prefix=f".{target.name[:NAME_KEPT]}.", suffix=f".partial{_format_suffix(target)}",
+        dir=target.parent,
+    )
     os.close(fd)
     os.unlink(tmp_name)
     tmp = Path(tmp_name)
-    if target.suffix:
-        # Keep the real suffix last so that format detection by extension still works.
-        tmp = tmp.with_name(tmp.name + target.name)
     try:
         yield tmp
         _replace(tmp, target)
     finally:
         _remove(tmp)
+
+
+def _format_suffix(target: Path) -> str:
+    """``.nii.gz`` for a gzipped format, else the last suffix (``""`` for a folder name)."""
+    suffixes = target.suffixes
+    if len(suffixes) >= 2 and suffixes[-1].lower() == ".gz":
+        return "".join(suffixes[-2:])
+    return target.suffix
 
 
 def _replace(tmp: Path, target: Path) -> None:
