@@ -351,8 +351,9 @@ def batch(args: argparse.Namespace) -> int:
     domain.check_runtime(args)
     if not args.scheduler and getattr(args, "device", "auto") != "auto":
         pick_device(args.device)  # local workers see this machine's devices: refuse early
+    sources = expand_inputs(args.inputs, domain, args)  # before the output folder is made
     out_dir = _out_dir(args)
-    items = plan_items(expand_inputs(args.inputs, domain), out_dir, domain)
+    items = plan_items(sources, out_dir, domain)
     header = _header(domain, args, domain_options(args))
     manifest = Manifest(out_dir, header)
     base = {

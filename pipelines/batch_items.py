@@ -22,7 +22,6 @@ from suite.errors import InputError, UsageError
 from suite.io.atomic import atomic_path
 
 MANIFEST = "batch_manifest.json"
-FOLDER_KINDS = ("dicom-series", "dicom", "folder")
 """Input kinds for which a folder is one item (a DICOM series) instead of a list of files."""
 RUNNER_KEYS = frozenset(
     {"inputs", "output", "scheduler", "workers", "resume", "quiet", "debug", "func", "command"}
@@ -65,23 +64,33 @@ def _visible_files(folder: Path) -> list[Path]:
     return sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith("."))
 
 
-def expand_inputs(patterns: list[str | Path], domain: Domain) -> list[Path]:
+def expand_inputs(
+    patterns: list[str | Path], domain: Domain, options: argparse.Namespace | None = None
+) -> list[Path]:
     """Turn files, folders and globs into the list of items' sources, in a stable order.
 
-    A folder is one item for a domain whose inputs are series folders (:data:`FOLDER_KINDS`);
-    for any other domain it stands for the visible files directly inside it.
+    A folder is one item where the domain says so for these options
+    (:meth:`~suite.domain.Domain.batch_folder_is_item`: a DICOM series, a scene); otherwise it
+    stands for the visible files directly inside it.
 
     Raises:
-        InputError: a pattern matches nothing.
+        InputError: a pattern matches nothing, or a folder that stands for its files has none.
     """
-    per_folder = any(kind in FOLDER_KINDS for kind in domain.input_kinds)
+    per_folder = domain.batch_folder_is_item(options or argparse.Namespace())
     sources: list[Path] = []
     for pattern in map(str, patterns):
         matches = sorted(glob.glob(pattern)) if glob.has_magic(pattern) else [pattern]
         if not matches or not Path(matches[0]).exists():
             raise InputError(pattern, "no such file or folder (or the glob matched nothing)")
         for match in map(Path, matches):
-            sources.extend([match] if match.is_file() or per_folder else _visible_files(match))
+            if match.is_file() or per_folder:
+                sources.append(match)
+                continue
+            files = _visible_files(match)
+            if not files:
+                raise InputError(match, "no files directly inside this folder (sub-folders "
+                                        "are not searched; give them or a glob)")
+            sources.extend(files)
     return list(dict.fromkeys(sources))
 
 

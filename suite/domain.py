@@ -35,6 +35,10 @@ class DemoItem:
     note: str = ""
 
 
+FOLDER_KINDS = ("dicom-series", "dicom", "folder")
+"""Input kinds whose inputs are folders: a folder given to ``suite batch`` is one item."""
+
+
 class Domain:
     """Base class of every domain plugin.
 
@@ -102,3 +106,8 @@ class Domain:
     def batch_output_name(self, item: Path) -> str:
         """Name of the output for one batch item (a file or a DICOM folder)."""
         return item.name
+
+    def batch_folder_is_item(self, options: argparse.Namespace) -> bool:
+        """Whether ``suite batch`` takes a folder as one item (a DICOM series, a scene), rather
+        than as the files directly inside it; by default, when an input kind is a folder."""
+        return any(kind in FOLDER_KINDS for kind in self.input_kinds)

@@ -34,7 +34,7 @@ from rasterio.windows import Window
 from scipy import ndimage
 
 from domains.pansharpen import DOMAIN as PANSHARPEN
-from pipelines.batch_items import FOLDER_KINDS, MANIFEST, expand_inputs
+from pipelines.batch_items import MANIFEST, expand_inputs
 from suite import plugins
 from suite.domain import Domain
 from suite.io.raster import RasterMeta, read_raster_meta, read_window, write_raster_windows
@@ -379,7 +379,16 @@ def test_inputs_expand_from_files_folders_and_globs(tmp_path: Path) -> None:
         (tmp_path / name).write_bytes(b"x")
     assert expand_inputs([tmp_path], BOX) == [tmp_path / "a.tif", tmp_path / "b.tif"]
     assert expand_inputs([str(tmp_path / "b*")], BOX) == [tmp_path / "b.tif"]
-    assert "folder" in FOLDER_KINDS and expand_inputs([tmp_path], SCENES) == [tmp_path]
+    assert expand_inputs([tmp_path], SCENES) == [tmp_path]  # "folder" inputs: one item
+
+
+def test_a_folder_without_files_is_refused_not_an_empty_run(
+    tmp_path: Path, fake_domains: None, run_cli: RunCli
+) -> None:
+    (tmp_path / "scenes" / "deeper").mkdir(parents=True)
+    code, _, err = run_cli("batch", "box3", tmp_path / "scenes", "-o", tmp_path / "o")
+    assert code == 2 and "no files directly inside" in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "o").exists()
 
 
 def test_bad_usage_is_one_line_and_exit_2(

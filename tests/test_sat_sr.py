@@ -329,3 +329,16 @@ def test_calibration_patches_are_model_units() -> None:
     assert len(patches) == 5 and all(p.shape == (1, 64, 64) for p in patches)
     values = np.concatenate([p.ravel() for p in patches])
     assert -0.5 < np.percentile(values, 1) and np.percentile(values, 99) < 1.5
+
+
+def test_s2_batch_takes_each_scene_folder_as_one_item(run_cli: Cli, s2_set: Path,
+                                                      tmp_path: Path) -> None:
+    safe = _safe_product(s2_set, tmp_path / "products", "04.00", "-1000")
+    out = tmp_path / "out"
+    code, _, err = run_cli("batch", "sat-sr", safe, s2_set, "-o", out, "--sentinel2",
+                           "--s2-method", "classical", "--workers", "1", "--quiet")
+    assert code == 0, err
+    names = sorted(p.name for p in out.glob("*.tif"))
+    assert names == sorted([f"{safe.name.removesuffix('.SAFE')}_10m.tif", "s2_10m.tif"])
+    with rasterio.open(out / "s2_10m.tif") as ds:
+        assert ds.count == 6 and ds.width == 2 * rasterio.open(s2_set / "T_B05.tif").width

@@ -34,6 +34,16 @@ class SatSrDomain(Domain):
         path = WEIGHTS_DIR / "default_x2.safetensors"
         return path if path.is_file() else None
 
+    def batch_folder_is_item(self, options: argparse.Namespace) -> bool:
+        """With ``--sentinel2`` a folder (of band files, or a ``.SAFE`` product) is one scene."""
+        return bool(getattr(options, "sentinel2", False))
+
+    def batch_output_name(self, item: Path) -> str:
+        """The input's name for a raster; ``SCENE_10m.tif`` for a Sentinel-2 scene folder."""
+        if item.is_dir():
+            return f"{item.name.removesuffix('.SAFE').removesuffix('.safe')}_10m.tif"
+        return item.name
+
     def calibration_patches(self, count: int) -> list[Any]:
         """Model inputs for int8 calibration: 64x64 crops of the bundled Landsat 8 excerpt,
         one band each in turn, in the network's per-band 1-99 % units, (1, 64, 64)."""
