@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -173,6 +174,25 @@ def test_recursive_and_series_choice(tmp_path: Path) -> None:
 
 def test_empty_folder(tmp_path: Path) -> None:
     _assert_refused(tmp_path, "no DICOM files")
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "notes.txt").write_text("x")
+    with pytest.raises(InputError) as info:
+        read_volume(tmp_path)
+    assert "sub-folders" not in str(info.value)  # the hint only when there is DICOM below
+
+
+def test_cd_export_layout_hints_and_reads_with_recursive(tmp_path: Path, run_cli) -> None:
+    sample = Path(__file__).resolve().parents[1] / "sample_data/ct/abdomen_ct_dicom"
+    export = tmp_path / "cd"
+    (export / "DICOM").mkdir(parents=True)
+    shutil.copytree(sample, export / "DICOM" / "S0001")
+    out = tmp_path / "out.nii.gz"
+    code, _, err = run_cli("enhance", "ct-denoise", export, "-o", out, "--quiet")
+    assert code == 2 and "sub-folders hold some" in err and "--recursive" in err
+    assert not out.exists()
+    code, _, err = run_cli("enhance", "ct-denoise", export, "-o", out, "--recursive", "--quiet")
+    assert code == 0, err
+    assert out.is_file()
 
 
 def test_folder_of_non_dicom_files(tmp_path: Path) -> None:

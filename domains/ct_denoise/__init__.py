@@ -29,9 +29,12 @@ class CtDenoiseDomain(Domain):
         return WEIGHTS if WEIGHTS.is_file() else None
 
     def add_arguments(self, command: str, parser: argparse.ArgumentParser) -> None:
-        """Domain options: ``--force`` and ``--series`` for enhance/degrade; dose for degrade."""
+        """Domain options: ``--force``, ``--series`` and ``--recursive`` for enhance/degrade; dose
+        for degrade."""
         if command in ("enhance", "degrade", "batch"):
             parser.add_argument("--series", help="SeriesInstanceUID when a folder holds several")
+            parser.add_argument("--recursive", action="store_true",
+                                help="read DICOM files in sub-folders too (e.g. a CD export)")
             parser.add_argument(
                 "--force",
                 action="store_true",

@@ -29,8 +29,8 @@ class MriSrDomain(Domain):
         return WEIGHTS if WEIGHTS.is_file() else None
 
     def add_arguments(self, command: str, parser: argparse.ArgumentParser) -> None:
-        """``--scale``/``--axis``/``--volume``/``--series``; ``--adapt`` for enhance; the
-        acquisition model for degrade."""
+        """``--scale``/``--axis``/``--volume``/``--series``/``--recursive``; ``--adapt`` for
+        enhance; the acquisition model for degrade."""
         if command not in ("enhance", "degrade", "batch"):
             return
         parser.add_argument("--scale", type=float, help="through-plane factor in (1, 8], e.g. 4")
@@ -38,6 +38,8 @@ class MriSrDomain(Domain):
                             help="slice axis (auto: the largest spacing; refused if isotropic)")
         parser.add_argument("--volume", type=int, help="which volume of a 4D series (0-based)")
         parser.add_argument("--series", help="SeriesInstanceUID when a folder holds several")
+        parser.add_argument("--recursive", action="store_true",
+                            help="read DICOM files in sub-folders too (e.g. a CD export)")
         parser.add_argument("--force", action="store_true",
                             help="run on a non-MR modality or values that look like CT")
         if command in ("enhance", "batch"):

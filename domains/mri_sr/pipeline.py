@@ -38,7 +38,8 @@ SAMPLE = Path("mri") / "stroke_t1_excerpt.nii.gz"
 
 def read_mri(path: Path, options: argparse.Namespace) -> Volume:
     """Read one 3D volume (a 4D series needs ``--volume``) and check it."""
-    vol = read_volume(path, series_uid=getattr(options, "series", None), allow_4d=True)
+    vol = read_volume(path, series_uid=getattr(options, "series", None),
+                      recursive=getattr(options, "recursive", False), allow_4d=True)
     chosen = getattr(options, "volume", None)
     if vol.data.ndim == 4:
         n = vol.data.shape[3]

@@ -126,8 +126,18 @@ def _read_headers(root: Path, recursive: bool) -> list[Header]:
             continue  # DICOMDIR, structured reports and other non-image objects
         headers.append((file, ds))
     if not headers:
-        raise InputError(root, "no DICOM files")
+        hint = ""
+        if not recursive and root.is_dir() and _dicom_below(root):
+            hint = " directly in this folder, but its sub-folders hold some: give the series " \
+                   "folder, or read them all (--recursive)"
+        raise InputError(root, "no DICOM files" + hint)
     return headers
+
+
+def _dicom_below(root: Path, limit: int = 2000) -> bool:
+    """Whether a sub-folder of ``root`` holds a DICOM file (within the first ``limit`` files)."""
+    files = (p for p in root.rglob("*") if p.is_file() and p.parent != root)
+    return any(_looks_like_dicom(p) for _, p in zip(range(limit), files, strict=False))
 
 
 def _select_series(root: Path, headers: list[Header], series_uid: str | None) -> list[Header]:
