@@ -11,7 +11,8 @@ from domains.fundus.fov import estimate_fov, read_fov
 from suite.errors import InputError
 from suite.io.photo import Photo, read_photo, write_photo
 
-FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".tif": "TIFF", ".tiff": "TIFF"}
+FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".tif": "TIFF", ".tiff": "TIFF",
+           ".dcm": "DICOM"}
 
 
 @dataclass
@@ -47,15 +48,28 @@ def read_fundus(path: Path, fov_path: Path | None) -> FundusPhoto:
     return FundusPhoto(rgb, fov, photo)
 
 
-def write_like(output: Path, rgb: np.ndarray, src: FundusPhoto) -> Path:
+def check_output_format(output: Path, src: FundusPhoto, path: Path) -> None:
+    """Refuse, before any work, a DICOM output (``.dcm``) of a photo that is not DICOM.
+
+    Raises:
+        InputError: names the input ``path``, which lacks the patient and study headers.
+    """
+    if FORMATS.get(output.suffix.lower()) == "DICOM" and src.photo.meta.dataset is None:
+        raise InputError(path, "DICOM output needs a DICOM input (its patient and study "
+                               "headers); give an output ending in .png, .jpg or .tif")
+
+
+def write_like(output: Path, rgb: np.ndarray, src: FundusPhoto, description: str,
+               derivation: str) -> Path:
     """Write ``rgb`` ``[0, 1]`` with the source's bit depth, alpha and ICC/EXIF.
 
-    The format follows the output suffix (PNG, JPEG, TIFF); 16 bits are kept where the format
-    can store them (TIFF), else reduced to 8 bits.
+    The format follows the output suffix (PNG, JPEG, TIFF, DICOM ``.dcm``); 16 bits are kept
+    where the format can store them (TIFF, DICOM), else reduced to 8 bits. A DICOM output is a
+    derived instance of a DICOM source (``description`` and ``derivation`` label it).
     """
     meta = src.photo.meta
     fmt = FORMATS.get(output.suffix.lower(), meta.format)
-    depth = meta.bit_depth if fmt == "TIFF" else 8
+    depth = meta.bit_depth if fmt in ("TIFF", "DICOM") else 8
     data = _quantize(rgb, depth)
     if src.photo.data.shape[2] == 4:
         alpha = src.photo.data[..., 3:]
@@ -63,8 +77,9 @@ def write_like(output: Path, rgb: np.ndarray, src: FundusPhoto) -> Path:
         if fmt == "JPEG":
             raise InputError(output, "JPEG cannot store the input's alpha channel; use PNG/TIFF")
         data = np.concatenate([data, alpha], axis=2)
-    out_meta = type(meta)(fmt, depth, meta.mode, meta.size, None, meta.icc_profile, meta.exif)
-    return write_photo(output, data, out_meta)
+    out_meta = type(meta)(fmt, depth, meta.mode, meta.size, None, meta.icc_profile, meta.exif,
+                          meta.dataset)
+    return write_photo(output, data, out_meta, description, derivation)
 
 
 def _quantize(rgb: np.ndarray, depth: int) -> np.ndarray:

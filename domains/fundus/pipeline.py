@@ -14,7 +14,7 @@ from domains.fundus.config import ModelConfig
 from domains.fundus.degrade import degrade_fundus
 from domains.fundus.metrics import fundus_metrics
 from domains.fundus.model import restore
-from domains.fundus.photos import read_fundus, write_like
+from domains.fundus.photos import check_output_format, read_fundus, write_like
 from suite.domain import DemoItem
 from suite.errors import InputError, UsageError
 from suite.export import load_runtime_model
@@ -44,13 +44,18 @@ def load_fundus_model(weights: Path | None, trust: bool = False, runtime: str = 
 
 
 def enhance_photo(path: Path, output: Path, options: argparse.Namespace) -> dict[str, Any]:
-    """Restore one fundus photograph into ``output`` (PNG, JPEG or TIFF by suffix)."""
+    """Restore one fundus photograph into ``output`` (PNG, JPEG, TIFF or DICOM by suffix)."""
     src = read_fundus(path, getattr(options, "fov", None))
+    check_output_format(output, src, path)
     model, tiling = load_fundus_model(options.weights, options.trust_checkpoint,
                                       getattr(options, "runtime", "torch"),
                                       getattr(options, "device", "auto"))
     out = restore(model, src.rgb, src.fov, tiling, progress=not options.quiet)
-    write_like(output, out, src)
+    from domains.fundus import DOMAIN
+
+    weights = options.weights or DOMAIN.default_weights()
+    write_like(output, out, src, "restored",
+               f"suite fundus restoration, weights {Path(str(weights)).name}")
     return {"pixels": int(src.fov.size), "fov_fraction": round(float(src.fov.mean()), 3)}
 
 
@@ -60,8 +65,10 @@ def degrade_photo(path: Path, output: Path, options: argparse.Namespace) -> dict
     if not 0.0 <= severity <= 1.0:
         raise UsageError(f"--severity must be in [0, 1], got {severity}")
     src = read_fundus(path, getattr(options, "fov", None))
+    check_output_format(output, src, path)
     low, params = degrade_fundus(src.rgb, src.fov, severity, np.random.default_rng(options.seed))
-    write_like(output, low, src)
+    write_like(output, low, src, "degraded",
+               f"suite fundus degradation (simulated), severity {severity}, seed {options.seed}")
     return {"severity": severity, "blur_px": round(params.blur_px, 2),
             "haze": round(params.haze, 3), "jpeg_quality": params.jpeg_quality}
 

@@ -325,7 +325,7 @@ def write_dicom_series(
         tmp.mkdir()
         for k in range(data.shape[2]):
             index = _nearest_source(meta.affine, source_affine, k, len(sources))
-            ds = _derived_slice(sources[index], series_uid, description, derivation, k + 1)
+            ds = derived_instance(sources[index], series_uid, description, derivation, k + 1)
             if regridded:
                 _set_geometry(ds, meta.affine, k, data.shape)
             _set_pixels(ds, stored[:, :, k].T, slope, intercept, signed)
@@ -407,10 +407,12 @@ def _encode(out: Path, data: np.ndarray) -> tuple[np.ndarray, float, float, bool
     return stored.astype(np.uint16), slope, intercept, False
 
 
-def _derived_slice(
+def derived_instance(
     src: Dataset, series_uid: str, description: str, derivation: str, number: int
 ) -> Dataset:
-    """Copy of a source header turned into one instance of the derived series."""
+    """Copy of a source header turned into one instance of a derived series (new instance and
+    series UIDs, ImageType DERIVED, a derivation description, a reference to the source); the
+    caller sets the pixel data."""
     ds = copy.deepcopy(src)
     ds.SOPClassUID = _sop_class(src)
     ds.SeriesInstanceUID = series_uid

@@ -1,9 +1,15 @@
-"""Photos (PNG, JPEG, TIFF): ``(H, W, C)`` arrays in the file's own dtype, written back alike.
+"""Photos (PNG, JPEG, TIFF, DICOM): ``(H, W, C)`` arrays in the file's own dtype, written back
+alike.
 
 PNG and JPEG go through Pillow. TIFF goes through tifffile (a dependency of scikit-image),
 because Pillow decodes 16-bit colour TIFF to 8 bits. Pillow also reduces 16-bit colour PNG to
 8 bits, so such files are refused rather than silently losing half their bits; 16-bit
 greyscale PNG is read exactly (Pillow mode ``I;16``).
+
+DICOM photographs (ophthalmic photography from fundus cameras, secondary captures) are read
+through pydicom, YBR JPEG decoded to RGB; one is written back as a derived instance of a new
+series (patient and study kept, uncompressed RGB or grey), and only from a DICOM source, which
+holds the headers it needs.
 """
 
 from __future__ import annotations
@@ -11,6 +17,7 @@ from __future__ import annotations
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import tifffile
@@ -19,11 +26,21 @@ from PIL import Image
 from suite.errors import InputError, ShapeError
 from suite.io.atomic import atomic_path, check_output_path
 
+if TYPE_CHECKING:
+    from pydicom.dataset import Dataset
+
 MODES = {1: "L", 2: "LA", 3: "RGB", 4: "RGBA"}  # channel count -> mode of the array
 PILLOW_8BIT = {"L", "LA", "RGB", "RGBA"}
 PILLOW_16BIT = {"I;16", "I;16L", "I;16B", "I;16N", "I"}
 TIFF_ICC_TAG = 34675
 JPEG_QUALITY = 95
+_LOSSY_SYNTAXES = (
+    "1.2.840.10008.1.2.4.50",  # JPEG baseline
+    "1.2.840.10008.1.2.4.51",  # JPEG extended
+    "1.2.840.10008.1.2.4.81",  # JPEG-LS near-lossless
+    "1.2.840.10008.1.2.4.91",  # JPEG 2000
+    "1.2.840.10008.1.2.4.203",  # HTJ2K
+)
 
 
 @dataclass
@@ -31,13 +48,14 @@ class PhotoMeta:
     """What is needed to write a photo back as it was read.
 
     Attributes:
-        format: ``"PNG"``, ``"JPEG"`` or ``"TIFF"``.
+        format: ``"PNG"``, ``"JPEG"``, ``"TIFF"`` or ``"DICOM"``.
         bit_depth: bits per sample, 8 or 16.
         mode: layout of the array's channels: ``"L"``, ``"LA"``, ``"RGB"`` or ``"RGBA"``.
         size: ``(width, height)`` in pixels.
         path: the source file.
         icc_profile: embedded ICC colour profile, if any.
         exif: raw EXIF block, if any (PNG and JPEG).
+        dataset: the source DICOM header without its pixels (DICOM only).
     """
 
     format: str
@@ -47,6 +65,7 @@ class PhotoMeta:
     path: Path | None = None
     icc_profile: bytes | None = None
     exif: bytes | None = None
+    dataset: Dataset | None = None
 
 
 @dataclass
@@ -58,7 +77,7 @@ class Photo:
 
 
 def read_photo(path: str | Path) -> Photo:
-    """Read a PNG, JPEG or TIFF photo without changing its bit depth.
+    """Read a PNG, JPEG, TIFF or DICOM photo without changing its bit depth.
 
     Args:
         path: the image file.
@@ -72,6 +91,8 @@ def read_photo(path: str | Path) -> Photo:
     p = Path(path)
     if not p.is_file():
         raise InputError(p, "does not exist or is not a file")
+    if _is_dicom(p):
+        return _read_dicom(p)
     try:
         # Pillow's format probes warn (e.g. "Corrupt EXIF data" on a DICOM file) before the
         # error that is reported as one line; the warning would be a second, confusing line.
@@ -83,12 +104,45 @@ def read_photo(path: str | Path) -> Photo:
             if fmt == "TIFF":
                 return _read_tiff(p)
             if fmt not in ("PNG", "JPEG"):
-                raise InputError(p, f"unsupported photo format {fmt}; expected PNG, JPEG or TIFF")
+                raise InputError(
+                    p, f"unsupported photo format {fmt}; expected PNG, JPEG, TIFF or DICOM")
             return _read_pillow(p, im)
     except InputError:
         raise
     except Exception as exc:  # decoders raise zlib, struct, OS... errors on corrupt data
         raise InputError(p, f"corrupt or unreadable image ({exc})") from exc
+
+
+def _is_dicom(path: Path) -> bool:
+    with path.open("rb") as fh:
+        return fh.read(132)[128:132] == b"DICM"
+
+
+def _read_dicom(path: Path) -> Photo:
+    """One DICOM photograph: 8 or 16-bit, grey or colour (YBR decoded to RGB), one frame."""
+    import pydicom
+
+    try:
+        ds = pydicom.dcmread(path)
+        frames = int(ds.get("NumberOfFrames", 1) or 1)
+        if frames > 1:
+            raise InputError(path, f"DICOM with {frames} frames; a photograph is one frame")
+        if "PixelData" not in ds:
+            raise InputError(path, "DICOM file without an image")
+        data = ds.pixel_array
+    except InputError:
+        raise
+    except Exception as exc:
+        raise InputError(path, f"corrupt or unreadable DICOM image ({exc})") from exc
+    if data.dtype not in (np.uint8, np.uint16) or int(ds.get("SamplesPerPixel", 1)) not in (1, 3):
+        kind = ds.get("Modality", "unknown modality")
+        raise InputError(path, f"DICOM {kind} image of {data.dtype} samples is not a photograph "
+                               "(8 or 16-bit unsigned grey or colour)")
+    data = data[..., np.newaxis] if data.ndim == 2 else data
+    del ds.PixelData
+    meta = PhotoMeta("DICOM", 8 * data.dtype.itemsize, MODES[data.shape[2]],
+                     (data.shape[1], data.shape[0]), path, dataset=ds)
+    return Photo(data=np.ascontiguousarray(data), meta=meta)
 
 
 def _read_pillow(path: Path, im: Image.Image) -> Photo:
@@ -156,13 +210,18 @@ def _read_tiff(path: Path) -> Photo:
     return Photo(data=np.ascontiguousarray(data), meta=meta)
 
 
-def write_photo(path: str | Path, data: np.ndarray, meta: PhotoMeta) -> Path:
+def write_photo(
+    path: str | Path, data: np.ndarray, meta: PhotoMeta, description: str = "enhanced",
+    derivation: str = "enhanced",
+) -> Path:
     """Write a photo in the format and bit depth of ``meta`` (JPEG at quality 95, 4:4:4).
 
     Args:
         path: output file (replaced atomically).
         data: ``(H, W, C)`` (or ``(H, W)``) uint8 for 8-bit or uint16 for 16-bit output.
         meta: metadata of the source photo; its ICC profile and EXIF are written back.
+        description: DICOM only: appended to the SeriesDescription.
+        derivation: DICOM only: the DerivationDescription (how the pixels were made).
 
     Returns:
         The absolute output path.
@@ -174,9 +233,14 @@ def write_photo(path: str | Path, data: np.ndarray, meta: PhotoMeta) -> Path:
     """
     out = check_output_path(path, [meta.path] if meta.path is not None else [])
     arr = _check_data(data, meta)
+    if meta.format == "DICOM" and meta.dataset is None:
+        raise InputError(out, "DICOM output needs a DICOM input (its patient and study "
+                              "headers); write PNG or TIFF instead")
     with atomic_path(out) as tmp:
         if meta.format == "TIFF":
             _write_tiff(tmp, arr, meta)
+        elif meta.format == "DICOM":
+            _write_dicom(tmp, arr, meta, description, derivation)
         else:
             _write_pillow(out, tmp, arr, meta)
     return out
@@ -208,6 +272,42 @@ def _write_pillow(out: Path, tmp: Path, arr: np.ndarray, meta: PhotoMeta) -> Non
     if meta.format == "JPEG":
         options.update(quality=JPEG_QUALITY, subsampling=0)
     im.save(tmp, format=meta.format, **options)
+
+
+def _write_dicom(
+    tmp: Path, arr: np.ndarray, meta: PhotoMeta, description: str, derivation: str
+) -> None:
+    """A derived instance of a new series: uncompressed, RGB (or grey) interleaved by pixel."""
+    from pydicom.uid import generate_uid
+
+    from suite.io.dicom import derived_instance
+
+    assert meta.dataset is not None  # checked by write_photo
+    src = meta.dataset
+    channels = arr.shape[2]
+    if channels not in (1, 3):
+        raise InputError(tmp, f"DICOM output of {MODES[channels]} is not supported (grey or RGB)")
+    ds = derived_instance(src, generate_uid(), description, derivation, 1)
+    lossy = str(src.get("LossyImageCompression", "00")) == "01" or \
+        src.file_meta.get("TransferSyntaxUID", "") in _LOSSY_SYNTAXES
+    if lossy:  # once lossy, always lossy: the derived pixels inherit the source's compression
+        ds.LossyImageCompression = "01"
+    for tag in ("NumberOfFrames", "SmallestImagePixelValue", "LargestImagePixelValue"):
+        if tag in ds:
+            delattr(ds, tag)
+    ds.Rows, ds.Columns, ds.SamplesPerPixel = arr.shape[0], arr.shape[1], channels
+    ds.PhotometricInterpretation = "RGB" if channels == 3 else "MONOCHROME2"
+    if channels == 3:
+        ds.PlanarConfiguration = 0
+    elif "PlanarConfiguration" in ds:
+        del ds.PlanarConfiguration
+    bits = 8 * arr.dtype.itemsize
+    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = bits, bits, bits - 1, 0
+    pixels = np.ascontiguousarray(arr[..., 0] if channels == 1 else arr).astype(
+        "<u2" if bits == 16 else np.uint8).tobytes()
+    ds.PixelData = pixels + b"\0" * (len(pixels) % 2)  # DICOM values have even length
+    ds["PixelData"].VR = "OW" if bits == 16 else "OB"
+    ds.save_as(tmp, enforce_file_format=True)
 
 
 def _write_tiff(tmp: Path, arr: np.ndarray, meta: PhotoMeta) -> None:
