@@ -385,3 +385,30 @@ def test_deep_folded_network_denoises_a_volume_its_patches_do_not_divide() -> No
     hu = np.random.default_rng(0).normal(40.0, 20.0, (180, 150, 20)).astype(np.float32)
     out = denoise(net, hu, cfg)
     assert out.shape == hu.shape and np.isfinite(out).all()
+
+
+def _padded(hu: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``hu`` with the corners outside the reconstruction circle set to scanner padding."""
+    yy, xx = np.mgrid[: hu.shape[0], : hu.shape[1]]
+    centre = (hu.shape[0] - 1) / 2
+    outside = (yy - centre) ** 2 + (xx - centre) ** 2 > (0.48 * hu.shape[0]) ** 2
+    return np.where(outside[..., None], -3024.0, hu).astype(np.float32), outside
+
+
+def test_scanner_padding_is_kept_and_denoised_like_air(sample_hu: np.ndarray,
+                                                       tiny_weights: Path) -> None:
+    from domains.ct_denoise.pipeline import load_ct_model
+
+    model, tiling = load_ct_model(tiny_weights)
+    padded, outside = _padded(sample_hu)
+    as_air = np.where(outside[..., None], -1024.0, padded).astype(np.float32)
+    out = denoise(model, padded, tiling)
+    np.testing.assert_array_equal(out[outside], padded[outside])  # padding comes back as is
+    np.testing.assert_array_equal(out[~outside], denoise(model, as_air, tiling)[~outside])
+
+
+def test_simulated_low_dose_leaves_padding_alone(sample_hu: np.ndarray) -> None:
+    padded, outside = _padded(sample_hu[..., :2])
+    noisy = simulate_low_dose(padded, 0.98, 2, noise_hu=50.0, seed=0).noisy
+    np.testing.assert_array_equal(noisy[outside], padded[outside])
+    assert np.abs(noisy[~outside] - padded[~outside]).mean() > 10  # noise was added inside

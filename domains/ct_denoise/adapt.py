@@ -25,7 +25,7 @@ import torch
 from torch import nn
 
 from domains.ct_denoise.config import HU_SCALE, AdaptConfig
-from domains.ct_denoise.lowdose import simulate_low_dose, soft_tissue_mask
+from domains.ct_denoise.lowdose import padding_as_air, simulate_low_dose, soft_tissue_mask
 from suite.engine.patches import PairedPatchDataset, random_flips
 from suite.engine.train import TrainConfig, Trainer
 from suite.errors import InputError
@@ -83,7 +83,7 @@ def adapt_model(
     Returns:
         The adapted model (eval mode) and ``{"noise_hu": estimated input noise}``.
     """
-    slab = central_slab(noisy, cfg.slices)
+    slab = padding_as_air(central_slab(noisy, cfg.slices))
     patch = [min(p, s - s % 4) for p, s in zip(cfg.patch, slab.shape, strict=True)]
     if min(patch[:2]) < 16 or patch[2] < 4:
         raise InputError(path, f"volume {noisy.shape} is too small for --adapt (needs at least "

@@ -26,6 +26,23 @@ ELECTRONIC_SIGMA = 10.0  # counts, the electronic noise of the NOTES' reference 
 N_VIEWS = 360
 SINOGRAM_DOWNSAMPLE = 4  # line integrals are smooth: project a 4x smaller image, interpolate
 SOFT_TISSUE_HU = (-100.0, 200.0)
+PADDING_BELOW_HU = -1500.0
+"""Values below this are the scanner's padding outside the reconstruction circle (written as
+-2000, -2048, -3024 or -32768), not air: air is -1000 HU, and even strong low-dose noise keeps
+it far above. Padding is never denoised or made noisy; it is written back as it was."""
+AIR_HU = -1024.0  # what padding stands in for while a network or the simulator looks at it
+
+
+def padding_mask(hu: np.ndarray) -> np.ndarray | None:
+    """Where ``hu`` holds scanner padding, or ``None`` when it holds none (the usual case)."""
+    mask = np.asarray(hu) < PADDING_BELOW_HU
+    return mask if mask.any() else None
+
+
+def padding_as_air(hu: np.ndarray) -> np.ndarray:
+    """``hu`` with its padding set to air (``hu`` itself when there is none)."""
+    mask = padding_mask(hu)
+    return hu if mask is None else np.where(mask, AIR_HU, hu).astype(hu.dtype)
 
 
 @dataclass(frozen=True)
@@ -172,6 +189,9 @@ def simulate_low_dose(
         target = noise_hu if noise_hu is not None else _dose_to_noise(middle, dose)
         photons = calibrate_photons(middle, pixel_mm, target, seed)
     noise = np.stack([slice_noise(s, pixel_mm, photons, rng) for s in vol])
+    pad = padding_mask(vol)
+    if pad is not None:
+        noise[pad] = 0.0  # padding is not a measurement: it stays exactly as it was
     masks = np.stack([soft_tissue_mask(s) for s in vol])
     added = float(noise[masks].std()) if masks.any() else float(noise.std())
     noisy = np.moveaxis(vol + noise, 0, axis).astype(np.float32)

@@ -11,6 +11,7 @@ import torch
 from torch import nn
 
 from domains.ct_denoise.config import HU_SCALE, ModelConfig
+from domains.ct_denoise.lowdose import padding_as_air, padding_mask
 from suite.engine.device import module_device
 from suite.engine.tiling import TileConfig, tiled_inference
 from suite.io.volume import Volume
@@ -58,6 +59,10 @@ def denoise(
 ) -> np.ndarray:
     """Denoise an (X, Y, Z) HU array with sliding-window inference; returns HU float32.
 
+    Scanner padding (below :data:`~domains.ct_denoise.lowdose.PADDING_BELOW_HU`) is shown to
+    the network as air and comes back unchanged, so the cliff at the reconstruction circle does
+    not leak into the voxels inside it.
+
     ``device`` defaults to where the model already is, so validation during GPU training
     never moves the training model to the CPU. Patches are shrunk to the smallest multiple of
     ``fit`` that needs as many of them (:func:`suite.engine.tiling.balanced_patch`); ``None``
@@ -66,7 +71,9 @@ def denoise(
     into it.
     """
     device = device or module_device(model)
-    x = torch.from_numpy(np.ascontiguousarray(hu, dtype=np.float32) / HU_SCALE)[None, None]
+    pad = padding_mask(hu)  # the network sees air there; the padding is written back unchanged
+    x = torch.from_numpy(np.ascontiguousarray(padding_as_air(hu), dtype=np.float32) / HU_SCALE)
+    x = x[None, None]
     fit = fit or getattr(model, "multiple", 0) or math.gcd(*cfg.patch)
     tiles = TileConfig(patch_size=cfg.patch, overlap=cfg.overlap, batch_size=cfg.batch_size,
                        fit=fit)
@@ -75,5 +82,7 @@ def denoise(
     def run(batch: torch.Tensor) -> torch.Tensor:
         return net(batch.to(device).contiguous(memory_format=torch.channels_last_3d)).cpu()
 
-    out = tiled_inference(x, run, tiles, progress=progress)
-    return (out[0, 0].numpy() * HU_SCALE).astype(np.float32)
+    out = (tiled_inference(x, run, tiles, progress=progress)[0, 0].numpy() * HU_SCALE)
+    if pad is not None:
+        out[pad] = hu[pad]
+    return out.astype(np.float32)
