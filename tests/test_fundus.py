@@ -376,3 +376,18 @@ def test_bf16_runtime_is_close_to_fp32_with_the_shipped_weights(run_cli: Cli, tm
     restored = np.abs(fp32 - np.asarray(Image.open(small_png), np.float32)).mean()
     difference = np.abs(bf16 - fp32)
     assert restored > 1 and difference.mean() < 0.5 and difference.max() <= 8
+
+
+def test_training_data_folders_stand_for_their_photographs(tmp_path: Path) -> None:
+    from domains.fundus.train import photo_files
+
+    (tmp_path / "photos").mkdir()
+    for name in ("b.png", "a.JPG", ".hidden.png", "notes.txt"):
+        (tmp_path / "photos" / name).write_bytes(b"x")
+    single = tmp_path / "c.tif"
+    assert photo_files([tmp_path / "photos", single]) == [
+        tmp_path / "photos" / "a.JPG", tmp_path / "photos" / "b.png", single]
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(InputError, match="no photographs") as info:
+        photo_files([tmp_path / "empty"])
+    assert str(tmp_path / "empty") in str(info.value)

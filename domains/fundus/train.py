@@ -18,13 +18,13 @@ from domains.fundus.degrade import degrade_fundus
 from domains.fundus.losses import fundus_loss
 from domains.fundus.metrics import fundus_metrics
 from domains.fundus.model import forward, model_arguments, model_input, restore
-from domains.fundus.photos import read_fundus
+from domains.fundus.photos import FORMATS, read_fundus
 from domains.fundus.synthetic import synthetic_fundus
 from domains.fundus.vessels import vesselness
 from suite.config import to_dict
 from suite.engine.patches import PairedPatchDataset, random_flips
 from suite.engine.train import Trainer, recipe_from_args
-from suite.errors import UsageError
+from suite.errors import InputError, UsageError
 from suite.models import create_model
 from suite.weights import save_weights
 
@@ -48,13 +48,33 @@ def make_pairs(img: np.ndarray, fov: np.ndarray, severities: list[float], seed: 
     return inputs, [target] * len(inputs)
 
 
+def photo_files(paths: list[Path]) -> list[Path]:
+    """The photographs named by ``paths``: files as given, folders as the photos directly in
+    them (by suffix: ``.png``, ``.jpg``, ``.jpeg``, ``.tif``, ``.tiff``, ``.dcm``), sorted.
+
+    Raises:
+        InputError: a folder holds no photograph.
+    """
+    files: list[Path] = []
+    for path in paths:
+        if not path.is_dir():
+            files.append(path)
+            continue
+        found = sorted(p for p in path.iterdir() if p.is_file()
+                       and not p.name.startswith(".") and p.suffix.lower() in FORMATS)
+        if not found:
+            raise InputError(path, f"no photographs ({', '.join(FORMATS)}) directly in it")
+        files.extend(found)
+    return files
+
+
 def training_pairs(paths: list[Path], cfg: FundusConfig) -> Pairs:
     """All pairs: the photographs' ``region`` and the synthetic images."""
     if cfg.data.region not in ("left", "all"):
         raise UsageError(f"data.region must be 'left' or 'all', got {cfg.data.region!r}")
     inputs: list[np.ndarray] = []
     targets: list[np.ndarray] = []
-    for i, path in enumerate(paths):
+    for i, path in enumerate(photo_files(paths)):
         photo = read_fundus(path, None)
         x, y = make_pairs(photo.rgb, photo.fov, cfg.data.severities, i, cfg.data.region)
         inputs, targets = inputs + x, targets + y
