@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 from pathlib import Path
 
 import nibabel as nib
@@ -412,3 +413,49 @@ def test_simulated_low_dose_leaves_padding_alone(sample_hu: np.ndarray) -> None:
     noisy = simulate_low_dose(padded, 0.98, 2, noise_hu=50.0, seed=0).noisy
     np.testing.assert_array_equal(noisy[outside], padded[outside])
     assert np.abs(noisy[~outside] - padded[~outside]).mean() > 10  # noise was added inside
+
+
+def _pair_folder(folder: Path, full: np.ndarray, seed: int, low_name: str = "low") -> Path:
+    """A pair folder: ``full.nii.gz`` and a simulated ``low`` dose of it (1 mm pixels)."""
+    folder.mkdir(parents=True)
+    affine = np.diag([1.0, 1.0, 2.0, 1.0])
+    low = simulate_low_dose(full, 1.0, 2, noise_hu=60.0, seed=seed).noisy
+    nib.save(nib.Nifti1Image(full.astype(np.float32), affine), folder / "full.nii.gz")
+    nib.save(nib.Nifti1Image(low, affine), folder / f"{low_name}.nii.gz")
+    return folder
+
+
+def test_paired_training_learns_from_real_pairs_and_says_so(run_cli, tmp_path: Path,
+                                                             sample_hu: np.ndarray) -> None:
+    crop = sample_hu[64:192, 64:192]
+    train_pair = _pair_folder(tmp_path / "patient1", crop, seed=1, low_name="quarter_dose")
+    val_pair = _pair_folder(tmp_path / "patient2", crop[::-1].copy(), seed=2)
+    tiny = ["--set", "model.channels=[4,8]", "--set", "model.patch=[32,32,8]",
+            "--set", "model.overlap=[8,8,2]", "--set", "train.steps=2",
+            "--set", "train.batch_size=2", "--set", "train.validate_every=2",
+            "--set", "train.checkpoint_every=0", "--set", "data.inplane_bins=[1]",
+            "--set", "train.patch_schedule=[]"]
+    code, _, err = run_cli("--quiet", "train", "ct-denoise", "--paired", "--data", train_pair,
+                           "--set", f"data.val={val_pair}", "--out", tmp_path / "run", *tiny)
+    assert code == 0, err
+    card = json.loads((tmp_path / "run" / "ct_denoise.json").read_text())
+    assert card["training"]["low_dose"].startswith("real low-dose scans")
+    assert card["validation"]["convention"].startswith("held-out low/full-dose pair")
+    assert card["validation"]["metrics"]["val_psnr_soft"] > 0
+    assert "--set data.paired=true" in card["training"]["command"]  # reproduces the run
+
+
+def test_paired_training_refuses_incomplete_or_mismatched_pairs(run_cli, tmp_path: Path,
+                                                               sample_hu: np.ndarray) -> None:
+    crop = sample_hu[64:192, 64:192]
+    missing = _pair_folder(tmp_path / "a", crop, seed=1)
+    (missing / "full.nii.gz").unlink()
+    mismatched = _pair_folder(tmp_path / "b", crop, seed=1)
+    nib.save(nib.Nifti1Image(crop[:100].astype(np.float32), np.diag([1.0, 1.0, 2.0, 1.0])),
+             mismatched / "full.nii.gz")
+    for folder, needle in ((missing, "expected one full-dose volume"),
+                           (mismatched, "differ in grid")):
+        code, _, err = run_cli("train", "ct-denoise", "--paired", "--data", folder,
+                               "--set", f"data.val={folder}", "--out", tmp_path / "run")
+        assert code == 2 and needle in err and str(folder) in err, err
+        assert len(err.strip().splitlines()) == 1 and not (tmp_path / "run").exists()

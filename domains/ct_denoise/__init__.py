@@ -30,7 +30,7 @@ class CtDenoiseDomain(Domain):
 
     def add_arguments(self, command: str, parser: argparse.ArgumentParser) -> None:
         """Domain options: ``--force``, ``--series`` and ``--recursive`` for enhance/degrade; dose
-        for degrade."""
+        for degrade; ``--paired`` for train."""
         if command in ("enhance", "degrade", "batch"):
             parser.add_argument("--series", help="SeriesInstanceUID when a folder holds several")
             parser.add_argument("--recursive", action="store_true",
@@ -55,6 +55,11 @@ class CtDenoiseDomain(Domain):
                 help="added noise std in soft tissue (HU) instead of a dose",
             )
             level.add_argument("--photons", type=float, help="incident photons per bin and view")
+        if command == "train":
+            parser.add_argument(
+                "--paired", action="store_true",
+                help="each --data folder holds real 'low' and 'full' dose volumes (DICOM "
+                "folders or NIfTI) to train on, instead of simulated low dose")
 
     def enhance(
         self, inputs: list[Path], output: Path, options: argparse.Namespace

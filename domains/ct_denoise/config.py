@@ -46,7 +46,9 @@ class DataConfig:
         realizations: independent noise draws per level.
         val: held-out normal-dose volume (validation at ``val_noise_hu``).
         val_noise_hu: added noise of the validation input.
-        paired: ``--data`` holds ``low/`` and ``full/`` sub-folders of paired volumes instead.
+        paired: each ``--data`` folder holds a ``low`` and a ``full`` dose volume (DICOM folders
+            or NIfTI files) to train on instead of simulated low dose (``--paired``); ``val``
+            may then be such a folder too.
         inplane_bins: in-plane block-averaging factors applied to each training volume, so the
             model sees the noise texture of several pixel sizes (1 keeps the original only).
         workers: processes that simulate the training pairs (the projection-domain simulation

@@ -73,6 +73,53 @@ def load_axial(paths: list[Path]) -> list[Axial]:
     return out
 
 
+LOW_NAMES = ("low", "low_dose", "quarter_dose")
+FULL_NAMES = ("full", "full_dose", "normal", "normal_dose")
+
+
+def _volume_name(path: Path) -> str:
+    name = path.name.lower()
+    for suffix in (".nii.gz", ".nii"):
+        name = name.removesuffix(suffix)
+    return name
+
+
+def pair_sources(folder: Path) -> tuple[Path, Path]:
+    """The low- and full-dose volumes of a pair folder: ``low`` and ``full`` entries, each a
+    DICOM series folder or a NIfTI file (also ``low_dose``/``quarter_dose`` and
+    ``full_dose``/``normal``/``normal_dose``, as in the Mayo low-dose CT data).
+
+    Raises:
+        InputError: not a folder, or not exactly one low-dose and one full-dose entry.
+    """
+    if not folder.is_dir():
+        raise InputError(folder, "paired training takes folders holding 'low' and 'full' "
+                                 "volumes (DICOM folders or NIfTI files)")
+    entries = [p for p in folder.iterdir() if not p.name.startswith(".")]
+    found = []
+    for names, what in ((LOW_NAMES, "low-dose"), (FULL_NAMES, "full-dose")):
+        hits = [p for p in entries if _volume_name(p) in names]
+        if len(hits) != 1:
+            raise InputError(folder, f"expected one {what} volume named {' or '.join(names)} "
+                                     f"(a DICOM folder or .nii/.nii.gz), found {len(hits)}")
+        found.append(hits[0])
+    return found[0], found[1]
+
+
+def load_pairs(folders: list[Path]) -> tuple[list[Axial], list[Axial]]:
+    """(low-dose, full-dose) axial volumes of each pair folder, checked to share one grid."""
+    lows, fulls = [], []
+    for folder in folders:
+        low, full = load_axial(list(pair_sources(folder)))
+        if low.hu.shape != full.hu.shape or not np.isclose(low.pixel_mm, full.pixel_mm):
+            raise InputError(folder, f"low- and full-dose volumes differ in grid: "
+                                     f"{low.hu.shape} vs {full.hu.shape} voxels, "
+                                     f"{low.pixel_mm:.4g} vs {full.pixel_mm:.4g} mm pixels")
+        lows.append(low)
+        fulls.append(full)
+    return lows, fulls
+
+
 def binned_copies(volumes: list[Axial], factors: list[int]) -> list[Axial]:
     """Each volume at each in-plane block-averaging factor (pixel size times the factor).
 
@@ -261,14 +308,17 @@ class CtTrainer(Trainer):
 
 
 class Validator:
-    """Denoise a held-out volume at a fixed simulated dose; log metrics and a PNG strip."""
+    """Denoise a held-out volume (at a fixed simulated dose, or its real low-dose scan); log
+    metrics and a PNG strip."""
 
-    def __init__(self, volume: Axial, cfg: CtConfig, out_dir: Path) -> None:
+    def __init__(self, volume: Axial, cfg: CtConfig, out_dir: Path,
+                 noisy: np.ndarray | None = None) -> None:
         self.clean, self.cfg, self.out_dir = volume.hu, cfg, out_dir / "validation"
-        noisy = simulate_low_dose(
-            volume.hu, volume.pixel_mm, 2, noise_hu=cfg.data.val_noise_hu, seed=12345
-        )
-        self.noisy = noisy.noisy
+        if noisy is None:
+            noisy = simulate_low_dose(
+                volume.hu, volume.pixel_mm, 2, noise_hu=cfg.data.val_noise_hu, seed=12345
+            ).noisy
+        self.noisy = noisy
         self.calls = 0
 
     def __call__(self, model: nn.Module) -> dict[str, float]:
@@ -286,18 +336,15 @@ class Validator:
 
 def train(args: argparse.Namespace) -> Path:
     """``suite train ct-denoise``: returns the path of the final weights with their card."""
+    if getattr(args, "paired", False):  # the flag is data.paired; so the card's command says
+        args.overrides = [*(getattr(args, "overrides", None) or []), "data.paired=true"]
     cfg = recipe_from_args(CtConfig, DEFAULT_YAML, args, "normal-dose DICOM folders or NIfTI")
-    if cfg.data.paired:
-        raise UsageError(
-            "paired training (data.paired) is not implemented yet; use simulated pairs"
-        )
     if cfg.data.val is None:
-        raise UsageError("set data.val (a held-out normal-dose volume), e.g. --set data.val=PATH")
+        raise UsageError("set data.val (a held-out normal-dose volume, or with --paired a "
+                         "held-out pair folder), e.g. --set data.val=PATH")
     started = time.time()
     model = _initial_model(cfg)  # before the data: a bad model or init fails in seconds
-    volumes = binned_copies(load_axial(list(args.data)), cfg.data.inplane_bins)
-    _check_depth(volumes, cfg)  # before the minutes of simulation
-    inputs, targets = spaced_pairs(*simulated_pairs(volumes, cfg), cfg.data.slice_steps)
+    inputs, targets = spaced_pairs(*_training_pairs(list(args.data), cfg), cfg.data.slice_steps)
     if cfg.data.teacher is not None:
         targets = teacher_targets(inputs, targets, cfg.data.teacher, cfg.data.teacher_mix,
                                   cfg.train.device, cfg.train.progress)
@@ -316,10 +363,42 @@ def train(args: argparse.Namespace) -> Path:
         dataset,
         out_dir,
         cfg.train,
-        validate=Validator(load_axial([cfg.data.val])[0], cfg, out_dir),
+        validate=_validator(cfg, out_dir),
     )
     metrics = trainer.fit(resume=args.resume)
     return _export(trainer, cfg, args, metrics, time.time() - started)
+
+
+def _training_pairs(
+    data: list[Path], cfg: CtConfig
+) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """(inputs, targets) in HU / 1000: real pairs (``data.paired``) or simulated low dose."""
+    if cfg.data.paired:
+        lows, fulls = load_pairs(data)
+        lows = binned_copies(lows, cfg.data.inplane_bins)
+        fulls = binned_copies(fulls, cfg.data.inplane_bins)
+        _check_depth(fulls, cfg)
+        return [v.hu[None] / HU_SCALE for v in lows], [v.hu[None] / HU_SCALE for v in fulls]
+    volumes = binned_copies(load_axial(data), cfg.data.inplane_bins)
+    _check_depth(volumes, cfg)  # before the minutes of simulation
+    return simulated_pairs(volumes, cfg)
+
+
+def _validator(cfg: CtConfig, out_dir: Path) -> Validator:
+    """Validation on a held-out pair folder (paired training) or a simulated dose."""
+    assert cfg.data.val is not None  # checked first thing in train()
+    if _val_is_pair(cfg):
+        lows, fulls = load_pairs([cfg.data.val])
+        return Validator(fulls[0], cfg, out_dir, noisy=lows[0].hu)
+    return Validator(load_axial([cfg.data.val])[0], cfg, out_dir)
+
+
+def _val_is_pair(cfg: CtConfig) -> bool:
+    """Whether ``data.val`` is a pair folder (paired training: it holds a ``low`` entry), not
+    one normal-dose volume."""
+    val = cfg.data.val
+    return bool(cfg.data.paired and val is not None and val.is_dir()
+                and any(_volume_name(p) in LOW_NAMES for p in val.iterdir()))
 
 
 def _export(
@@ -362,13 +441,15 @@ def model_card(
             "seconds": round(seconds),
             "command": training_command("ct-denoise", args),
             "hardware": hardware_description(cfg.train.device),
-            "low_dose": "projection-domain Poisson + electronic noise, FBP; noise "
+            "low_dose": "real low-dose scans paired with full-dose ones (data.paired)"
+            if cfg.data.paired else "projection-domain Poisson + electronic noise, FBP; noise "
             f"levels {cfg.data.noise_levels_hu} HU in soft tissue",
         },
         "validation": {
             "metrics": metrics,
-            "convention": f"held-out volume, added noise {cfg.data.val_noise_hu} HU; "
-            "PSNR/SSIM on HU clipped to [-160, 240] (range 400) and [-1000, 1000] "
+            "convention": ("held-out low/full-dose pair; " if _val_is_pair(cfg)
+                           else f"held-out volume, added noise {cfg.data.val_noise_hu} HU; ")
+            + "PSNR/SSIM on HU clipped to [-160, 240] (range 400) and [-1000, 1000] "
             "(range 2000), SSIM 11x11 Gaussian sigma 1.5 averaged over axial slices",
         },
     }
