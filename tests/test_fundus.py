@@ -391,3 +391,27 @@ def test_training_data_folders_stand_for_their_photographs(tmp_path: Path) -> No
     with pytest.raises(InputError, match="no photographs") as info:
         photo_files([tmp_path / "empty"])
     assert str(tmp_path / "empty") in str(info.value)
+
+
+def test_vessel_label_masks_replace_the_vesselness_in_training_targets(tmp_path: Path) -> None:
+    from domains.fundus.config import FundusConfig
+    from domains.fundus.train import training_pairs
+
+    photo = tmp_path / "eye.png"
+    Image.open(SAMPLE).resize((256, 256)).save(photo)
+    labels = np.zeros((256, 256), np.uint8)
+    labels[100:110, 20:120] = 255
+    (tmp_path / "labels").mkdir()
+    Image.fromarray(labels).save(tmp_path / "labels" / "eye.png")
+    cfg = FundusConfig()
+    cfg.data.synthetic, cfg.data.severities, cfg.data.region = 0, [0.5], "all"
+    _, plain = training_pairs([photo], cfg)
+    cfg.data.vessel_labels = tmp_path / "labels"
+    _, labelled = training_pairs([photo], cfg)
+    np.testing.assert_array_equal(labelled[0][4], labels > 0)
+    np.testing.assert_array_equal(labelled[0][:4], plain[0][:4])
+    assert not np.array_equal(plain[0][4], labelled[0][4])
+    cfg.data.vessel_labels = tmp_path / "none"
+    (tmp_path / "none").mkdir()
+    with pytest.raises(InputError, match=r"0 vessel label masks named eye\.\*"):
+        training_pairs([photo], cfg)

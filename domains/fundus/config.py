@@ -39,6 +39,9 @@ class DataConfig:
         synthetic: number of procedurally generated synthetic fundus images added.
         synthetic_size: their side in pixels.
         synthetic_severities: severities simulated per synthetic image.
+        vessel_labels: folder of vessel label masks, one per ``--data`` photograph with the
+            same file stem (any image format, non-zero = vessel, the photograph's size): the
+            vessel map of the losses instead of the clean photograph's vesselness.
     """
 
     region: str = "left"
@@ -46,6 +49,7 @@ class DataConfig:
     synthetic: int = 3
     synthetic_size: int = 768
     synthetic_severities: list[float] = field(default_factory=lambda: [0.4, 0.8])
+    vessel_labels: Path | None = None
 
 
 @dataclass

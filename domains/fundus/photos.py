@@ -48,6 +48,19 @@ def read_fundus(path: Path, fov_path: Path | None) -> FundusPhoto:
     return FundusPhoto(rgb, fov, photo)
 
 
+def read_label_mask(path: Path, shape: tuple[int, ...]) -> np.ndarray:
+    """A vessel label mask (any image, non-zero = vessel) of the photograph's ``shape``.
+
+    Raises:
+        InputError: unreadable, or not the photograph's size.
+    """
+    data = read_photo(path).data
+    if data.shape[:2] != tuple(shape[:2]):
+        raise InputError(path, f"vessel label mask size {data.shape[:2]} differs from "
+                               f"{tuple(shape[:2])}")
+    return np.asarray(data[..., 0] > 0, dtype=bool)
+
+
 def check_output_format(output: Path, src: FundusPhoto, path: Path) -> None:
     """Refuse, before any work, a DICOM output (``.dcm``) of a photo that is not DICOM.
 

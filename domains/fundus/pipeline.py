@@ -14,7 +14,12 @@ from domains.fundus.config import ModelConfig
 from domains.fundus.degrade import degrade_fundus
 from domains.fundus.metrics import fundus_metrics
 from domains.fundus.model import restore
-from domains.fundus.photos import check_output_format, read_fundus, write_like
+from domains.fundus.photos import (
+    check_output_format,
+    read_fundus,
+    read_label_mask,
+    write_like,
+)
 from suite.domain import DemoItem
 from suite.errors import InputError, UsageError
 from suite.export import load_runtime_model
@@ -81,17 +86,9 @@ def evaluate_photos(pred: Path, ref: Path, options: argparse.Namespace) -> dict[
         raise InputError(pred, f"shape {p.data.shape} does not match the reference "
                          f"{r.photo.data.shape}")
     scale = 65535.0 if p.data.dtype == np.uint16 else 255.0
-    vessels = _label_mask(getattr(options, "vessels", None), r.fov.shape)
+    labels = getattr(options, "vessels", None)
+    vessels = None if labels is None else read_label_mask(labels, r.fov.shape)
     return fundus_metrics(p.data[..., :3].astype(np.float32) / scale, r.rgb, r.fov, vessels)
-
-
-def _label_mask(path: Path | None, shape: tuple[int, ...]) -> np.ndarray | None:
-    if path is None:
-        return None
-    data = read_photo(path).data
-    if data.shape[:2] != shape:
-        raise InputError(path, f"vessel label mask size {data.shape[:2]} differs from {shape}")
-    return np.asarray(data[..., 0] > 0, dtype=bool)
 
 
 SAMPLE = "fundus/retina_700.png"

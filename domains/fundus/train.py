@@ -18,7 +18,7 @@ from domains.fundus.degrade import degrade_fundus
 from domains.fundus.losses import fundus_loss
 from domains.fundus.metrics import fundus_metrics
 from domains.fundus.model import forward, model_arguments, model_input, restore
-from domains.fundus.photos import FORMATS, read_fundus
+from domains.fundus.photos import FORMATS, read_fundus, read_label_mask
 from domains.fundus.synthetic import synthetic_fundus
 from domains.fundus.vessels import vesselness
 from suite.config import to_dict
@@ -32,14 +32,16 @@ Pairs = tuple[list[np.ndarray], list[np.ndarray]]
 
 
 def make_pairs(img: np.ndarray, fov: np.ndarray, severities: list[float], seed: int,
-               region: str) -> Pairs:
+               region: str, vessels: np.ndarray | None = None) -> Pairs:
     """Inputs ``(6, H, W)`` and packed targets ``(5, H, W)`` (RGB, FOV, vessel map).
 
     Degradation and context use the whole photograph (they are global); the pair is then
-    cropped to ``region``.
+    cropped to ``region``. The vessel map is ``vessels`` (a label mask) when given, else the
+    clean photograph's vesselness.
     """
     cols = slice(0, img.shape[1] // 2) if region == "left" else slice(None)
-    target = np.concatenate([img, fov[..., None], vesselness(img, fov)[..., None]], axis=2)
+    vessel_map = vesselness(img, fov) if vessels is None else vessels.astype(np.float32)
+    target = np.concatenate([img, fov[..., None], vessel_map[..., None]], axis=2)
     target = np.ascontiguousarray(target.transpose(2, 0, 1)[:, :, cols], np.float32)
     inputs = []
     for k, sev in enumerate(severities):
@@ -68,6 +70,20 @@ def photo_files(paths: list[Path]) -> list[Path]:
     return files
 
 
+def label_file(folder: Path, photo: Path) -> Path:
+    """The vessel label mask of ``photo`` in ``folder``: the one file with the photo's stem.
+
+    Raises:
+        InputError: none, or several, in the folder.
+    """
+    found = [p for p in folder.iterdir() if p.is_file() and p.stem == photo.stem] \
+        if folder.is_dir() else []
+    if len(found) != 1:
+        raise InputError(photo, f"{len(found)} vessel label masks named {photo.stem}.* in "
+                                f"{folder} (data.vessel_labels); expected one")
+    return found[0]
+
+
 def training_pairs(paths: list[Path], cfg: FundusConfig) -> Pairs:
     """All pairs: the photographs' ``region`` and the synthetic images."""
     if cfg.data.region not in ("left", "all"):
@@ -76,7 +92,10 @@ def training_pairs(paths: list[Path], cfg: FundusConfig) -> Pairs:
     targets: list[np.ndarray] = []
     for i, path in enumerate(photo_files(paths)):
         photo = read_fundus(path, None)
-        x, y = make_pairs(photo.rgb, photo.fov, cfg.data.severities, i, cfg.data.region)
+        labels = None
+        if cfg.data.vessel_labels is not None:
+            labels = read_label_mask(label_file(cfg.data.vessel_labels, path), photo.fov.shape)
+        x, y = make_pairs(photo.rgb, photo.fov, cfg.data.severities, i, cfg.data.region, labels)
         inputs, targets = inputs + x, targets + y
     for j in range(cfg.data.synthetic):
         img, fov = synthetic_fundus(cfg.data.synthetic_size, np.random.default_rng(100 + j))
@@ -160,6 +179,9 @@ def model_card(cfg: FundusConfig, args: argparse.Namespace, metrics: dict[str, f
                       "held-out benchmark region)" if cfg.data.region == "left" else "all",
             "synthetic": f"{cfg.data.synthetic} procedural synthetic fundus images "
                          f"({cfg.data.synthetic_size} px, domains/fundus/synthetic.py)",
+            "vessel_map": f"label masks from {cfg.data.vessel_labels}"
+                          if cfg.data.vessel_labels is not None
+                          else "Sato vesselness of each clean photograph (no labels)",
             "recipe": to_dict(cfg),
             "seconds": round(seconds),
             "threads": torch.get_num_threads(),
