@@ -219,3 +219,39 @@ def test_wald_protocol_mtf_glp_and_gsa_beat_bicubic() -> None:
         for m in ("mtf-glp", "gsa")
     }
     assert scores["mtf-glp"] < base and scores["gsa"] < base, (base, scores)
+
+
+def test_degrade_writes_the_wald_pair_and_its_reference_for_the_cli(
+    tmp_path: Path, run_cli
+) -> None:
+    sample = Path(__file__).resolve().parents[1] / "sample_data" / "pansharpen"
+    ms, pan = sample / "l8_ms_b2-b5.tif", sample / "l8_pan_b8.tif"
+    low = tmp_path / "low.tif"
+    code, _, err = run_cli("degrade", "pansharpen", ms, "--pan", pan, "-o", low,
+                           "--sensor", "landsat8", "--quiet")
+    assert code == 0, err
+    with rasterio.open(low) as lo, rasterio.open(tmp_path / "low_pan.tif") as lp, \
+            rasterio.open(tmp_path / "low_ref.tif") as ref, rasterio.open(ms) as src:
+        assert lo.crs == src.crs and lo.count == ref.count == src.count and lp.count == 1
+        assert lo.res == (2 * src.res[0], 2 * src.res[1])  # Landsat 8: PAN/MS ratio 2
+        assert lp.res == ref.res == src.res and lp.shape == ref.shape
+        assert (lo.width * 2, lo.height * 2) == (ref.width, ref.height)
+        assert lo.transform.c == ref.transform.c and lo.transform.f == ref.transform.f
+        # the reference is the original MS, pixel for pixel, on its own grid
+        col, row = (round(v) for v in ~src.transform @ (ref.transform.c, ref.transform.f))
+        window = rasterio.windows.Window(col, row, ref.width, ref.height)
+        np.testing.assert_array_equal(ref.read(), src.read(window=window))
+    fused = tmp_path / "fused.tif"
+    assert run_cli("enhance", "pansharpen", low, "--pan", tmp_path / "low_pan.tif", "-o", fused,
+                   "--method", "mtf-glp", "--sensor", "landsat8", "--quiet")[0] == 0
+    code, out, err = run_cli("evaluate", "pansharpen", "--pred", fused,
+                             "--ref", tmp_path / "low_ref.tif", "--ratio", "2")
+    assert code == 0, err
+    assert 0 < float(out.split("ergas_ratio2")[1].split()[0]) < 10
+
+
+def test_degrade_without_pan_is_refused(tmp_path: Path, run_cli) -> None:
+    sample = Path(__file__).resolve().parents[1] / "sample_data" / "pansharpen"
+    code, _, err = run_cli("degrade", "pansharpen", sample / "l8_ms_b2-b5.tif",
+                           "-o", tmp_path / "low.tif")
+    assert code == 2 and "needs --pan" in err and list(tmp_path.iterdir()) == []

@@ -27,7 +27,7 @@ from domains.pansharpen.registration import (
     Registration,
     register_windows,
 )
-from domains.pansharpen.wald import ms_window, region_scene
+from domains.pansharpen.wald import load_scene, ms_window, reduced_scene, region_scene
 from suite.degradations.mtf import SENSORS, sensor_mtf
 from suite.domain import DemoItem, Domain
 from suite.errors import InputError, UsageError
@@ -157,6 +157,48 @@ def _output_meta(pair: PanMsPair) -> RasterMeta:
         offsets=offsets,
         path=None,
     )
+
+
+def _degrade_pair(inputs: list[Path], output: Path, options: argparse.Namespace
+                  ) -> dict[str, Any]:
+    """Wald's reduced-resolution protocol as files, so it runs from the command line.
+
+    ``output``: the MS, MTF-blurred (sensor gains) and decimated by the ratio; beside the
+    named output, ``NAME_pan.tif``: the PAN MTF-filtered and sampled on the MS grid (the
+    degraded pair's PAN) and ``NAME_ref.tif``: the original MS on that grid (the reference
+    a fusion of the degraded pair is scored against).
+    """
+    if getattr(options, "pan", None) is None:
+        raise UsageError("degrade pansharpen needs --pan PAN.tif")
+    sensor = getattr(options, "sensor", "generic")
+    pair = pair_rasters(list(inputs), options.pan)
+    _check_valid(pair)
+    lr, ref = reduced_scene(load_scene(list(inputs), options.pan), sensor)
+    ms_meta = _output_meta(pair)
+    dtype, pan_dtype = ms_meta.dtype, pair.pan_meta.dtype
+    stem = Path(options.output).name.split(".")[0]
+    pan_path = Path(options.output).with_name(f"{stem}_pan.tif")
+    ref_path = Path(options.output).with_name(f"{stem}_ref.tif")
+    pan_meta = pair.pan_meta.updated(
+        height=ref.shape[1], width=ref.shape[2], transform=lr.pan_transform, path=None)
+    ref_meta = ms_meta.updated(height=ref.shape[1], width=ref.shape[2],
+                               transform=lr.pan_transform)
+    low_meta = ms_meta.updated(height=lr.ms.shape[1], width=lr.ms.shape[2],
+                               transform=lr.ms_transform)
+    write_raster_windows(ref_path, ref_meta, _array_producer(_to_dtype(ref, dtype)))
+    write_raster_windows(pan_path, pan_meta, _array_producer(_to_dtype(lr.pan[None], pan_dtype)))
+    write_raster_windows(output, low_meta, _array_producer(_to_dtype(lr.ms, dtype)))
+    return {"ratio": lr.ratio, "sensor": sensor, "pan": str(pan_path), "reference": str(ref_path)}
+
+
+def _array_producer(values: np.ndarray) -> Any:
+    """The windows of an in-memory ``(C, H, W)`` array, for :func:`write_raster_windows`."""
+    def produce(win: Window) -> np.ndarray:
+        rows = slice(int(win.row_off), int(win.row_off + win.height))
+        cols = slice(int(win.col_off), int(win.col_off + win.width))
+        return values[:, rows, cols]
+
+    return produce
 
 
 def _to_dtype(values: np.ndarray, dtype: str) -> np.ndarray:
@@ -291,9 +333,13 @@ class PansharpenDomain(Domain):
         return train(options)
 
     def add_arguments(self, command: str, parser: argparse.ArgumentParser) -> None:
-        """``enhance``/``batch``: fusion options; ``evaluate``: ``--ratio --pan --ms --sensor``."""
-        if command == "enhance":
+        """``enhance``/``batch``: fusion options; ``degrade``: ``--pan --sensor``; ``evaluate``:
+        ``--ratio --pan --ms --sensor``."""
+        if command in ("enhance", "degrade"):
             parser.add_argument("--pan", type=Path, help="panchromatic GeoTIFF (one band)")
+        if command == "degrade":
+            parser.add_argument("--sensor", default="generic",
+                                help=f"MTF gains of the blur: {', '.join(SENSORS)}")
         if command == "batch":
             parser.add_argument(
                 "--pan-glob",
@@ -339,6 +385,12 @@ class PansharpenDomain(Domain):
         from domains.pansharpen.pipeline import run_demo
 
         return run_demo(out_dir)
+
+    def degrade(
+        self, inputs: list[Path], output: Path, options: argparse.Namespace
+    ) -> dict[str, Any]:
+        """Wald reduced-resolution MS, PAN and reference files of an MS/PAN pair."""
+        return _degrade_pair(inputs, output, options)
 
     def enhance(
         self, inputs: list[Path], output: Path, options: argparse.Namespace
