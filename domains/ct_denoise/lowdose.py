@@ -20,6 +20,7 @@ import numpy as np
 from scipy import ndimage
 from skimage.restoration import estimate_sigma
 from skimage.transform import iradon, radon
+from tqdm.auto import tqdm
 
 MU_WATER_PER_MM = 0.0192  # linear attenuation of water at about 70 keV effective energy
 ELECTRONIC_SIGMA = 10.0  # counts, the electronic noise of the NOTES' reference simulation
@@ -171,6 +172,7 @@ def simulate_low_dose(
     noise_hu: float | None = None,
     photons: float | None = None,
     seed: int = 0,
+    progress: bool = False,
 ) -> LowDoseResult:
     """Add projection-domain low-dose noise to every slice along ``axis``.
 
@@ -181,6 +183,7 @@ def simulate_low_dose(
         volume_hu: (I, J, K) HU.
         pixel_mm: in-plane pixel size in millimetres (square pixels assumed).
         axis: the slice axis (axial slices are taken across it).
+        progress: a progress bar over the slices (a 300-slice series takes minutes).
     """
     rng = np.random.default_rng(seed)
     vol = np.moveaxis(np.asarray(volume_hu, dtype=np.float64), axis, 0)
@@ -188,7 +191,8 @@ def simulate_low_dose(
     if photons is None:
         target = noise_hu if noise_hu is not None else _dose_to_noise(middle, dose)
         photons = calibrate_photons(middle, pixel_mm, target, seed)
-    noise = np.stack([slice_noise(s, pixel_mm, photons, rng) for s in vol])
+    slices = tqdm(vol, desc="simulating slices", unit="slice", disable=not progress)
+    noise = np.stack([slice_noise(s, pixel_mm, photons, rng) for s in slices])
     pad = padding_mask(vol)
     if pad is not None:
         noise[pad] = 0.0  # padding is not a measurement: it stays exactly as it was

@@ -101,11 +101,10 @@ def degrade_volume(path: Path, output: Path, options: argparse.Namespace) -> dic
     """Write a simulated low-dose copy of ``path``."""
     vol = read_ct(path, options)
     _check_writable_kind(vol, output, path)
-    if getattr(options, "adapt", False) and getattr(options, "runtime", "torch") != "torch":
-        raise UsageError("--adapt fine-tunes the network, so it needs --runtime torch")
     level = _dose_level(options)
     axial = to_axial(vol)
-    result = simulate_low_dose(axial.hu, axial.pixel_mm, 2, seed=options.seed, **level)
+    result = simulate_low_dose(axial.hu, axial.pixel_mm, 2, seed=options.seed,
+                               progress=not getattr(options, "quiet", False), **level)
     write_volume(
         output,
         axial.back(result.noisy),
