@@ -22,7 +22,6 @@ from suite.errors import InputError, UsageError
 from suite.io.atomic import atomic_path
 
 MANIFEST = "batch_manifest.json"
-"""Input kinds for which a folder is one item (a DICOM series) instead of a list of files."""
 RUNNER_KEYS = frozenset(
     {"inputs", "output", "scheduler", "workers", "resume", "quiet", "debug", "func", "command"}
 )

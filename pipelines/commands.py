@@ -15,12 +15,11 @@ RUNTIMES = ("torch", "torch-int8", "torch-bf16", "onnxruntime")
 
 
 def _domain_subparsers(
-    cmd: argparse.ArgumentParser,
-    command: str,
-    common: Adder,
-    func: Callable[[argparse.Namespace], int],
+    cmd: argparse.ArgumentParser, command: str, func: Callable[[argparse.Namespace], int]
 ) -> None:
-    """Add one nested parser per installed domain, each with that domain's own options."""
+    """Add one nested parser per installed domain, each with the command's options
+    (:data:`DOMAIN_OPTIONS`) and that domain's own."""
+    common = DOMAIN_OPTIONS[command]
     sub = cmd.add_subparsers(dest="domain", metavar="DOMAIN", required=True, parser_class=type(cmd))
     for name, entry in plugins.discover().items():
         dom_parser = sub.add_parser(name, help=entry.domain.task if entry.domain else "BROKEN")
@@ -144,23 +143,23 @@ def _run(module: str, name: str) -> Callable[[argparse.Namespace], int]:
 
 
 def add_enhance(cmd: argparse.ArgumentParser) -> None:
-    _domain_subparsers(cmd, "enhance", _enhance_common, _run("run", "enhance"))
+    _domain_subparsers(cmd, "enhance", _run("run", "enhance"))
 
 
 def add_degrade(cmd: argparse.ArgumentParser) -> None:
-    _domain_subparsers(cmd, "degrade", _degrade_common, _run("run", "degrade"))
+    _domain_subparsers(cmd, "degrade", _run("run", "degrade"))
 
 
 def add_train(cmd: argparse.ArgumentParser) -> None:
-    _domain_subparsers(cmd, "train", _train_common, _run("run", "train"))
+    _domain_subparsers(cmd, "train", _run("run", "train"))
 
 
 def add_evaluate(cmd: argparse.ArgumentParser) -> None:
-    _domain_subparsers(cmd, "evaluate", _evaluate_common, _run("run", "evaluate"))
+    _domain_subparsers(cmd, "evaluate", _run("run", "evaluate"))
 
 
 def add_batch(cmd: argparse.ArgumentParser) -> None:
-    _domain_subparsers(cmd, "batch", _batch_common, _run("batch", "batch"))
+    _domain_subparsers(cmd, "batch", _run("batch", "batch"))
 
 
 def _export_common(p: argparse.ArgumentParser) -> None:
@@ -170,7 +169,7 @@ def _export_common(p: argparse.ArgumentParser) -> None:
 
 
 def add_export(cmd: argparse.ArgumentParser) -> None:
-    _domain_subparsers(cmd, "export", _export_common, _run("export", "export"))
+    _domain_subparsers(cmd, "export", _run("export", "export"))
 
 
 def add_domains(cmd: argparse.ArgumentParser) -> None:
@@ -215,6 +214,7 @@ DOMAIN_OPTIONS: dict[str, Adder] = {
     "train": _train_common,
     "evaluate": _evaluate_common,
     "batch": _batch_common,
+    "export": _export_common,
 }
 """The options every domain's parser of a command has, before the domain adds its own."""
 
