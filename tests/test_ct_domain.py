@@ -451,10 +451,11 @@ def test_paired_training_refuses_incomplete_or_mismatched_pairs(run_cli, tmp_pat
     missing = _pair_folder(tmp_path / "a", crop, seed=1)
     (missing / "full.nii.gz").unlink()
     mismatched = _pair_folder(tmp_path / "b", crop, seed=1)
-    nib.save(nib.Nifti1Image(crop[:100].astype(np.float32), np.diag([1.0, 1.0, 2.0, 1.0])),
-             mismatched / "full.nii.gz")
+    shifted = np.diag([1.0, 1.0, 2.0, 1.0])
+    shifted[2, 3] = 2.0  # the same shape one slice further along: not the same voxels
+    nib.save(nib.Nifti1Image(crop.astype(np.float32), shifted), mismatched / "full.nii.gz")
     for folder, needle in ((missing, "expected one full-dose volume"),
-                           (mismatched, "differ in grid")):
+                           (mismatched, "not on one grid")):
         code, _, err = run_cli("train", "ct-denoise", "--paired", "--data", folder,
                                "--set", f"data.val={folder}", "--out", tmp_path / "run")
         assert code == 2 and needle in err and str(folder) in err, err

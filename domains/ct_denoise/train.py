@@ -107,16 +107,20 @@ def pair_sources(folder: Path) -> tuple[Path, Path]:
 
 
 def load_pairs(folders: list[Path]) -> tuple[list[Axial], list[Axial]]:
-    """(low-dose, full-dose) axial volumes of each pair folder, checked to share one grid."""
+    """(low-dose, full-dose) axial volumes of each pair folder, checked to share one grid
+    (shape and affine: the same voxels at the same place, within 0.01 mm)."""
     lows, fulls = [], []
     for folder in folders:
-        low, full = load_axial(list(pair_sources(folder)))
-        if low.hu.shape != full.hu.shape or not np.isclose(low.pixel_mm, full.pixel_mm):
-            raise InputError(folder, f"low- and full-dose volumes differ in grid: "
-                                     f"{low.hu.shape} vs {full.hu.shape} voxels, "
-                                     f"{low.pixel_mm:.4g} vs {full.pixel_mm:.4g} mm pixels")
-        lows.append(low)
-        fulls.append(full)
+        low, full = (read_volume(p) for p in pair_sources(folder))
+        for vol in (low, full):
+            check_ct_volume(vol)
+        if low.data.shape != full.data.shape or not np.allclose(
+                low.meta.affine, full.meta.affine, atol=0.01):
+            raise InputError(folder, f"low- and full-dose volumes are not on one grid: "
+                                     f"{low.data.shape} vs {full.data.shape} voxels, or "
+                                     "their affines (position, spacing) differ")
+        lows.append(to_axial(low))
+        fulls.append(to_axial(full))
     return lows, fulls
 
 
