@@ -33,7 +33,7 @@ from suite.engine.train import (
 )
 from suite.errors import InputError, UsageError
 from suite.io.volume import read_volume
-from suite.losses import l1_loss, ssim_loss
+from suite.losses import frequency_loss, l1_loss, ssim_loss
 from suite.models import create_model
 from suite.viz import save_png, side_by_side, to_uint8
 from suite.weights import card_path, load_state, read_card, save_weights
@@ -280,7 +280,7 @@ def _simulate_all(
 
 
 def make_loss(cfg: CtConfig) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
-    """L1 plus SSIM on the soft-tissue window, weights from the config."""
+    """L1 plus SSIM on the soft-tissue window plus the frequency loss, weights from the config."""
     lo, hi = WINDOW[0] / HU_SCALE, WINDOW[1] / HU_SCALE
 
     def loss(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -290,6 +290,11 @@ def make_loss(cfg: CtConfig) -> Callable[[torch.Tensor, torch.Tensor], torch.Ten
             total = total + cfg.loss.ssim * ssim_loss(
                 _slices(pred.clamp(lo, hi)), _slices(target.clamp(lo, hi)), data_range=hi - lo
             )
+        if cfg.loss.frequency:
+            # Per axial slice too: the FBP noise is correlated within slices, not across them.
+            total = total + cfg.loss.frequency * frequency_loss(
+                _slices(pred), _slices(target), spatial_dims=2,
+                phase_weight=cfg.loss.frequency_phase)
         return total
 
     return loss
