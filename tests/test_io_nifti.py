@@ -101,3 +101,28 @@ def test_output_problems_leave_nothing(tmp_path: Path) -> None:
     with pytest.raises(InputError, match="does not exist"):
         write_volume(tmp_path / "missing" / "o.nii", vol.data, vol.meta, "x", "y")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.nii"]
+
+
+def test_dicom_provenance_travels_inside_the_nifti_through_later_steps(tmp_path: Path) -> None:
+    from suite.io.nifti import PROVENANCE_KEY, provenance
+
+    series = Path(__file__).resolve().parents[1] / "sample_data" / "ct" / "abdomen_ct_dicom"
+    vol = read_volume(series)
+    for ds in vol.meta.datasets or []:  # identifiers the record must not copy into a NIfTI
+        ds.PatientName, ds.PatientID, ds.SeriesInstanceUID = "Doe^Jane", "MRN-0042", "1.2.3.4"
+    first = write_volume(tmp_path / "a.nii.gz", vol.data, vol.meta, "converted", "step one")
+    other = nib.nifti1.Nifti1Extension(6, b"a note of another tool")
+    img = nib.load(first)
+    img.header.extensions.append(other)
+    nib.save(img, tmp_path / "b.nii.gz")
+    again = read_volume(tmp_path / "b.nii.gz")
+    last = write_volume(tmp_path / "c.nii.gz", again.data, again.meta, "denoised", "step two")
+    header = nib.load(last).header
+    record = provenance(header)
+    assert record is not None and record["source_format"] == "dicom"
+    assert record["dicom"]["Modality"] == "CT" and record["dicom"]["SeriesInstanceUID"] == "1.2.3.4"
+    assert record["derivations"] == ["converted; step one", "denoised; step two"]
+    contents = [e.get_content() for e in header.extensions]
+    assert b"a note of another tool" in contents  # other tools' extensions are kept
+    assert sum(PROVENANCE_KEY.encode() in c for c in contents) == 1  # replaced, not stacked
+    assert not any(b"Doe^Jane" in c or b"MRN-0042" in c for c in contents)

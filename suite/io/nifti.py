@@ -6,7 +6,10 @@ always written as float32 (slope 1, intercept 0), so no value is rounded or clip
 
 from __future__ import annotations
 
+import json
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import nibabel as nib
 import numpy as np
@@ -99,9 +102,70 @@ def write_nifti(
     img.set_data_dtype(np.float32)
     img.header.set_slope_inter(1.0, 0.0)
     img.header["descrip"] = "; ".join(s for s in (description, derivation) if s)[:79].encode()
+    _set_provenance(img.header, meta, "; ".join(s for s in (description, derivation) if s))
     with atomic_path(out) as tmp:
         nib.save(img, tmp)
     return out
+
+
+PROVENANCE_KEY = "enhance_suite_provenance"
+COMMENT_CODE = 6  # NIfTI-1 header extension code "comment": free text, here JSON
+DICOM_PROVENANCE_TAGS = (
+    "StudyInstanceUID", "SeriesInstanceUID", "FrameOfReferenceUID", "Modality", "Manufacturer",
+    "ManufacturerModelName", "BodyPartExamined", "StudyDate", "SeriesDate", "SeriesNumber",
+    "SeriesDescription", "ProtocolName", "SliceThickness", "KVP", "XRayTubeCurrent",
+    "ConvolutionKernel", "MagneticFieldStrength", "RepetitionTime", "EchoTime", "FlipAngle",
+    "SequenceName", "ImageType",
+)
+"""Source tags carried into a NIfTI made from DICOM. The UIDs link the file back to its series;
+direct identifiers (patient name, ID, birth date) are left out, because NIfTI files are shared."""
+
+
+def provenance(header: nib.Nifti1Header) -> dict[str, Any] | None:
+    """The suite's provenance record in a NIfTI header (source DICOM tags, derivations), if any.
+
+    It is stored as JSON in a "comment" header extension, so it travels inside the file and
+    through every later step that keeps the header.
+    """
+    for ext in header.extensions:
+        if ext.get_code() == COMMENT_CODE:
+            try:
+                record = json.loads(ext.get_content())
+            except (ValueError, UnicodeDecodeError):
+                continue
+            if isinstance(record, dict) and PROVENANCE_KEY in record:
+                return dict(record[PROVENANCE_KEY])
+    return None
+
+
+def _set_provenance(header: nib.Nifti1Header, meta: VolumeMeta, derivation: str) -> None:
+    """Carry the source's record (or start one from its DICOM headers) plus this derivation."""
+    record = provenance(header) or _dicom_record(meta)
+    if derivation:
+        record.setdefault("derivations", []).append(derivation)
+    kept = [e for e in header.extensions if not (
+        e.get_code() == COMMENT_CODE and PROVENANCE_KEY.encode() in e.get_content())]
+    header.extensions.clear()
+    header.extensions.extend(kept)
+    content = json.dumps({PROVENANCE_KEY: record}, default=str).encode()
+    header.extensions.append(nib.nifti1.Nifti1Extension(COMMENT_CODE, content))
+
+
+def _dicom_record(meta: VolumeMeta) -> dict[str, Any]:
+    """The provenance a source gives: its format and, for DICOM, the tags it has of
+    :data:`DICOM_PROVENANCE_TAGS` (first slice). Not its path, which may name the patient."""
+    record: dict[str, Any] = {"source_format": meta.source_format}
+    if meta.source_format == "dicom" and meta.datasets:
+        first = meta.datasets[0]
+        tags: dict[str, Any] = {}
+        for keyword in DICOM_PROVENANCE_TAGS:
+            value = first.get(keyword)
+            if value is None or value == "":
+                continue
+            multiple = isinstance(value, Sequence) and not isinstance(value, (str, bytes))
+            tags[keyword] = [str(v) for v in value] if multiple else str(value)
+        record["dicom"] = tags
+    return record
 
 
 def _output_header(meta: VolumeMeta) -> nib.Nifti1Header:
