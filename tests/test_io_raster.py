@@ -238,3 +238,22 @@ def test_gdal_env_sets_batch_options() -> None:
         env = rasterio.env.getenv()
         assert env["GDAL_DISABLE_READDIR_ON_OPEN"] == "EMPTY_DIR"
         assert str(env["GDAL_CACHEMAX"]) == "64"
+
+
+def test_source_metadata_is_carried_but_not_statistics_or_software(tmp_path: Path) -> None:
+    from suite import __version__
+
+    src = tmp_path / "src.tif"
+    with rasterio.open(src, "w", driver="GTiff", width=40, height=30, count=1, dtype="uint16",
+                       crs=CRS.from_epsg(32633), transform=Affine(10, 0, 5e5, 0, -10, 5e6)) as ds:
+        ds.write(np.arange(1200, dtype=np.uint16).reshape(1, 30, 40))
+        ds.update_tags(BOA_ADD_OFFSET="-1000", SENSOR="MSI", STATISTICS_MEAN="599.5",
+                       TIFFTAG_SOFTWARE="sen2cor")
+    meta = read_raster_meta(src)
+    assert meta.metadata == {"BOA_ADD_OFFSET": "-1000", "SENSOR": "MSI"}
+    out = write_raster_windows(tmp_path / "out.tif", meta, lambda w: read_window(src, w))
+    with rasterio.open(out) as ds:
+        tags = ds.tags()
+    assert tags["BOA_ADD_OFFSET"] == "-1000" and tags["SENSOR"] == "MSI"
+    assert "STATISTICS_MEAN" not in tags
+    assert tags["TIFFTAG_SOFTWARE"] == f"enhance-suite {__version__}"

@@ -31,6 +31,7 @@ from rasterio.enums import MaskFlags, Resampling
 from rasterio.errors import RasterioError
 from rasterio.windows import Window
 
+from suite import __version__ as version
 from suite.errors import InputError
 from suite.io.atomic import atomic_path
 
@@ -69,6 +70,9 @@ class RasterMeta:
         dtype: NumPy dtype name of the stored values.
         path: the file read, or ``None`` for metadata made in memory.
         tags: image-structure tags (e.g. ``NBITS``) used by the normalization.
+        metadata: the source's dataset metadata (default domain: e.g. a product's
+            ``BOA_ADD_OFFSET`` or acquisition tags), written back to outputs made from it;
+            ``AREA_OR_POINT`` and band statistics are not kept (see :data:`NOT_CARRIED`).
     """
 
     profile: dict[str, Any]
@@ -81,6 +85,7 @@ class RasterMeta:
     dtype: str
     path: Path | None = None
     tags: dict[str, str] = field(default_factory=dict)
+    metadata: dict[str, str] = field(default_factory=dict)
 
     @property
     def count(self) -> int:
@@ -131,6 +136,16 @@ def _open(path: str | Path) -> Any:
         raise InputError(path, f"not a readable raster ({exc})") from exc
 
 
+NOT_CARRIED = ("AREA_OR_POINT", "STATISTICS_", "TIFFTAG_SOFTWARE", "TIFFTAG_DATETIME")
+"""Source metadata not copied to outputs: ``AREA_OR_POINT`` (rasterio's transforms are always
+in the area convention, which the output declares), statistics (they change with the pixels)
+and the producing software and time (the output's are the suite and now)."""
+
+
+def _not_carried(key: str) -> bool:
+    return key.upper().startswith(NOT_CARRIED)
+
+
 def read_raster_meta(path: str | Path) -> RasterMeta:
     """Read the metadata of a raster without reading its pixels.
 
@@ -139,6 +154,7 @@ def read_raster_meta(path: str | Path) -> RasterMeta:
     """
     with _open(path) as ds:
         tags = {k: str(v) for k, v in ds.tags(ns="IMAGE_STRUCTURE").items()}
+        metadata = {k: str(v) for k, v in ds.tags().items() if not _not_carried(k)}
         return RasterMeta(
             profile=dict(ds.profile),
             descriptions=tuple(ds.descriptions),
@@ -150,6 +166,7 @@ def read_raster_meta(path: str | Path) -> RasterMeta:
             dtype=str(ds.dtypes[0]),
             path=Path(path),
             tags=tags,
+            metadata=metadata,
         )
 
 
@@ -385,6 +402,7 @@ def _write_tiled(path: Path, meta: RasterMeta, producer: Producer, size: int) ->
             dst.scales = meta.scales[: meta.count]
         if meta.offsets:
             dst.offsets = meta.offsets[: meta.count]
+        dst.update_tags(**meta.metadata, TIFFTAG_SOFTWARE=f"enhance-suite {version}")
         for _, window in iter_windows(meta.width, meta.height, size):
             _write_window(dst, window, producer(window), meta)
 
