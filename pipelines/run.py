@@ -101,12 +101,37 @@ def convert(args: argparse.Namespace) -> int:
 
 
 def info(args: argparse.Namespace) -> int:
-    """``suite info WEIGHTS``: print the model card."""
-    from suite.weights import read_card
+    """``suite info FILE``: a weights file's model card, or a NIfTI volume's grid and provenance."""
+    from suite.io.volume import is_nifti_path
 
     _existing([args.weights])
+    if is_nifti_path(args.weights):
+        print(json.dumps(_nifti_info(args.weights), indent=2, sort_keys=True))
+        return 0
+    from suite.weights import read_card
+
     print(json.dumps(read_card(args.weights), indent=2, sort_keys=True))
     return 0
+
+
+def _nifti_info(path: Path) -> dict[str, Any]:
+    """Shape, voxel size, orientation, description and the suite's provenance record."""
+    import nibabel as nib
+
+    from suite.io.nifti import provenance
+
+    try:
+        img = nib.load(path)
+    except Exception as exc:
+        raise InputError(path, f"unreadable NIfTI ({exc})") from exc
+    header = img.header
+    return {
+        "shape": list(img.shape),
+        "voxel_mm": [round(float(z), 6) for z in header.get_zooms()[:3]],
+        "orientation": "".join(nib.aff2axcodes(img.affine)),
+        "descrip": header["descrip"].item().decode(errors="replace"),
+        "provenance": provenance(header),
+    }
 
 
 def list_domains(args: argparse.Namespace) -> int:

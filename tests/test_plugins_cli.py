@@ -167,6 +167,23 @@ def test_info_prints_the_card(run_cli, tmp_path: Path) -> None:
     assert code == 2 and "pickled" in err
 
 
+def test_info_shows_a_nifti_grid_and_its_dicom_provenance(run_cli, tmp_path: Path) -> None:
+    import json
+
+    nifti = tmp_path / "ct.nii.gz"
+    assert run_cli("convert", REPO / "sample_data" / "ct" / "abdomen_ct_dicom", "-o", nifti,
+                   "--quiet")[0] == 0
+    code, out, err = run_cli("info", nifti)
+    assert code == 0, err
+    shown = json.loads(out)
+    assert shown["shape"] == [512, 512, 8] and len(shown["voxel_mm"]) == 3
+    assert shown["provenance"]["dicom"]["Modality"] == "CT"
+    assert shown["provenance"]["derivations"] == ["converted; format conversion"]
+    (tmp_path / "bad.nii.gz").write_bytes(b"not a nifti")
+    code, _, err = run_cli("info", tmp_path / "bad.nii.gz")
+    assert code == 2 and "bad.nii.gz" in err and len(err.strip().splitlines()) == 1
+
+
 @pytest.mark.parametrize("domain", ["ct-denoise", "mri-sr", "fundus"])
 def test_one_file_domains_refuse_several_inputs(domain: str, run_cli, tmp_path: Path) -> None:
     inputs = tmp_path / "in"
