@@ -68,6 +68,7 @@ def adapt_model(
     cfg: AdaptConfig,
     path: Path,
     device: str = "cpu",
+    progress: bool = False,
 ) -> tuple[nn.Module, dict[str, float]]:
     """Fine-tune a copy of ``model`` on recorrupted pairs of the input for ``cfg.steps`` steps.
 
@@ -79,6 +80,7 @@ def adapt_model(
         cfg: step budget, learning rate, draws, patch, slab size.
         path: the input, for error messages.
         device: where to train (``cpu`` or ``cuda``).
+        progress: a progress bar over the steps.
 
     Returns:
         The adapted model (eval mode) and ``{"noise_hu": estimated input noise}``.
@@ -94,7 +96,7 @@ def adapt_model(
                                  augment=random_flips, seed=cfg.seed)
     train_cfg = TrainConfig(steps=cfg.steps, batch_size=cfg.batch_size, lr=cfg.lr,
                             lr_schedule="constant", checkpoint_every=0, validate_every=0,
-                            amp=False, progress=False, device=device, seed=cfg.seed)
+                            amp=False, progress=progress, device=device, seed=cfg.seed)
     with tempfile.TemporaryDirectory(prefix="ct_adapt_") as tmp:
         trainer = Trainer(copy.deepcopy(model).train(), l1_loss, torch.optim.Adam,
                           dataset, Path(tmp), train_cfg)

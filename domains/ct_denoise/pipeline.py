@@ -72,7 +72,7 @@ def enhance_volume(path: Path, output: Path, options: argparse.Namespace) -> dic
         if options.adapt_steps is not None:
             adapt_cfg.steps = max(1, options.adapt_steps)
         model, info = adapt_model(model, axial.hu, out, axial.pixel_mm, adapt_cfg, path,
-                                  device.type)
+                                  device.type, progress=not options.quiet)
         out = denoise(model, axial.hu, cfg, progress=not options.quiet, device=device)
         summary |= {"adapt_steps": adapt_cfg.steps, "adapt_noise_hu": info["noise_hu"]}
     write_volume(

@@ -51,6 +51,7 @@ def adapt_model(
     cfg: AdaptConfig,
     loss: LossConfig,
     path: Path,
+    progress: bool = False,
 ) -> nn.Module:
     """Fine-tune ``model`` on the scan's own in-plane pairs for ``cfg.steps`` steps.
 
@@ -62,6 +63,7 @@ def adapt_model(
         cfg: step budget, batch, lr and patch size.
         loss: loss weights (the recipe's).
         path: the input, for error messages.
+        progress: a progress bar over the steps.
 
     Returns:
         The adapted model in eval mode.
@@ -72,7 +74,7 @@ def adapt_model(
     if patch < 16:
         raise InputError(path, f"in-plane size {small} is too small for --adapt (needs 16)")
     train_cfg = TrainConfig(steps=cfg.steps, batch_size=cfg.batch_size, lr=cfg.lr,
-                            lr_schedule="constant", amp=False, progress=False,
+                            lr_schedule="constant", amp=False, progress=progress,
                             device=str(module_device(model)))
     with tempfile.TemporaryDirectory(prefix="mri_sr_adapt_") as tmp:
         trainer = PlaneTrainer(model.train(), make_loss(loss.l1, loss.frequency, loss.phase),

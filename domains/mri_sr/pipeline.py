@@ -90,7 +90,8 @@ def enhance_volume(path: Path, output: Path, options: argparse.Namespace) -> dic
         cfg = load_config(MriSrConfig, DEFAULT_YAML)
         if options.adapt_steps is not None:
             cfg.adapt.steps = max(1, options.adapt_steps)
-        model = adapt_model(model, vol.data, axis, scale, cfg.adapt, cfg.loss, path)
+        model = adapt_model(model, vol.data, axis, scale, cfg.adapt, cfg.loss, path,
+                            progress=not getattr(options, "quiet", False))
     if model is not None and getattr(options, "runtime", "torch") == "torch-bf16":
         # after --adapt, which trains in fp32: only the inference runs in bf16
         warn_if_emulated(device)
