@@ -267,7 +267,8 @@ def _deep_model(pair: PanMsPair, options: argparse.Namespace) -> tuple[Any, dict
         )
     scene = region_scene(pair, _adapt_window(pair))
     norm = deep.fit_norm(scene.ms, scene.pan)
-    tuned = deep.adapt_on_scene(model, scene, options.sensor, norm, adapt_cfg, steps)
+    tuned = deep.adapt_on_scene(model, scene, options.sensor, norm, adapt_cfg, steps,
+                                progress=not getattr(options, "quiet", False))
     return deep.DeepSharpener(tuned, norm), {"adapt_steps": steps, "norm": norm.report()}
 
 

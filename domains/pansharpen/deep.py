@@ -31,6 +31,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
+from tqdm.auto import tqdm
 
 from domains.pansharpen.net import PanDetailNet
 from domains.pansharpen.wald import Scene, full_pair, reduced_pair
@@ -221,6 +222,7 @@ def adapt(
     full_weight: float = 0.03,
     structure: float = 10.0,
     full_patch: int = 64,
+    progress: bool = False,
 ) -> nn.Module:
     """Fine-tune a copy of ``model`` for ``steps`` steps on one scene.
 
@@ -234,6 +236,7 @@ def adapt(
         target: ``(C, h, w)`` standardized original MS.
         steps: optimisation steps (0 returns the model as is).
         full: the scene at full resolution (:func:`full_res`), or None for Wald only.
+        progress: a progress bar over the steps.
     """
     if steps <= 0:
         return model
@@ -242,7 +245,7 @@ def adapt(
     rng = np.random.default_rng(seed)
     torch.manual_seed(seed)
     device = module_device(tuned)
-    for _ in range(steps):
+    for _ in tqdm(range(steps), desc="adapting to the scene", unit="step", disable=not progress):
         x, y = (t.to(device) for t in _patches(inputs, target, patch, batch, rng))
         loss = F.l1_loss(tuned(x), y)
         if full is not None and full_weight > 0:
@@ -259,7 +262,8 @@ ADAPT_KEYS = ("lr", "patch", "batch", "full_weight", "structure", "full_patch")
 
 
 def adapt_on_scene(model: nn.Module, scene: Scene, sensor: str, norm: Norm,
-                   cfg: dict[str, Any], steps: int | None = None) -> nn.Module:
+                   cfg: dict[str, Any], steps: int | None = None,
+                   progress: bool = False) -> nn.Module:
     """Target adaptation on ``scene`` with the card's ``adaptation`` settings ``cfg``.
 
     The full-resolution term is used when ``cfg`` gives a positive ``full_weight`` (cards
@@ -270,7 +274,7 @@ def adapt_on_scene(model: nn.Module, scene: Scene, sensor: str, norm: Norm,
     weight = float(cfg.get("full_weight", 0.0))
     full = full_res(scene, sensor, norm, int(cfg.get("window", 9))) if weight > 0 else None
     kwargs = {k: cfg[k] for k in ADAPT_KEYS if k in cfg}
-    return adapt(model, inputs, target, steps, full=full, **kwargs)
+    return adapt(model, inputs, target, steps, full=full, progress=progress, **kwargs)
 
 
 @torch.no_grad()
