@@ -105,8 +105,9 @@ def _on_image_grid(path: Path, meta: RasterMeta, image: RasterMeta, what: str) -
     k = coarse_factor(meta, image)
     if k == 1:
         check_same_grid(path, meta, image, what)
-        return np.asarray(read_window(path, None)[0])
-    values = read_window(path, None)[0]
+    values = np.asarray(read_window(path, None)[0])
+    if k == 1:
+        return values
     return np.repeat(np.repeat(values, k, axis=0), k, axis=1)[: image.height, : image.width]
 
 

@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 from domains.ct_denoise.config import HU_SCALE, ModelConfig
-from domains.ct_denoise.lowdose import padding_as_air, padding_mask
+from domains.ct_denoise.lowdose import AIR_HU, padding_mask
 from suite.engine.device import module_device
 from suite.engine.tiling import TileConfig, tiled_inference
 from suite.io.volume import Volume
@@ -72,8 +72,8 @@ def denoise(
     """
     device = device or module_device(model)
     pad = padding_mask(hu)  # the network sees air there; the padding is written back unchanged
-    x = torch.from_numpy(np.ascontiguousarray(padding_as_air(hu), dtype=np.float32) / HU_SCALE)
-    x = x[None, None]
+    seen = hu if pad is None else np.where(pad, AIR_HU, hu)
+    x = torch.from_numpy(np.ascontiguousarray(seen, dtype=np.float32) / HU_SCALE)[None, None]
     fit = fit or getattr(model, "multiple", 0) or math.gcd(*cfg.patch)
     tiles = TileConfig(patch_size=cfg.patch, overlap=cfg.overlap, batch_size=cfg.batch_size,
                        fit=fit)

@@ -125,20 +125,29 @@ def _ellipse_through(rows: np.ndarray) -> tuple[float, float, float, float] | No
     return float(cx), float(cy), float(ax), float(ay)
 
 
+def read_mask(path: str | Path, shape: tuple[int, ...], what: str) -> np.ndarray:
+    """A user's mask (any image; non-zero = set) of the photograph's ``(H, W)`` ``shape``.
+
+    Raises:
+        InputError: unreadable file, or not the photograph's size (``what`` names the mask).
+    """
+    data = read_photo(path).data
+    if data.shape[:2] != tuple(shape[:2]):
+        raise InputError(path, f"{what} is {data.shape[1]}x{data.shape[0]}, the photograph is "
+                         f"{shape[1]}x{shape[0]}")
+    return np.asarray(data[..., 0] > 0, dtype=bool)
+
+
 def read_fov(path: str | Path, shape: tuple[int, int]) -> np.ndarray:
     """Read a user's FOV mask (any image; non-zero = inside) of the photograph's size.
 
     Raises:
         InputError: unreadable file, wrong size or an empty mask.
     """
-    photo = read_photo(path)
-    if photo.data.shape[:2] != shape:
-        raise InputError(path, f"FOV mask is {photo.data.shape[1]}x{photo.data.shape[0]}, the "
-                         f"photograph is {shape[1]}x{shape[0]}")
-    mask = photo.data[..., 0] > 0
+    mask = read_mask(path, shape, "FOV mask")
     if mask.sum() < 64:
         raise InputError(path, "FOV mask is empty")
-    return np.asarray(mask, dtype=bool)
+    return mask
 
 
 def fov_diameter(mask: np.ndarray) -> float:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from domains.fundus.fov import estimate_fov, read_fov
+from domains.fundus.fov import estimate_fov, read_fov, read_mask
 from suite.errors import InputError
 from suite.io.photo import Photo, read_photo, write_photo
 
@@ -54,11 +54,7 @@ def read_label_mask(path: Path, shape: tuple[int, ...]) -> np.ndarray:
     Raises:
         InputError: unreadable, or not the photograph's size.
     """
-    data = read_photo(path).data
-    if data.shape[:2] != tuple(shape[:2]):
-        raise InputError(path, f"vessel label mask size {data.shape[:2]} differs from "
-                               f"{tuple(shape[:2])}")
-    return np.asarray(data[..., 0] > 0, dtype=bool)
+    return read_mask(path, shape, "vessel label mask")
 
 
 def check_output_format(output: Path, src: FundusPhoto, path: Path) -> None:
