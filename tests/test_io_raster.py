@@ -9,7 +9,10 @@ import numpy as np
 import pytest
 import rasterio
 from affine import Affine
+from rasterio.control import GroundControlPoint
 from rasterio.crs import CRS
+from rasterio.rpc import RPC
+from rasterio.transform import RPCTransformer
 from rasterio.windows import Window
 
 from suite.errors import InputError
@@ -257,3 +260,55 @@ def test_source_metadata_is_carried_but_not_statistics_or_software(tmp_path: Pat
     assert tags["BOA_ADD_OFFSET"] == "-1000" and tags["SENSOR"] == "MSI"
     assert "STATISTICS_MEAN" not in tags
     assert tags["TIFFTAG_SOFTWARE"] == f"enhance-suite {__version__}"
+
+
+def _rpcs() -> RPC:
+    """Affine-like RPCs over a 1000 x 800 image near 45 N, 7 E (line ~ -lat, sample ~ lon)."""
+    zero = [0.0] * 20
+    line, samp = list(zero), list(zero)
+    line[1], line[2], samp[1], samp[2] = 0.05, -1.0, 1.0, 0.03
+    return RPC(height_off=0, height_scale=500, lat_off=45, lat_scale=0.05, long_off=7,
+               long_scale=0.05, line_off=500, line_scale=500, samp_off=400, samp_scale=400,
+               line_num_coeff=line, line_den_coeff=[1.0, *zero[1:]],
+               samp_num_coeff=samp, samp_den_coeff=[1.0, *zero[1:]])
+
+
+@pytest.mark.parametrize("s", [2.0, 4.0, 0.5])
+def test_resampled_rpcs_put_each_corner_where_gdal_put_it(s: float) -> None:
+    meta = RasterMeta(profile={"count": 1, "width": 800, "height": 1000}, descriptions=(None,),
+                      nodata=None, scales=(1.0,), offsets=(0.0,), crs=None,
+                      transform=Affine.identity(), dtype="uint16", rpcs=_rpcs())
+    fine = meta.resampled(s, int(800 * s), int(1000 * s))
+    assert fine.rpcs is not None and meta.rpcs is not None
+    with RPCTransformer(meta.rpcs) as coarse_t, RPCTransformer(fine.rpcs) as fine_t:
+        for row, col in ((0, 0), (10.3, 700.0), (999.0, 799.0)):
+            before = coarse_t.xy(row, col, zs=0, offset="ul")
+            after = fine_t.xy(row * s, col * s, zs=0, offset="ul")
+            assert np.allclose(before, after, rtol=0, atol=1e-9)
+
+
+@pytest.mark.parametrize("cog", [False, True])
+def test_gcps_and_rpcs_are_written_on_the_new_grid(tmp_path: Path, cog: bool) -> None:
+    """A level-1 raster georeferenced by GCPs (no transform) and carrying RPCs keeps both."""
+    data = np.arange(2 * 64 * 48, dtype=np.uint16).reshape(2, 64, 48)
+    src = tmp_path / "swath.tif"
+    gcps = [GroundControlPoint(row=r, col=c, x=500000 + 10 * c, y=4000000 - 10 * r)
+            for r, c in ((0, 0), (0, 48), (64, 0), (64, 48))]
+    profile = {"driver": "GTiff", "width": 48, "height": 64, "count": 2, "dtype": "uint16"}
+    with rasterio.open(src, "w", **profile) as dst:
+        dst.write(data)
+        dst.gcps = (gcps, CRS.from_epsg(32633))
+        dst.rpcs = _rpcs()
+    meta = read_raster_meta(src)
+    assert len(meta.gcps) == 4 and meta.gcps_crs == CRS.from_epsg(32633) and meta.crs is None
+    out = write_raster_windows(tmp_path / "fine.tif", meta.resampled(2.0, 96, 128),
+                               lambda w: np.zeros((2, int(w.height), int(w.width)), "uint16"),
+                               cog=cog)
+    with rasterio.open(out) as ds:
+        written, crs = ds.gcps
+        assert crs == CRS.from_epsg(32633) and ds.crs is None and ds.transform.is_identity
+        assert [(g.row, g.col, g.x, g.y) for g in written] == [  # GeoTIFF keeps no GCP ids
+            (g.row * 2, g.col * 2, g.x, g.y) for g in gcps]
+        assert ds.rpcs is not None
+        assert ds.rpcs.line_scale == pytest.approx(1000.0)
+        assert ds.rpcs.line_off == pytest.approx(1000.5)

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import rasterio
 from affine import Affine
+from rasterio.control import GroundControlPoint
 from rasterio.crs import CRS
 from rasterio.enums import Resampling
 from rasterio.warp import reproject
@@ -127,6 +128,21 @@ def test_bad_pairs_name_the_file(
         DOMAIN.enhance([ms], tmp_path / "out.tif", options(pan))
     target = ms if blame == "ms" else pan
     assert err.value.path == target and str(target) in str(err.value)
+    assert not (tmp_path / "out.tif").exists()
+
+
+def test_gcp_georeferenced_pan_is_refused_with_what_to_do(
+    tmp_path: Path, good: tuple[Path, Path]
+) -> None:
+    pan = tmp_path / "swath_pan.tif"
+    gcps = [GroundControlPoint(row=r, col=c, x=500000 + 10 * c, y=4e6 - 10 * r)
+            for r, c in ((0, 0), (0, 96), (80, 0), (80, 96))]
+    with rasterio.open(pan, "w", driver="GTiff", width=96, height=80, count=1,
+                       dtype="uint16") as dst:
+        dst.write(np.ones((1, 80, 96), "uint16"))
+        dst.gcps = (gcps, CRS.from_epsg(32633))
+    with pytest.raises(InputError, match=r"GCPs or RPCs, not a grid.*gdalwarp"):
+        DOMAIN.enhance([good[0]], tmp_path / "out.tif", options(pan))
     assert not (tmp_path / "out.tif").exists()
 
 

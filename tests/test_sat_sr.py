@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import rasterio
+import rasterio.control
 import torch
 from PIL import Image
 from rasterio.windows import Window
@@ -93,6 +94,30 @@ def test_enhance_keeps_georeferencing_and_nodata(run_cli: Cli, tmp_path: Path,
     assert o_info["nodata"] == s_info["nodata"]
     nearest = np.repeat(np.repeat(s_info["mask"], 2, 0), 2, 1)  # type: ignore[arg-type]
     assert np.array_equal(o_info["mask"], nearest) and not nearest.all()
+
+
+def test_enhance_and_degrade_keep_a_gcp_georeference(run_cli: Cli, tmp_path: Path) -> None:
+    """A raster located by GCPs (a level-1 swath: no transform) keeps them on the new grid."""
+    src = tmp_path / "swath.tif"
+    with rasterio.open(SAMPLE) as ds:
+        data, crs, t = ds.read(1, window=Window(0, 0, 64, 48))[None], ds.crs, ds.transform
+    gcps = [rasterio.control.GroundControlPoint(row=r, col=c, x=(t @ (c, r))[0],
+                                                y=(t @ (c, r))[1], z=0.0)
+            for r, c in ((0, 0), (0, 64), (48, 0), (48, 64), (20, 30))]
+    with rasterio.open(src, "w", driver="GTiff", width=64, height=48, count=1,
+                       dtype="uint16") as dst:
+        dst.write(data)
+        dst.gcps = (gcps, crs)
+    fine, coarse = tmp_path / "fine.tif", tmp_path / "coarse.tif"
+    weights = _tiny(tmp_path, 2)
+    assert run_cli("enhance", "sat-sr", src, "-o", fine, "--weights", weights, "--quiet")[0] == 0
+    assert run_cli("degrade", "sat-sr", src, "-o", coarse, "--scale", "2", "--quiet")[0] == 0
+    for path, s in ((fine, 2.0), (coarse, 0.5)):
+        with rasterio.open(path) as ds:
+            written, gcp_crs = ds.gcps
+            assert gcp_crs == crs and ds.crs is None
+            assert [(g.row, g.col, g.x, g.y) for g in written] == [
+                (g.row * s, g.col * s, g.x, g.y) for g in gcps]
 
 
 def test_no_seams_across_windows_on_a_real_raster(run_cli: Cli, tmp_path: Path) -> None:

@@ -68,6 +68,9 @@ class PanMsPair:
 def _check_grid(meta: RasterMeta, path: Path) -> None:
     """Refuse rotated or ungeoreferenced rasters."""
     t = meta.transform
+    if meta.crs is None and (meta.gcps or meta.rpcs is not None):
+        raise InputError(path, "is georeferenced by GCPs or RPCs, not a grid; pansharpening "
+                         "pairs MS and PAN on a north-up grid, so warp it first (gdalwarp)")
     if meta.crs is None:
         raise InputError(path, "has no CRS; pansharpening pairs MS and PAN by georeferencing")
     if abs(t.b) > _TOL or abs(t.d) > _TOL or t.e >= 0:

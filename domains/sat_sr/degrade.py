@@ -21,7 +21,7 @@ from rasterio.windows import Window
 from domains.sat_sr.blocks import BandScale, band_scale, cast_to, fill_invalid, read_haloed
 from suite.degradations.mtf import mtf_decimate, mtf_radius, sensor_mtf
 from suite.errors import InputError, UsageError
-from suite.io.raster import RasterMeta, read_raster_meta, scale_transform, write_raster_windows
+from suite.io.raster import RasterMeta, read_raster_meta, write_raster_windows
 
 SCALES = (2, 4)
 
@@ -35,8 +35,7 @@ def check_scale(scale: int) -> int:
 
 def lr_meta(meta: RasterMeta, scale: int) -> RasterMeta:
     """Coarse-grid metadata: ``floor(size / scale)`` pixels, pixel size times ``scale``."""
-    return meta.updated(width=meta.width // scale, height=meta.height // scale,
-                        transform=scale_transform(meta.transform, 1.0 / scale), path=None)
+    return meta.resampled(1.0 / scale, meta.width // scale, meta.height // scale)
 
 
 class WaldProducer:

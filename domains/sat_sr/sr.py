@@ -28,7 +28,7 @@ from domains.sat_sr.blocks import (
 from suite.engine.tiling import TileConfig, tiled_inference
 from suite.errors import InputError, UsageError
 from suite.export import load_runtime_model
-from suite.io.raster import RasterMeta, read_raster_meta, scale_transform, write_raster_windows
+from suite.io.raster import RasterMeta, read_raster_meta, write_raster_windows
 
 WEIGHTS_DIR = Path(__file__).with_name("weights")
 MODELS = ("default", "espcn")
@@ -112,8 +112,7 @@ def sr_block(model: nn.Module, block: np.ndarray, scale: int, tiling: Tiling) ->
 
 def sr_meta(meta: RasterMeta, scale: int) -> RasterMeta:
     """Output metadata: ``scale`` times the pixels, transform scaled by ``1 / scale``."""
-    return meta.updated(width=meta.width * scale, height=meta.height * scale,
-                        transform=scale_transform(meta.transform, scale), path=None)
+    return meta.resampled(scale, meta.width * scale, meta.height * scale)
 
 
 class SrProducer:

@@ -25,10 +25,12 @@ import numpy as np
 import rasterio
 import rasterio.shutil
 from affine import Affine
+from rasterio.control import GroundControlPoint
 from rasterio.crs import CRS
 from rasterio.dtypes import _get_gdal_dtype, typename_fwd
 from rasterio.enums import MaskFlags, Resampling
 from rasterio.errors import RasterioError
+from rasterio.rpc import RPC
 from rasterio.windows import Window
 
 from suite import __version__ as version
@@ -73,6 +75,11 @@ class RasterMeta:
         metadata: the source's dataset metadata (default domain: e.g. a product's
             ``BOA_ADD_OFFSET`` or acquisition tags), written back to outputs made from it;
             ``AREA_OR_POINT`` and band statistics are not kept (see :data:`NOT_CARRIED`).
+        gcps: ground control points of a raster georeferenced by them instead of a transform
+            (e.g. a level-1 swath), in GDAL's pixel-corner coordinates.
+        gcps_crs: the CRS of the GCPs' map coordinates.
+        rpcs: rational polynomial coefficients of a raster that carries them (a very-high-
+            resolution level-1 product), or ``None``.
     """
 
     profile: dict[str, Any]
@@ -86,6 +93,9 @@ class RasterMeta:
     path: Path | None = None
     tags: dict[str, str] = field(default_factory=dict)
     metadata: dict[str, str] = field(default_factory=dict)
+    gcps: tuple[GroundControlPoint, ...] = ()
+    gcps_crs: CRS | None = None
+    rpcs: RPC | None = None
 
     @property
     def count(self) -> int:
@@ -127,6 +137,16 @@ class RasterMeta:
         fields = {k: v for k, v in changes.items() if k not in ("count", "height", "width")}
         return replace(self, profile=profile, **fields)
 
+    def resampled(self, s: float, width: int, height: int) -> RasterMeta:
+        """Metadata of the same footprint sampled ``s`` times finer (``s < 1``: coarser) on a
+        ``width x height`` grid from the same upper-left corner, whichever way the raster is
+        georeferenced: the transform, the GCPs and the RPCs all follow the new pixel size.
+        """
+        return self.updated(width=width, height=height, path=None,
+                            transform=scale_transform(self.transform, s),
+                            gcps=tuple(_scale_gcp(g, s) for g in self.gcps),
+                            rpcs=None if self.rpcs is None else _scale_rpcs(self.rpcs, s))
+
 
 def _open(path: str | Path) -> Any:
     """Open ``path`` with rasterio, turning any GDAL failure into an :class:`InputError`."""
@@ -167,6 +187,9 @@ def read_raster_meta(path: str | Path) -> RasterMeta:
             path=Path(path),
             tags=tags,
             metadata=metadata,
+            gcps=tuple(ds.gcps[0]),
+            gcps_crs=ds.gcps[1],
+            rpcs=ds.rpcs,
         )
 
 
@@ -244,6 +267,31 @@ def _vrt_band(index: int, path: Path, meta: RasterMeta, k: int) -> str:
               "    </SimpleSource>",
               "  </VRTRasterBand>\n"]
     return "\n".join(lines)
+
+
+def _scale_gcp(gcp: GroundControlPoint, s: float) -> GroundControlPoint:
+    """The GCP on a grid ``s`` times finer: GCP pixel coordinates are corner-based, so they
+    scale about the raster's upper-left corner."""
+    return GroundControlPoint(row=gcp.row * s, col=gcp.col * s, x=gcp.x, y=gcp.y, z=gcp.z,
+                              id=gcp.id, info=gcp.info)
+
+
+def _scale_rpcs(rpcs: RPC, s: float) -> RPC:
+    """RPCs on a grid ``s`` times finer. RPC line and sample count from the centre of the first
+    pixel while GDAL's pixel coordinates count from its corner, so corner = rpc + 0.5 on both
+    grids and ``rpc' = s * rpc + (s - 1) / 2``; the ground side is unchanged. Checked against
+    GDAL's own RPC transformer in the tests."""
+    shift = (s - 1.0) / 2.0
+    return _replace_rpc(rpcs, line_off=rpcs.line_off * s + shift,
+                        samp_off=rpcs.samp_off * s + shift,
+                        line_scale=rpcs.line_scale * s, samp_scale=rpcs.samp_scale * s)
+
+
+def _replace_rpc(rpcs: RPC, **changes: float) -> RPC:
+    """A copy of ``rpcs`` with some fields changed (:class:`RPC` is not a dataclass)."""
+    values = rpcs.to_dict()
+    values.update(changes)
+    return RPC(**values)
 
 
 def scale_transform(transform: Affine, s: float) -> Affine:
@@ -370,6 +418,10 @@ def write_profile(meta: RasterMeta) -> dict[str, Any]:
         interleave="band",
         BIGTIFF="IF_SAFER",
     )
+    if meta.gcps:
+        # a GeoTIFF holds either a transform or GCPs; the GCPs are set once the file is open
+        profile.pop("transform")
+        profile["crs"] = None
     return profile
 
 
@@ -403,6 +455,10 @@ def _write_tiled(path: Path, meta: RasterMeta, producer: Producer, size: int) ->
         if meta.offsets:
             dst.offsets = meta.offsets[: meta.count]
         dst.update_tags(**meta.metadata, TIFFTAG_SOFTWARE=f"enhance-suite {version}")
+        if meta.gcps:
+            dst.gcps = (list(meta.gcps), meta.gcps_crs)
+        if meta.rpcs is not None:
+            dst.rpcs = meta.rpcs
         for _, window in iter_windows(meta.width, meta.height, size):
             _write_window(dst, window, producer(window), meta)
 
