@@ -312,3 +312,42 @@ def test_gcps_and_rpcs_are_written_on_the_new_grid(tmp_path: Path, cog: bool) ->
         assert ds.rpcs is not None
         assert ds.rpcs.line_scale == pytest.approx(1000.0)
         assert ds.rpcs.line_off == pytest.approx(1000.5)
+
+
+def test_an_alpha_band_reads_as_the_mask_of_the_other_bands(tmp_path: Path) -> None:
+    """An RGBA orthomosaic: three data bands, the alpha their mask, the metadata carried."""
+    rgb = np.arange(3 * 40 * 30, dtype=np.uint8).reshape(3, 40, 30)
+    alpha = np.full((1, 40, 30), 255, np.uint8)
+    alpha[0, :10, :5] = 0
+    src = fake_geotiff(tmp_path / "ortho.tif", np.concatenate([rgb, alpha]),
+                       photometric="RGB", alpha="YES")
+    with rasterio.open(src, "r+") as ds:
+        ds.update_tags(SENSOR="drone")
+    with stacked_bands([src]) as raster:
+        assert raster != src
+        meta = read_raster_meta(raster)
+        assert meta.count == 3 and meta.metadata.get("SENSOR") == "drone"
+        assert meta.transform == read_raster_meta(src).transform and meta.crs == CRS.from_epsg(
+            32633)
+        data = read_window(raster, None, masked=True)
+        np.testing.assert_array_equal(np.ma.getdata(data), rgb)
+        np.testing.assert_array_equal(np.ma.getmaskarray(data)[0], alpha[0] == 0)
+        np.testing.assert_array_equal(read_valid_mask(raster), alpha[0] > 0)
+
+
+@pytest.mark.parametrize("command", [
+    ("enhance", "sat-sr"), ("degrade", "sat-sr"), ("enhance", "cloud-inpaint"),
+    ("degrade", "cloud-inpaint"), ("enhance", "pansharpen"),
+])
+def test_a_paletted_raster_is_refused(tmp_path: Path, run_cli: Callable[..., tuple[int, str, str]],
+                                      command: tuple[str, str]) -> None:
+    """Land-cover classes behind a colour table: interpolating them would invent classes."""
+    src = fake_geotiff(tmp_path / "classes.tif", (np.arange(1200) % 3).astype(np.uint8).reshape(
+        1, 40, 30), photometric="palette")
+    with rasterio.open(src, "r+") as ds:
+        ds.write_colormap(1, {0: (0, 90, 0, 255), 1: (0, 0, 200, 255), 2: (200, 200, 0, 255)})
+    out = tmp_path / "out.tif"
+    extra = ("--pan", str(src)) if command[1] == "pansharpen" else ()
+    code, _, err = run_cli(*command, src, "-o", out, *extra, "--quiet")
+    assert code == 2 and len(err.strip().splitlines()) == 1
+    assert "classes.tif: is a paletted raster" in err and not out.exists()

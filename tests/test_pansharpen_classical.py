@@ -131,6 +131,20 @@ def test_bad_pairs_name_the_file(
     assert not (tmp_path / "out.tif").exists()
 
 
+def test_an_alpha_band_of_the_ms_is_not_a_band_to_sharpen(tmp_path: Path,
+                                                          good: tuple[Path, Path]) -> None:
+    rng = np.random.default_rng(1)
+    data = rng.integers(1, 1000, (4, 20, 24)).astype("uint16")
+    data[3] = 65535
+    ms = tmp_path / "rgba.tif"
+    with rasterio.open(ms, "w", driver="GTiff", width=24, height=20, count=4, dtype="uint16",
+                       crs=CRS.from_epsg(32633), transform=Affine(40.0, 0, 500000.0, 0, -40.0, 4e6),
+                       photometric="RGB", alpha="YES") as dst:
+        dst.write(data)
+    pair = pair_rasters([ms], good[1])
+    assert pair.band_count == 3 and pair.ms_bands == ((0, 1), (0, 2), (0, 3))
+
+
 def test_gcp_georeferenced_pan_is_refused_with_what_to_do(
     tmp_path: Path, good: tuple[Path, Path]
 ) -> None:

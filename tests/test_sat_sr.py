@@ -120,6 +120,26 @@ def test_enhance_and_degrade_keep_a_gcp_georeference(run_cli: Cli, tmp_path: Pat
                 (g.row * s, g.col * s, g.x, g.y) for g in gcps]
 
 
+def test_an_alpha_band_is_a_mask_not_a_band_to_enhance(run_cli: Cli, tmp_path: Path) -> None:
+    """An RGBA orthomosaic: the RGB bands are enhanced and the alpha becomes the output mask
+    (it was enhanced as a fourth band and came back fully opaque)."""
+    with rasterio.open(SAMPLE) as ds:
+        profile, data = ds.profile, ds.read(window=Window(0, 0, 64, 48))
+    rgb = (data[:3] / data[:3].max() * 255).astype(np.uint8)
+    alpha = np.full((1, 48, 64), 255, np.uint8)
+    alpha[0, :16, :24] = 0
+    src, out = tmp_path / "ortho.tif", tmp_path / "sr.tif"
+    with rasterio.open(src, "w", **dict(profile, width=64, height=48, count=4, dtype="uint8",
+                                         photometric="RGB", alpha="YES")) as dst:
+        dst.write(np.concatenate([rgb, alpha]))
+    weights = _tiny(tmp_path, 2)
+    assert run_cli("enhance", "sat-sr", src, "-o", out, "--weights", weights, "--quiet")[0] == 0
+    data_out, info = _read(out)
+    assert data_out.shape == (3, 96, 128)
+    nearest = np.repeat(np.repeat(alpha[0] > 0, 2, 0), 2, 1)
+    assert np.array_equal(info["mask"], nearest)
+
+
 def test_no_seams_across_windows_on_a_real_raster(run_cli: Cli, tmp_path: Path) -> None:
     """x4 of the real 256-pixel excerpt is written as 2x2 windows of 512 pixels.
 

@@ -61,8 +61,11 @@ class CloudInpaintDomain(Domain):
     ) -> dict[str, Any]:
         """Draw synthetic clouds over one clear raster (mask written beside)."""
         from domains.cloud_inpaint.pipeline import degrade_raster
+        from suite.io.raster import stacked_bands
 
-        return degrade_raster(self.single_input(inputs, "raster"), output, options)
+        # refuses a paletted raster, masks by its alpha
+        with stacked_bands([self.single_input(inputs, "raster")]) as raster:
+            return degrade_raster(raster, output, options)
 
     def train(self, options: argparse.Namespace) -> Path:
         """Train the residual network on clear scenes with synthetic clouds."""

@@ -98,11 +98,13 @@ class SatSrDomain(Domain):
                 ) -> dict[str, Any]:
         """Wald-protocol low-resolution copy: MTF blur, decimation, optional noise."""
         from domains.sat_sr.degrade import degrade_raster
+        from suite.io.raster import stacked_bands
 
         if len(inputs) != 1:
             raise UsageError(f"sat-sr degrade takes one raster, got {len(inputs)}")
-        return degrade_raster(inputs[0], output, options.scale, options.sensor, options.noise,
-                              options.seed)
+        with stacked_bands(inputs) as raster:  # refuses a paletted raster, masks by its alpha
+            return degrade_raster(raster, output, options.scale, options.sensor, options.noise,
+                                  options.seed)
 
     def train(self, options: argparse.Namespace) -> Path:
         """Train every shipped network with the shipped recipe."""

@@ -28,7 +28,7 @@ from affine import Affine
 from rasterio.control import GroundControlPoint
 from rasterio.crs import CRS
 from rasterio.dtypes import _get_gdal_dtype, typename_fwd
-from rasterio.enums import MaskFlags, Resampling
+from rasterio.enums import ColorInterp, MaskFlags, Resampling
 from rasterio.errors import RasterioError
 from rasterio.rpc import RPC
 from rasterio.windows import Window
@@ -195,18 +195,28 @@ def read_raster_meta(path: str | Path) -> RasterMeta:
 
 @contextlib.contextmanager
 def stacked_bands(paths: list[Path]) -> Iterator[Path]:
-    """One raster that reads as ``paths``' bands in order: the file itself when there is one,
-    else a temporary VRT over them (no pixel is copied; Landsat delivers one file per band).
+    """One raster that reads as ``paths``' data bands in order: the file itself when there is
+    one, else a temporary VRT over them (no pixel is copied; Landsat delivers one file per band).
 
     Every file must share the first one's CRS, grid, data type and nodata value; each band keeps
-    its description (else the file's name), scale and offset.
+    its description (else the file's name), scale and offset. A single file with an alpha band
+    (an RGBA orthomosaic) reads as its other bands with the alpha as their mask, so that no
+    domain filters the alpha as if it were data; outputs then carry it as a GDAL mask.
 
     Raises:
-        InputError: a file that is unreadable, on another grid, of another type or nodata, or
-            that carries a mask band (a VRT would drop it).
+        InputError: a file that is unreadable, paletted (class indices, not measurements), on
+            another grid, of another type or nodata, or that carries a mask band (a VRT would
+            drop it).
     """
+    for path in paths:
+        refuse_paletted(path)
     if len(paths) == 1:
-        yield paths[0]
+        alpha = alpha_band(paths[0])
+        if alpha is None:
+            yield paths[0]
+            return
+        with _temporary_vrt(_without_alpha(paths[0], alpha), paths[0].name) as vrt:
+            yield vrt
         return
     metas = [read_raster_meta(p) for p in paths]
     for path, meta in zip(paths, metas, strict=True):
@@ -214,20 +224,77 @@ def stacked_bands(paths: list[Path]) -> Iterator[Path]:
     sources = [(path, meta, k) for path, meta in zip(paths, metas, strict=True)
                for k in range(meta.count)]
     first = metas[0]
-    t = first.transform
     xml = (
         f'<VRTDataset rasterXSize="{first.width}" rasterYSize="{first.height}">\n'
-        + (f"  <SRS>{escape(first.crs.to_wkt())}</SRS>\n" if first.crs else "")
-        + f"  <GeoTransform>{t.c!r}, {t.a!r}, {t.b!r}, {t.f!r}, {t.d!r}, {t.e!r}</GeoTransform>\n"
+        + _vrt_georef(first)
         + "".join(_vrt_band(i, *source) for i, source in enumerate(sources, start=1))
         + "</VRTDataset>\n"
     )
+    with _temporary_vrt(xml, "+".join(p.name for p in paths)) as vrt:
+        yield vrt
+
+
+@contextlib.contextmanager
+def _temporary_vrt(xml: str, name: str) -> Iterator[Path]:
     # written by hand: GDAL's BuildVRT is not exposed by rasterio, and osgeo is not a dependency
     with tempfile.TemporaryDirectory(prefix="suite-stack-") as folder:
         # named after the files, since errors about the stack name the path that was read
-        vrt = Path(folder) / ("+".join(p.name for p in paths)[:200] + ".vrt")
+        vrt = Path(folder) / (name[:200] + ".vrt")
         vrt.write_text(xml)
         yield vrt
+
+
+def refuse_paletted(path: Path) -> None:
+    """Refuse a paletted raster: its values index a colour table (often land-cover classes), so
+    interpolating or filling them would invent classes."""
+    with _open(path) as ds:
+        paletted = ColorInterp.palette in ds.colorinterp
+    if paletted:
+        raise InputError(path, "is a paletted raster (values index a colour table, e.g. classes, "
+                         "not measurements); expand it to RGB first (gdal_translate -expand rgb)")
+
+
+def alpha_band(path: str | Path) -> int | None:
+    """The 1-based index of ``path``'s alpha band, or ``None``."""
+    with _open(path) as ds:
+        interps = list(ds.colorinterp)
+    return interps.index(ColorInterp.alpha) + 1 if ColorInterp.alpha in interps else None
+
+
+def _without_alpha(path: Path, alpha: int) -> str:
+    """VRT of ``path``'s bands but ``alpha``, masked by the alpha band, keeping the source's
+    georeferencing (transform, or GCPs), RPCs and dataset metadata."""
+    meta = read_raster_meta(path)
+    with _open(path) as ds:
+        rpc_tags = ds.tags(ns="RPC")
+    items = "".join(f'<MDI key="{escape(k)}">{escape(v)}</MDI>' for k, v in meta.metadata.items())
+    rpcs = "".join(f'<MDI key="{escape(k)}">{escape(v)}</MDI>' for k, v in rpc_tags.items())
+    bands = [k for k in range(meta.count) if k != alpha - 1]
+    source = escape(str(path.resolve()))
+    return (
+        f'<VRTDataset rasterXSize="{meta.width}" rasterYSize="{meta.height}">\n'
+        + _vrt_georef(meta)
+        + (f"  <Metadata>{items}</Metadata>\n" if items else "")
+        + (f'  <Metadata domain="RPC">{rpcs}</Metadata>\n' if rpcs else "")
+        + "".join(_vrt_band(i, path, meta, k) for i, k in enumerate(bands, start=1))
+        + '  <MaskBand><VRTRasterBand dataType="Byte"><SimpleSource>'
+        + f'<SourceFilename relativeToVRT="0">{source}</SourceFilename>'
+        + f"<SourceBand>{alpha}</SourceBand></SimpleSource></VRTRasterBand></MaskBand>\n"
+        + "</VRTDataset>\n"
+    )
+
+
+def _vrt_georef(meta: RasterMeta) -> str:
+    """The VRT lines that locate ``meta``'s raster: CRS and transform, or its GCPs."""
+    if meta.gcps:
+        wkt = escape(meta.gcps_crs.to_wkt()) if meta.gcps_crs else ""
+        points = "".join(f'<GCP Id="{escape(g.id or "")}" Pixel="{g.col!r}" Line="{g.row!r}" '
+                         f'X="{g.x!r}" Y="{g.y!r}" Z="{(g.z or 0.0)!r}"/>' for g in meta.gcps)
+        return f'  <GCPList Projection="{wkt}">{points}</GCPList>\n'
+    t = meta.transform
+    return ((f"  <SRS>{escape(meta.crs.to_wkt())}</SRS>\n" if meta.crs else "")
+            + f"  <GeoTransform>{t.c!r}, {t.a!r}, {t.b!r}, {t.f!r}, {t.d!r}, {t.e!r}"
+            "</GeoTransform>\n")
 
 
 def _check_stackable(path: Path, meta: RasterMeta, ref: Path, first: RasterMeta) -> None:
