@@ -59,7 +59,10 @@ def read_scene(path: Path) -> Scene:
     meta = read_raster_meta(path)
     stored = read_window(path, None)
     norm = detect_normalization(meta, float(stored.max()))
-    return Scene(path, meta, stored, normalize(stored, norm), read_valid_mask(path))
+    # NaN pixels are invalid (read_valid_mask) and are never filled, but a filler reads around
+    # the clouds: a NaN there would spread into the filled pixels, so it reads 0, as nodata does
+    values = np.nan_to_num(normalize(stored, norm), nan=0.0, posinf=0.0, neginf=0.0)
+    return Scene(path, meta, stored, values, read_valid_mask(path))
 
 
 def scene_mask(scene: Scene, options: argparse.Namespace) -> tuple[np.ndarray, str]:

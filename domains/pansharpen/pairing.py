@@ -205,8 +205,8 @@ def upsample_ms(
     h = math.ceil(rows.max()) + SPLINE_MARGIN + 1 - r0
     w = math.ceil(cols.max()) + SPLINE_MARGIN + 1 - c0
     block = _read_ms_block(pair, Window(c0, r0, w, h))
-    data = np.ma.getdata(block).astype(np.float32)
     invalid = np.ma.getmaskarray(block)
+    data = _nearest_valid(np.ma.getdata(block).astype(np.float32), invalid)
     out = np.empty((data.shape[0], rows.size, cols.size), dtype=np.float32)
     mask = np.empty(out.shape, dtype=bool)
     for c in range(data.shape[0]):
@@ -215,6 +215,21 @@ def upsample_ms(
         out[c] = ndimage.map_coordinates(data[c], grid, order=order, mode="nearest")
         mask[c] = ndimage.map_coordinates(invalid[c].astype(np.uint8), grid, order=0) > 0
     return np.ma.MaskedArray(out, mask=mask)
+
+
+def _nearest_valid(data: np.ndarray, invalid: np.ndarray) -> np.ndarray:
+    """``(C, h, w)`` with each invalid pixel given its nearest valid pixel's value: the spline
+    reads a few pixels around each output pixel, and a nodata value (or a NaN, which would
+    spread) next to valid pixels would ring into them."""
+    out = data.copy()
+    for c in range(data.shape[0]):
+        if invalid[c].any() and not invalid[c].all():
+            rows, cols = ndimage.distance_transform_edt(invalid[c], return_distances=False,
+                                                        return_indices=True)
+            out[c] = data[c][rows, cols]
+        elif invalid[c].all():
+            out[c] = 0.0
+    return out
 
 
 def read_pan(pair: PanMsPair, window: Window) -> np.ma.MaskedArray:

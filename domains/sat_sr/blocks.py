@@ -16,7 +16,7 @@ from rasterio.enums import Resampling
 from rasterio.windows import Window
 
 from suite.errors import InputError
-from suite.io.raster import RasterMeta
+from suite.io.raster import RasterMeta, finite
 
 STATS_SIDE = 512
 """Longest side (pixels) of the decimated read that the band statistics are taken from."""
@@ -55,7 +55,7 @@ def band_scale(path: Path, meta: RasterMeta) -> BandScale:
     shape = (meta.count, max(1, meta.height // factor), max(1, meta.width // factor))
     with rasterio.open(path) as ds:
         data = ds.read(out_shape=shape, masked=True, resampling=Resampling.nearest)
-    valid = ~np.ma.getmaskarray(data).any(axis=0)
+    valid = ~(np.ma.getmaskarray(data) | ~finite(np.ma.getdata(data))).any(axis=0)
     if not valid.any():
         raise InputError(path, "every pixel is nodata; nothing to super-resolve")
     values = np.ma.getdata(data)[:, valid].astype(np.float64)
@@ -81,7 +81,7 @@ def read_haloed(path: Path, window: Window, halo: int) -> tuple[np.ndarray, np.n
         rs, cs, re, ce = max(r0, 0), max(c0, 0), min(r1, ds.height), min(c1, ds.width)
         inner = Window(cs, rs, ce - cs, re - rs)
         data = ds.read(window=inner)
-        valid = ds.dataset_mask(window=inner) > 0
+        valid = (ds.dataset_mask(window=inner) > 0) & finite(data).all(axis=0)
     pads = ((rs - r0, r1 - re), (cs - c0, c1 - ce))
     return _mirror(data, pads), _mirror(valid[None], pads)[0]
 

@@ -416,7 +416,8 @@ def read_window(
             the pixels are masked.
         boundless: allow windows outside the raster.
         indexes: 1-based bands to read (all by default).
-        masked: return a :class:`numpy.ma.MaskedArray` built from the dataset masks.
+        masked: return a :class:`numpy.ma.MaskedArray` built from the dataset masks; a NaN or
+            infinite value is masked too, declared nodata or not.
 
     Returns:
         The pixels in the file's dtype.
@@ -427,7 +428,17 @@ def read_window(
         data = ds.read(indexes, window=window)
         if not masked:
             return np.asarray(data)
-        return np.ma.MaskedArray(data, mask=ds.read_masks(indexes, window=window) == 0)
+        invalid = (ds.read_masks(indexes, window=window) == 0) | ~finite(data)
+        return np.ma.MaskedArray(data, mask=invalid)
+
+
+def finite(data: np.ndarray) -> np.ndarray:
+    """Which values are finite: a NaN or infinity is never a measurement, even in a float raster
+    that declares no nodata (GDAL's masks then call it valid, and one NaN fed to a network
+    spreads over the whole output)."""
+    if not np.issubdtype(data.dtype, np.floating):
+        return np.ones(data.shape, dtype=bool)
+    return np.isfinite(data)
 
 
 def _read_boundless(ds: Any, window: Window, indexes: list[int] | None, masked: bool) -> np.ndarray:
@@ -447,18 +458,21 @@ def _read_boundless(ds: Any, window: Window, indexes: list[int] | None, masked: 
         inner = Window(cs, rs, ce - cs, re - rs)
         dst = (slice(None), slice(rs - r0, re - r0), slice(cs - c0, ce - c0))
         data[dst] = ds.read(indexes, window=inner)
-        invalid[dst] = ds.read_masks(indexes, window=inner) == 0
+        invalid[dst] = (ds.read_masks(indexes, window=inner) == 0) | ~finite(data[dst])
     return np.ma.MaskedArray(data, mask=invalid) if masked else data
 
 
 def read_valid_mask(
     path: str | Path, window: Window | None = None, boundless: bool = False
 ) -> np.ndarray:
-    """Per-pixel validity ``(h, w)`` (bool) from the dataset mask (nodata, alpha or mask band)."""
+    """Per-pixel validity ``(h, w)`` (bool) from the dataset mask (nodata, alpha or mask band)
+    and, in a float raster, the values' finiteness (see :func:`finite`)."""
     with _open(path) as ds:
-        if window is None:
-            return np.asarray(ds.dataset_mask() > 0)
-        return np.asarray(ds.dataset_mask(window=window, boundless=boundless) > 0)
+        valid = np.asarray(ds.dataset_mask(window=window, boundless=boundless) > 0)
+        if np.issubdtype(np.dtype(ds.dtypes[0]), np.floating):
+            data = ds.read(window=window, boundless=boundless)
+            valid &= finite(data).all(axis=0)
+        return valid
 
 
 def write_profile(meta: RasterMeta) -> dict[str, Any]:
