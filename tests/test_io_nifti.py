@@ -126,3 +126,34 @@ def test_dicom_provenance_travels_inside_the_nifti_through_later_steps(tmp_path:
     assert b"a note of another tool" in contents  # other tools' extensions are kept
     assert sum(PROVENANCE_KEY.encode() in c for c in contents) == 1  # replaced, not stacked
     assert not any(b"Doe^Jane" in c or b"MRN-0042" in c for c in contents)
+
+
+def _small_image() -> nib.Nifti1Image:
+    data = np.arange(6 * 5 * 4, dtype=np.float32).reshape(6, 5, 4)
+    affine = np.diag([0.9, 0.9, 3.0, 1.0])
+    affine[:3, 3] = (-10.0, 20.0, 5.0)
+    return nib.Nifti1Image(data, affine)
+
+
+def test_a_gzipped_file_named_nii_and_a_nifti_pair_read_as_nifti(tmp_path: Path) -> None:
+    """A renamed download (gzip named ``.nii``) and an SPM-style ``.hdr``/``.img`` pair."""
+    img = _small_image()
+    nib.save(img, tmp_path / "ref.nii.gz")
+    (tmp_path / "renamed.nii").write_bytes((tmp_path / "ref.nii.gz").read_bytes())
+    nib.save(nib.Nifti1Pair(img.get_fdata(dtype=np.float32), img.affine), tmp_path / "pair.img")
+    ref = read_volume(tmp_path / "ref.nii.gz")
+    for name in ("renamed.nii", "pair.hdr", "pair.img"):
+        vol = read_volume(tmp_path / name)
+        assert np.array_equal(vol.data, ref.data) and np.allclose(vol.meta.affine,
+                                                                  ref.meta.affine), name
+    out = write_volume(tmp_path / "out.nii.gz", vol.data, vol.meta, "test", "copy")
+    # a pair's header became a single file's
+    assert nib.load(out).header["magic"] == b"n+1"
+
+
+def test_an_analyze_image_is_refused_for_its_missing_orientation(tmp_path: Path) -> None:
+    img = _small_image()
+    nib.save(nib.AnalyzeImage(img.get_fdata(dtype=np.float32), img.affine), tmp_path / "a.img")
+    with pytest.raises(InputError, match="Analyze 7.5 .*no orientation") as info:
+        read_volume(tmp_path / "a.hdr")
+    assert "a.hdr" in str(info.value)

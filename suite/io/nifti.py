@@ -6,8 +6,10 @@ always written as float32 (slope 1, intercept 0), so no value is rounded or clip
 
 from __future__ import annotations
 
+import contextlib
 import json
-from collections.abc import Sequence
+import tempfile
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -37,10 +39,14 @@ def read_nifti(path: str | Path, allow_4d: bool = False) -> Volume:
     """
     p = Path(path)
     try:
-        img = nib.load(p)
-        if not isinstance(img, nib.Nifti1Image):  # Nifti2Image is a subclass
-            raise TypeError(f"{type(img).__name__} is not a NIfTI image")
-        data = _squeeze_trailing(np.asarray(img.get_fdata(dtype=np.float32)))
+        with _loadable(p) as name:
+            img = nib.load(name)
+            if not isinstance(img, nib.Nifti1Pair):  # the images and NIfTI-2 are subclasses
+                raise AnalyzeError(type(img).__name__)
+            data = _squeeze_trailing(np.asarray(img.get_fdata(dtype=np.float32)))
+    except AnalyzeError as exc:
+        raise InputError(p, f"is an Analyze 7.5 image ({exc}), which records no orientation; "
+                         "convert it to NIfTI with a known orientation first") from exc
     except Exception as exc:
         raise InputError(p, f"unreadable NIfTI file ({exc})") from exc
     if data.ndim == 4 and not allow_4d:
@@ -59,6 +65,25 @@ def read_nifti(path: str | Path, allow_4d: bool = False) -> Volume:
         nifti_header=img.header.copy(),
     )
     return Volume(data=data, meta=meta)
+
+
+class AnalyzeError(TypeError):
+    """An Analyze 7.5 image where a NIfTI one was expected."""
+
+
+@contextlib.contextmanager
+def _loadable(path: Path) -> Iterator[Path]:
+    """A name nibabel reads ``path`` by: a gzip-compressed file named ``.nii`` (a renamed
+    download) is read through a ``.nii.gz`` link, since nibabel picks the codec by suffix."""
+    with open(path, "rb") as fh:
+        gzipped = fh.read(2) == b"\x1f\x8b"
+    if not (gzipped and path.name.lower().endswith(".nii")):
+        yield path
+        return
+    with tempfile.TemporaryDirectory(prefix="suite-nii-") as folder:
+        link = Path(folder) / (path.name + ".gz")
+        link.symlink_to(path.resolve())
+        yield link
 
 
 def _squeeze_trailing(data: np.ndarray) -> np.ndarray:

@@ -61,6 +61,10 @@ class Volume:
     meta: VolumeMeta
 
 
+NIFTI_PAIR_SUFFIXES = (".hdr", ".img")
+"""Input-only: a NIfTI-1 pair (older SPM pipelines); outputs are single files."""
+
+
 def is_nifti_path(path: str | Path) -> bool:
     """Whether ``path`` names a NIfTI file by its suffix (``.nii`` or ``.nii.gz``)."""
     return str(path).lower().endswith(NIFTI_SUFFIXES)
@@ -96,9 +100,10 @@ def read_volume(
         raise InputError(p, "does not exist")
     if p.is_dir() or p.suffix.lower() == ".dcm":
         return read_dicom_series(p, series_uid=series_uid, recursive=recursive)
-    if is_nifti_path(p):
+    if is_nifti_path(p) or p.suffix.lower() in NIFTI_PAIR_SUFFIXES:
         return read_nifti(p, allow_4d=allow_4d)
-    raise InputError(p, "unknown volume format: expected a DICOM folder, .dcm, .nii or .nii.gz")
+    raise InputError(p, "unknown volume format: expected a DICOM folder, .dcm, .nii, .nii.gz "
+                     "or a NIfTI .hdr/.img pair")
 
 
 def write_volume(
