@@ -50,6 +50,7 @@ def write_from_inputs(args: argparse.Namespace, operation: str) -> tuple[Path, d
         domain.check_runtime(args)
     inputs = _existing(args.inputs)
     out = check_output_path(args.output, inputs)
+    domain.check_output(Path(args.output))
     with atomic_path(out) as tmp:
         summary = getattr(domain, operation)(inputs, tmp, args)
     return out, dict(summary or {})

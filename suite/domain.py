@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
-from suite.errors import UsageError
+from suite.errors import InputError, UsageError
 
 
 @dataclass
@@ -50,6 +50,22 @@ class Domain:
     task: ClassVar[str] = ""
     input_kinds: ClassVar[tuple[str, ...]] = ()
     runtimes: ClassVar[tuple[str, ...]] = ("torch",)  # what ``enhance --runtime`` may name
+    output_suffixes: ClassVar[tuple[str, ...]] = ()
+    """Suffixes an ``enhance``/``degrade`` output must end with; empty: the writer chooses
+    the format from the path."""
+    output_format: ClassVar[str] = ""
+    """The format those suffixes name, for the message."""
+
+    def check_output(self, output: Path) -> None:
+        """Refuse, before any work, an output whose name promises another format (a GeoTIFF
+        written to ``out.png`` opens nowhere as a PNG).
+
+        Raises:
+            InputError: the output's suffix is not one of :attr:`output_suffixes`.
+        """
+        if self.output_suffixes and not output.name.lower().endswith(self.output_suffixes):
+            raise InputError(output, f"{self.name} writes {self.output_format}; name the output "
+                             f"{' or '.join(self.output_suffixes)}")
 
     def check_runtime(self, options: argparse.Namespace) -> None:
         """Refuse a ``--runtime`` this domain does not run, rather than ignore it.
@@ -104,7 +120,10 @@ class Domain:
         raise NotImplementedError(f"{self.name} has no demo")
 
     def batch_output_name(self, item: Path) -> str:
-        """Name of the output for one batch item (a file or a DICOM folder)."""
+        """Name of the output for one batch item (a file or a DICOM folder): the item's, with
+        the suffix of the domain's output format where it differs (``a.png`` -> ``a.tif``)."""
+        if self.output_suffixes and not item.name.lower().endswith(self.output_suffixes):
+            return item.stem + self.output_suffixes[0]
         return item.name
 
     def batch_folder_is_item(self, options: argparse.Namespace) -> bool:

@@ -97,3 +97,30 @@ def test_output_under_a_read_only_folder(tmp_path: Path, run_cli, read_only) -> 
     code, _, err = run_cli("convert", src, "-o", locked / "out.nii.gz")
     assert code == 2 and "not writable" in err
     assert not list(locked.iterdir())
+
+
+RASTER = Path(__file__).resolve().parents[1] / "sample_data" / "sat" / (
+    "landsat8_LC80200392015216_excerpt.tif")
+
+
+@pytest.mark.parametrize(("command", "name"), [
+    (("enhance", "sat-sr"), "out.png"), (("degrade", "sat-sr"), "out"),
+    (("enhance", "cloud-inpaint"), "out.jp2"), (("degrade", "cloud-inpaint"), "out.jpg"),
+])
+def test_a_raster_output_must_be_named_tif(tmp_path: Path, run_cli, command: tuple[str, str],
+                                           name: str) -> None:
+    """A GeoTIFF was written to any name given, e.g. ``out.png``, which no viewer opens."""
+    out = tmp_path / name
+    code, _, err = run_cli(*command, RASTER, "-o", out, "--quiet")
+    assert code == 2 and err.strip().endswith("writes GeoTIFF; name the output .tif or .tiff")
+    assert len(err.strip().splitlines()) == 1 and not out.exists()
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_batch_names_a_raster_output_tif_whatever_the_input() -> None:
+    from suite.plugins import get_domain
+
+    sat = get_domain("sat-sr")
+    assert sat.batch_output_name(Path("scene.png")) == "scene.tif"
+    assert sat.batch_output_name(Path("scene.TIF")) == "scene.TIF"
+    assert get_domain("cloud-inpaint").batch_output_name(Path("b.jp2")) == "b.tif"

@@ -154,6 +154,6 @@ def test_a_gzipped_file_named_nii_and_a_nifti_pair_read_as_nifti(tmp_path: Path)
 def test_an_analyze_image_is_refused_for_its_missing_orientation(tmp_path: Path) -> None:
     img = _small_image()
     nib.save(nib.AnalyzeImage(img.get_fdata(dtype=np.float32), img.affine), tmp_path / "a.img")
-    with pytest.raises(InputError, match="Analyze 7.5 .*no orientation") as info:
+    with pytest.raises(InputError, match=r"Analyze 7.5 .*no orientation") as info:
         read_volume(tmp_path / "a.hdr")
     assert "a.hdr" in str(info.value)

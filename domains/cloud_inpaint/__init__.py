@@ -26,6 +26,8 @@ class CloudInpaintDomain(Domain):
     task = ("cloud/shadow inpainting of optical rasters (residual net over a smooth fill, "
             "optional reference date)")
     input_kinds = ("raster",)
+    output_suffixes = (".tif", ".tiff")
+    output_format = "GeoTIFF"
 
     def default_weights(self) -> Path | None:
         """The shipped single-date weights (see the model card), or ``None``."""

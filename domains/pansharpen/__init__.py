@@ -304,6 +304,8 @@ class PansharpenDomain(Domain):
     task: ClassVar[str] = "fuse a multispectral raster with its panchromatic band"
     # "folder": in ``suite batch`` each folder is one scene (its MS band files and its PAN).
     input_kinds: ClassVar[tuple[str, ...]] = ("raster", "folder")
+    output_suffixes = (".tif", ".tiff")
+    output_format = "GeoTIFF"
 
     def batch_output_name(self, item: Path) -> str:
         """``SCENE_pansharpened.tif`` for a scene folder or an MS file."""

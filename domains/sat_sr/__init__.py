@@ -27,6 +27,8 @@ class SatSrDomain(Domain):
     name = "sat-sr"
     task = "multispectral GeoTIFF super-resolution x2/x4 and Sentinel-2 20 m -> 10 m"
     input_kinds = ("geotiff", "sentinel2-band-set")
+    output_suffixes = (".tif", ".tiff")
+    output_format = "GeoTIFF"
     runtimes = ("torch", "torch-bf16", "onnxruntime")
 
     def default_weights(self) -> Path | None:
@@ -42,7 +44,7 @@ class SatSrDomain(Domain):
         """The input's name for a raster; ``SCENE_10m.tif`` for a Sentinel-2 scene folder."""
         if item.is_dir():
             return f"{item.name.removesuffix('.SAFE').removesuffix('.safe')}_10m.tif"
-        return item.name
+        return super().batch_output_name(item)
 
     def calibration_patches(self, count: int) -> list[Any]:
         """Model inputs for int8 calibration: 64x64 crops of the bundled Landsat 8 excerpt,
