@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import rasterio
 import torch
+from rasterio.control import GroundControlPoint
 from rasterio.crs import CRS
 from rasterio.transform import from_origin
 
@@ -140,6 +141,20 @@ def _bad(run_cli: Cli, tmp_path: Path, *extra: str | Path) -> str:
 def test_mask_on_another_grid_is_refused(run_cli: Cli, tmp_path: Path) -> None:
     m = _write(tmp_path / "m.tif", np.ones((1, 50, 50), np.uint8))
     assert "m.tif" in _bad(run_cli, tmp_path, "--mask", m)
+
+
+def test_a_reference_without_a_grid_is_refused(run_cli: Cli, tmp_path: Path) -> None:
+    """A reference located by GCPs only cannot be reprojected (it was an internal error)."""
+    with rasterio.open(OTHER_DATE) as ds:
+        profile, data, t = dict(ds.profile), ds.read(), ds.transform
+    gcps = [GroundControlPoint(row=r, col=c, x=(t @ (c, r))[0], y=(t @ (c, r))[1])
+            for r, c in ((0, 0), (0, ds.width), (ds.height, 0))]
+    profile.update(crs=None, transform=None)
+    ref = tmp_path / "swath.tif"
+    with rasterio.open(ref, "w", **profile) as dst:
+        dst.write(data)
+        dst.gcps = (gcps, ds.crs)
+    assert "swath.tif: has no CRS and transform" in _bad(run_cli, tmp_path, "--reference", ref)
 
 
 def _scl(path: Path, shift_px: float = 0.0) -> tuple[Path, np.ndarray]:

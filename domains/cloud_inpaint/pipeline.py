@@ -84,6 +84,10 @@ def scene_mask(scene: Scene, options: argparse.Namespace) -> tuple[np.ndarray, s
 def read_reference(path: Path, scene: Scene) -> np.ndarray:
     """A clear date on the scene's grid: same CRS and band count, resampled by georeferencing."""
     ref = read_scene(path)
+    for meta, named in ((scene.meta, scene.path), (ref.meta, path)):
+        if meta.crs is None:  # GCPs alone, or none: the two dates cannot be put on one grid
+            raise InputError(named, "has no CRS and transform, so the reference cannot be "
+                             "aligned with the image; warp both to one grid first (gdalwarp)")
     if ref.meta.crs != scene.meta.crs:
         raise InputError(path, f"reference CRS {ref.meta.crs} differs from the image's "
                          f"{scene.meta.crs}; reproject it first")
