@@ -351,3 +351,14 @@ def test_a_paletted_raster_is_refused(tmp_path: Path, run_cli: Callable[..., tup
     code, _, err = run_cli(*command, src, "-o", out, *extra, "--quiet")
     assert code == 2 and len(err.strip().splitlines()) == 1
     assert "classes.tif: is a paletted raster" in err and not out.exists()
+
+
+def test_a_zip_archive_is_refused_with_what_to_do(tmp_path: Path) -> None:
+    import zipfile
+
+    archive = tmp_path / "S2B_MSIL2A_20240101.SAFE.zip"
+    with zipfile.ZipFile(archive, "w") as z:
+        z.writestr("S2B_MSIL2A_20240101.SAFE/manifest.safe", "<xml/>")
+    with pytest.raises(InputError, match="is a zip archive; unzip it") as info:
+        read_raster_meta(archive)
+    assert str(archive) in str(info.value)

@@ -150,6 +150,11 @@ class RasterMeta:
 
 def _open(path: str | Path) -> Any:
     """Open ``path`` with rasterio, turning any GDAL failure into an :class:`InputError`."""
+    if str(path).lower().endswith(".zip"):
+        # GDAL opens some zipped products (a Sentinel-2 .SAFE.zip) as a list of sub-datasets
+        # with no bands, which would fail later with a message that says nothing useful
+        raise InputError(path, "is a zip archive; unzip it and give the raster inside (for "
+                         "sat-sr --sentinel2, the .SAFE folder)")
     try:
         return rasterio.open(path)
     except (RasterioError, OSError) as exc:
