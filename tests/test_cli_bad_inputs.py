@@ -124,3 +124,11 @@ def test_batch_names_a_raster_output_tif_whatever_the_input() -> None:
     assert sat.batch_output_name(Path("scene.png")) == "scene.tif"
     assert sat.batch_output_name(Path("scene.TIF")) == "scene.TIF"
     assert get_domain("cloud-inpaint").batch_output_name(Path("b.jp2")) == "b.tif"
+
+
+def test_a_dicomdir_file_names_the_way_to_read_its_export(tmp_path: Path, run_cli) -> None:
+    index = tmp_path / "DICOMDIR"
+    index.write_bytes(b"\0" * 128 + b"DICM")
+    code, _, err = run_cli("enhance", "ct-denoise", index, "-o", tmp_path / "o.nii.gz")
+    assert code == 2 and "DICOMDIR index" in err and "--recursive" in err
+    assert not (tmp_path / "o.nii.gz").exists()

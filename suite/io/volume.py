@@ -98,6 +98,9 @@ def read_volume(
     p = Path(path)
     if not p.exists():
         raise InputError(p, "does not exist")
+    if p.name.upper() == "DICOMDIR":
+        raise InputError(p, "is a DICOMDIR index of a CD/PACS export; give the folder it is in, "
+                         "with --recursive (and --series UID if it lists several series)")
     if p.is_dir() or p.suffix.lower() == ".dcm":
         return read_dicom_series(p, series_uid=series_uid, recursive=recursive)
     if is_nifti_path(p) or p.suffix.lower() in NIFTI_PAIR_SUFFIXES:
