@@ -323,12 +323,17 @@ def test_an_alpha_band_reads_as_the_mask_of_the_other_bands(tmp_path: Path) -> N
                        photometric="RGB", alpha="YES")
     with rasterio.open(src, "r+") as ds:
         ds.update_tags(SENSOR="drone")
+        ds.rpcs = _rpcs()
     with stacked_bands([src]) as raster:
         assert raster != src
         meta = read_raster_meta(raster)
         assert meta.count == 3 and meta.metadata.get("SENSOR") == "drone"
         assert meta.transform == read_raster_meta(src).transform and meta.crs == CRS.from_epsg(
             32633)
+        assert meta.rpcs is not None
+        kept, given = meta.rpcs.to_dict(), _rpcs().to_dict()
+        assert {k: kept[k] for k in given if not k.startswith("err_")} == {
+            k: v for k, v in given.items() if not k.startswith("err_")}
         data = read_window(raster, None, masked=True)
         np.testing.assert_array_equal(np.ma.getdata(data), rgb)
         np.testing.assert_array_equal(np.ma.getmaskarray(data)[0], alpha[0] == 0)

@@ -20,7 +20,6 @@ from scipy import ndimage
 from suite.errors import InputError
 from suite.io.raster import (
     RasterMeta,
-    alpha_band,
     read_raster_meta,
     read_window,
     refuse_paletted,
@@ -85,26 +84,25 @@ def _check_grid(meta: RasterMeta, path: Path) -> None:
 
 def _ms_metas(ms_paths: list[Path]) -> list[RasterMeta]:
     """Read and check the MS files: same CRS, transform and size."""
-    for path in ms_paths:
-        refuse_paletted(path)
     metas = [read_raster_meta(p) for p in ms_paths]
+    for meta, path in zip(metas, ms_paths, strict=True):
+        refuse_paletted(meta, path)
     first = metas[0]
     _check_grid(first, ms_paths[0])
     for meta, path in zip(metas[1:], ms_paths[1:], strict=True):
         same = meta.crs == first.crs and meta.transform.almost_equals(first.transform)
         if not same or (meta.width, meta.height) != (first.width, first.height):
             raise InputError(path, f"is not on the grid of {ms_paths[0]} (MS bands must share it)")
-    if len(_data_bands(ms_paths, metas)) < 2:
+    if len(_data_bands(metas)) < 2:
         raise InputError(ms_paths[0], "has 1 band; the MS image needs at least 2 bands")
     return metas
 
 
-def _data_bands(paths: list[Path], metas: list[RasterMeta]) -> tuple[tuple[int, int], ...]:
+def _data_bands(metas: list[RasterMeta]) -> tuple[tuple[int, int], ...]:
     """``(file index, 1-based band)`` of the MS bands in order; an alpha band is not one (it
     is the file's mask, which every read already applies)."""
-    alphas = [alpha_band(p) for p in paths]
     return tuple((i, b) for i, m in enumerate(metas) for b in range(1, m.count + 1)
-                 if b != alphas[i])
+                 if b != m.alpha)
 
 
 def _ratio(ms: RasterMeta, pan: RasterMeta, ms_path: Path, pan_path: Path) -> int:
@@ -158,7 +156,7 @@ def pair_rasters(ms_paths: list[Path] | list[str], pan_path: Path | str) -> PanM
         )
     ratio = _ratio(metas[0], pan_meta, ms_list[0], pan)
     window = _intersection(metas[0], pan_meta, pan)
-    bands = _data_bands(ms_list, metas)
+    bands = _data_bands(metas)
     return PanMsPair(tuple(ms_list), pan, metas[0], pan_meta, bands, ratio, window)
 
 

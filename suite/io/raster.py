@@ -80,6 +80,8 @@ class RasterMeta:
         gcps_crs: the CRS of the GCPs' map coordinates.
         rpcs: rational polynomial coefficients of a raster that carries them (a very-high-
             resolution level-1 product), or ``None``.
+        alpha: the 1-based index of the source's alpha band, or ``None``.
+        paletted: whether the source's values index a colour table.
     """
 
     profile: dict[str, Any]
@@ -96,6 +98,8 @@ class RasterMeta:
     gcps: tuple[GroundControlPoint, ...] = ()
     gcps_crs: CRS | None = None
     rpcs: RPC | None = None
+    alpha: int | None = None
+    paletted: bool = False
 
     @property
     def count(self) -> int:
@@ -180,6 +184,7 @@ def read_raster_meta(path: str | Path) -> RasterMeta:
     with _open(path) as ds:
         tags = {k: str(v) for k, v in ds.tags(ns="IMAGE_STRUCTURE").items()}
         metadata = {k: str(v) for k, v in ds.tags().items() if not _not_carried(k)}
+        interps = list(ds.colorinterp)
         return RasterMeta(
             profile=dict(ds.profile),
             descriptions=tuple(ds.descriptions),
@@ -195,6 +200,8 @@ def read_raster_meta(path: str | Path) -> RasterMeta:
             gcps=tuple(ds.gcps[0]),
             gcps_crs=ds.gcps[1],
             rpcs=ds.rpcs,
+            alpha=interps.index(ColorInterp.alpha) + 1 if ColorInterp.alpha in interps else None,
+            paletted=ColorInterp.palette in interps,
         )
 
 
@@ -213,17 +220,17 @@ def stacked_bands(paths: list[Path]) -> Iterator[Path]:
             another grid, of another type or nodata, or that carries a mask band (a VRT would
             drop it).
     """
-    for path in paths:
-        refuse_paletted(path)
+    metas = [read_raster_meta(p) for p in paths]
+    for path, meta in zip(paths, metas, strict=True):
+        refuse_paletted(meta, path)
     if len(paths) == 1:
-        alpha = alpha_band(paths[0])
-        if alpha is None:
+        if metas[0].alpha is None:
             yield paths[0]
             return
-        with _temporary_vrt(_without_alpha(paths[0], alpha), paths[0].name) as vrt:
+        vrt_xml = _without_alpha(paths[0], metas[0], metas[0].alpha)
+        with _temporary_vrt(vrt_xml, paths[0].name) as vrt:
             yield vrt
         return
-    metas = [read_raster_meta(p) for p in paths]
     for path, meta in zip(paths, metas, strict=True):
         _check_stackable(path, meta, paths[0], metas[0])
     sources = [(path, meta, k) for path, meta in zip(paths, metas, strict=True)
@@ -249,38 +256,26 @@ def _temporary_vrt(xml: str, name: str) -> Iterator[Path]:
         yield vrt
 
 
-def refuse_paletted(path: Path) -> None:
+def refuse_paletted(meta: RasterMeta, path: Path) -> None:
     """Refuse a paletted raster: its values index a colour table (often land-cover classes), so
     interpolating or filling them would invent classes."""
-    with _open(path) as ds:
-        paletted = ColorInterp.palette in ds.colorinterp
-    if paletted:
+    if meta.paletted:
         raise InputError(path, "is a paletted raster (values index a colour table, e.g. classes, "
                          "not measurements); expand it to RGB first (gdal_translate -expand rgb)")
 
 
-def alpha_band(path: str | Path) -> int | None:
-    """The 1-based index of ``path``'s alpha band, or ``None``."""
-    with _open(path) as ds:
-        interps = list(ds.colorinterp)
-    return interps.index(ColorInterp.alpha) + 1 if ColorInterp.alpha in interps else None
-
-
-def _without_alpha(path: Path, alpha: int) -> str:
+def _without_alpha(path: Path, meta: RasterMeta, alpha: int) -> str:
     """VRT of ``path``'s bands but ``alpha``, masked by the alpha band, keeping the source's
     georeferencing (transform, or GCPs), RPCs and dataset metadata."""
-    meta = read_raster_meta(path)
-    with _open(path) as ds:
-        rpc_tags = ds.tags(ns="RPC")
-    items = "".join(f'<MDI key="{escape(k)}">{escape(v)}</MDI>' for k, v in meta.metadata.items())
-    rpcs = "".join(f'<MDI key="{escape(k)}">{escape(v)}</MDI>' for k, v in rpc_tags.items())
+    tags = {"": meta.metadata, ' domain="RPC"': meta.rpcs.to_gdal() if meta.rpcs else {}}
     bands = [k for k in range(meta.count) if k != alpha - 1]
     source = escape(str(path.resolve()))
     return (
         f'<VRTDataset rasterXSize="{meta.width}" rasterYSize="{meta.height}">\n'
         + _vrt_georef(meta)
-        + (f"  <Metadata>{items}</Metadata>\n" if items else "")
-        + (f'  <Metadata domain="RPC">{rpcs}</Metadata>\n' if rpcs else "")
+        + "".join(f"  <Metadata{domain}>"
+                  + "".join(f'<MDI key="{escape(k)}">{escape(str(v))}</MDI>' for k, v in kv.items())
+                  + "</Metadata>\n" for domain, kv in tags.items() if kv)
         + "".join(_vrt_band(i, path, meta, k) for i, k in enumerate(bands, start=1))
         + '  <MaskBand><VRTRasterBand dataType="Byte"><SimpleSource>'
         + f'<SourceFilename relativeToVRT="0">{source}</SourceFilename>'
