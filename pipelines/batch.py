@@ -351,7 +351,13 @@ def batch(args: argparse.Namespace) -> int:
     domain.check_runtime(args)
     if not args.scheduler and getattr(args, "device", "auto") != "auto":
         pick_device(args.device)  # local workers see this machine's devices: refuse early
-    sources = expand_inputs(args.inputs, domain, args)  # before the output folder is made
+    skipped: list[Path] = []
+    sources = expand_inputs(args.inputs, domain, args, skipped)  # before the output folder
+    if skipped:
+        names = ", ".join(p.name for p in skipped[:3]) + (", ..." if len(skipped) > 3 else "")
+        _say(args, f"skipped {len(skipped)} sidecar or note file(s): {names}")
+    if not sources:
+        raise InputError(args.inputs[0], "no input files besides sidecar and note files")
     out_dir = _out_dir(args)
     items = plan_items(sources, out_dir, domain)
     header = _header(domain, args, domain_options(args))

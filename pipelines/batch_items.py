@@ -63,14 +63,31 @@ def _visible_files(folder: Path) -> list[Path]:
     return sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith("."))
 
 
+SIDECARS = (
+    ".json", ".tsv", ".bval", ".bvec",  # BIDS sidecars beside NIfTI volumes
+    ".aux.xml", ".tfw", ".tifw", ".jgw", ".pgw", ".wld", ".prj", ".ovr", ".msk",  # GDAL/GIS
+    ".txt", ".md", ".csv", ".pdf", ".html", ".log", ".yaml", ".yml", ".sha256", ".md5",
+    "thumbs.db", "desktop.ini",
+)
+"""Names that sit beside images in users' folders and are never an item: a folder or a glob
+skips them (a file named on the command line is always an item)."""
+
+
+def is_sidecar(path: Path) -> bool:
+    """Whether ``path`` is a sidecar, note or system file, not an image (:data:`SIDECARS`)."""
+    return path.name.lower().endswith(SIDECARS)
+
+
 def expand_inputs(
-    patterns: list[str | Path], domain: Domain, options: argparse.Namespace | None = None
+    patterns: list[str | Path], domain: Domain, options: argparse.Namespace | None = None,
+    skipped: list[Path] | None = None,
 ) -> list[Path]:
     """Turn files, folders and globs into the list of items' sources, in a stable order.
 
     A folder is one item where the domain says so for these options
     (:meth:`~suite.domain.Domain.batch_folder_is_item`: a DICOM series, a scene); otherwise it
-    stands for the visible files directly inside it.
+    stands for the visible files directly inside it. Sidecar files found through a folder or a
+    glob (:func:`is_sidecar`) are not items; they are appended to ``skipped`` when given.
 
     Raises:
         InputError: a pattern matches nothing, or a folder that stands for its files has none.
@@ -78,18 +95,24 @@ def expand_inputs(
     per_folder = domain.batch_folder_is_item(options or argparse.Namespace())
     sources: list[Path] = []
     for pattern in map(str, patterns):
-        matches = sorted(glob.glob(pattern)) if glob.has_magic(pattern) else [pattern]
+        magic = glob.has_magic(pattern)
+        matches = sorted(glob.glob(pattern)) if magic else [pattern]
         if not matches or not Path(matches[0]).exists():
             raise InputError(pattern, "no such file or folder (or the glob matched nothing)")
         for match in map(Path, matches):
             if match.is_file() or per_folder:
-                sources.append(match)
-                continue
-            files = _visible_files(match)
-            if not files:
-                raise InputError(match, "no files directly inside this folder (sub-folders "
-                                        "are not searched; give them or a glob)")
-            sources.extend(files)
+                found = [match]
+            else:
+                found = _visible_files(match)
+                if not found:
+                    raise InputError(match, "no files directly inside this folder (sub-folders "
+                                            "are not searched; give them or a glob)")
+            if magic or not match.is_file():
+                kept = [f for f in found if not (f.is_file() and is_sidecar(f))]
+                if skipped is not None:
+                    skipped.extend(f for f in found if f not in kept)
+                found = kept
+            sources.extend(found)
     return list(dict.fromkeys(sources))
 
 

@@ -382,6 +382,23 @@ def test_inputs_expand_from_files_folders_and_globs(tmp_path: Path) -> None:
     assert expand_inputs([tmp_path], SCENES) == [tmp_path]  # "folder" inputs: one item
 
 
+def test_sidecars_in_a_folder_or_glob_are_skipped_but_named_files_are_items(
+    tmp_path: Path
+) -> None:
+    """A BIDS folder's JSON sidecars, a GIS folder's .aux.xml and a notes file are not items
+    (each failed as unreadable and made the run exit 2)."""
+    names = ("sub-01_T1w.nii.gz", "sub-01_T1w.json", "scene.tif", "scene.tif.aux.xml",
+             "notes.txt", "Thumbs.db")
+    for name in names:
+        (tmp_path / name).write_bytes(b"x")
+    skipped: list[Path] = []
+    assert expand_inputs([tmp_path], BOX, skipped=skipped) == [tmp_path / "scene.tif",
+                                                               tmp_path / "sub-01_T1w.nii.gz"]
+    assert sorted(p.name for p in skipped) == sorted(names[1:2] + names[3:])
+    assert expand_inputs([str(tmp_path / "sub-01_*")], BOX) == [tmp_path / "sub-01_T1w.nii.gz"]
+    assert expand_inputs([tmp_path / "notes.txt"], BOX) == [tmp_path / "notes.txt"]
+
+
 def test_a_folder_without_files_is_refused_not_an_empty_run(
     tmp_path: Path, fake_domains: None, run_cli: RunCli
 ) -> None:
