@@ -20,6 +20,7 @@ from typing import Any
 from suite.domain import Domain
 from suite.errors import InputError, UsageError
 from suite.io.atomic import atomic_path
+from suite.io.volume import is_nifti_path
 
 MANIFEST = "batch_manifest.json"
 RUNNER_KEYS = frozenset(
@@ -100,8 +101,11 @@ def expand_inputs(
         if not matches or not Path(matches[0]).exists():
             raise InputError(pattern, "no such file or folder (or the glob matched nothing)")
         for match in map(Path, matches):
-            if match.is_file() or per_folder:
+            if match.is_file():
                 found = [match]
+            elif per_folder:
+                # a folder of NIfTI volumes is not a DICOM series: it stands for its volumes
+                found = [f for f in _visible_files(match) if is_nifti_path(f)] or [match]
             else:
                 found = _visible_files(match)
                 if not found:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import shutil
 from collections.abc import Callable
 from pathlib import Path
 
@@ -195,6 +196,23 @@ def test_bad_inputs_exit_2_with_one_line_and_write_nothing(case: str, thick: Pat
         assert len(err.strip().splitlines()) == 1 and expect in err
         assert not out.exists() and _digest(src) == before
         assert [p.name for p in tmp_path.iterdir() if "partial" in p.name] == []
+
+
+def test_batch_over_a_folder_of_nifti_volumes(thick: Path, tmp_path: Path, run_cli: Cli,
+                                              tiny_weights: Path) -> None:
+    """A folder of NIfTI volumes (with a BIDS sidecar) is its volumes, not one DICOM series;
+    every item failed before ("no DICOM files", then a check that read the batch's folder)."""
+    folder = tmp_path / "anat"
+    folder.mkdir()
+    for name in ("sub-01_T1w.nii.gz", "sub-02_T1w.nii.gz"):
+        shutil.copy(thick, folder / name)
+    (folder / "sub-01_T1w.json").write_text("{}")
+    out = tmp_path / "out"
+    code, _, err = run_cli("batch", "mri-sr", folder, "-o", out, "--scale", "4", "--axis", "2",
+                           "--weights", tiny_weights, "--workers", "1", "--quiet")
+    assert code == 0, err
+    for name in ("sub-01_T1w.nii.gz", "sub-02_T1w.nii.gz"):
+        assert nib.load(out / name).shape[2] == 4 * nib.load(thick).shape[2]
 
 
 def test_force_runs_on_ct_like_values(tmp_path: Path, run_cli: Cli, tiny_weights: Path) -> None:

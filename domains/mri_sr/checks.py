@@ -89,10 +89,10 @@ def check_output_kind(output: Path, vol: Volume) -> None:
     """NIfTI output always; a DICOM series folder only from a DICOM input (its headers are
     the templates of the derived series, on the new slice grid)."""
     if not is_nifti_path(output) and vol.meta.source_format != "dicom":
+        # named after the input: ``output`` may be a batch item's temporary name
         raise InputError(
-            output,
-            "DICOM output needs a DICOM input (the source is NIfTI); "
-            f"give {output.name}.nii.gz",
+            vol.meta.source_path or output,
+            "is NIfTI, and a DICOM output needs a DICOM input; name the output .nii or .nii.gz",
         )
 
 

@@ -59,7 +59,7 @@ def _prepare(path: Path, output: Path, options: argparse.Namespace) -> tuple[Vol
         raise UsageError("give the through-plane factor with --scale, e.g. --scale 4")
     scale = check_scale(options.scale)
     vol = read_mri(path, options)
-    check_output_kind(Path(getattr(options, "output", output)), vol)
+    check_output_kind(output, vol)
     return vol, pick_axis(vol, options.axis), scale
 
 
