@@ -69,6 +69,9 @@ def run_item(domain: Domain, source: Path, output: Path, options: argparse.Names
     start = time.perf_counter()
     try:
         inputs, opts = _item_inputs(domain, source, options)
+        # a domain names side outputs (cloud-inpaint's --write-mask) after ``options.output``,
+        # which is the batch's folder: each item wrote the same file beside it
+        opts = argparse.Namespace(**{**vars(opts), "output": output})
         with atomic_path(output) as tmp:
             summary = domain.enhance(inputs, tmp, opts)
     except (InputError, UsageError) as exc:

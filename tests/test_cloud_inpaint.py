@@ -143,6 +143,22 @@ def test_mask_on_another_grid_is_refused(run_cli: Cli, tmp_path: Path) -> None:
     assert "m.tif" in _bad(run_cli, tmp_path, "--mask", m)
 
 
+def test_batch_writes_each_items_mask_beside_its_output(run_cli: Cli, tmp_path: Path) -> None:
+    """``--write-mask`` in a batch wrote every item's mask to one ``OUT_mask.tif`` beside the
+    output folder."""
+    scenes = tmp_path / "scenes"
+    scenes.mkdir()
+    for name, src in (("a.tif", CLEAR), ("b.tif", OTHER_DATE)):
+        assert run_cli("degrade", "cloud-inpaint", src, "-o", scenes / name, "--quiet")[0] == 0
+    out = tmp_path / "out"
+    code, _, err = run_cli("batch", "cloud-inpaint", str(scenes / "[ab].tif"), "-o", out,
+                           "--write-mask", "--method", "biharmonic", "--workers", "1", "--quiet")
+    assert code == 0, err
+    assert sorted(p.name for p in out.glob("*.tif")) == ["a.tif", "a_mask.tif", "b.tif",
+                                                          "b_mask.tif"]
+    assert not (tmp_path / "out_mask.tif").exists()
+
+
 def test_a_reference_without_a_grid_is_refused(run_cli: Cli, tmp_path: Path) -> None:
     """A reference located by GCPs only cannot be reprojected (it was an internal error)."""
     with rasterio.open(OTHER_DATE) as ds:
