@@ -193,8 +193,9 @@ def add_convert(cmd: argparse.ArgumentParser) -> None:
 
 def add_info(cmd: argparse.ArgumentParser) -> None:
     cmd.add_argument("weights", type=Path, metavar="FILE",
-                     help="weights (.safetensors with its .json card, or .onnx), or a NIfTI "
-                     "volume (its grid and provenance)")
+                     help="weights (.safetensors with its .json card, or .onnx), a NIfTI "
+                     "volume (its grid and provenance), a DICOM series folder (its grid), or a "
+                     "GeoTIFF/JPEG 2000/VRT raster (grid, georeference, bands, tags)")
     cmd.set_defaults(func=_run("run", "info"))
 
 
@@ -250,7 +251,8 @@ COMMANDS: dict[str, tuple[str, Adder]] = {
     "batch": ("enhance many inputs on a Dask cluster (local by default)", add_batch),
     "export": ("export a domain's model to ONNX (fp32 or int8) or TorchScript", add_export),
     "convert": ("DICOM series to NIfTI (or to DICOM again), keeping geometry and HU", add_convert),
-    "info": ("print the model card of a weights file, or a NIfTI file's grid and provenance",
+    "info": ("print a weights file's model card, a NIfTI file's grid and provenance, or a "
+             "raster's grid and georeference",
              add_info),
     "demo": ("run every installed domain on the bundled sample data and write a report", add_demo),
 }

@@ -102,17 +102,73 @@ def convert(args: argparse.Namespace) -> int:
 
 
 def info(args: argparse.Namespace) -> int:
-    """``suite info FILE``: a weights file's model card, or a NIfTI volume's grid and provenance."""
+    """``suite info FILE``: a weights file's model card, a NIfTI volume's grid and provenance,
+    a DICOM series' grid, or a raster's grid, georeference, bands and tags."""
     from suite.io.volume import is_nifti_path
 
     _existing([args.weights])
     if is_nifti_path(args.weights):
         print(json.dumps(_nifti_info(args.weights), indent=2, sort_keys=True))
         return 0
+    if args.weights.suffix.lower() in RASTER_INFO_SUFFIXES:
+        print(json.dumps(_raster_info(args.weights), indent=2, sort_keys=True))
+        return 0
+    if args.weights.is_dir() or args.weights.suffix.lower() == ".dcm":
+        print(json.dumps(_dicom_info(args.weights), indent=2, sort_keys=True))
+        return 0
     from suite.weights import read_card
 
     print(json.dumps(read_card(args.weights), indent=2, sort_keys=True))
     return 0
+
+
+RASTER_INFO_SUFFIXES = (".tif", ".tiff", ".jp2", ".vrt")
+
+
+def _raster_info(path: Path) -> dict[str, Any]:
+    """What a GIS user checks before and after a run: grid, georeference, bands, tags."""
+    from suite.io.raster import read_raster_meta
+
+    meta = read_raster_meta(path)
+    epsg = meta.crs.to_epsg() if meta.crs else None
+    georef: dict[str, Any] = {"crs": f"EPSG:{epsg}" if epsg else (
+        meta.crs.to_wkt() if meta.crs else None)}
+    if meta.gcps:
+        crs = meta.gcps_crs
+        georef = {"gcps": len(meta.gcps), "gcps_crs": crs.to_string() if crs else None}
+    elif meta.crs is not None:
+        georef.update(pixel_size=list(meta.res), bounds=list(meta.bounds))
+    return {
+        "size": [meta.width, meta.height],
+        "bands": meta.count,
+        "dtype": meta.dtype,
+        "nodata": meta.nodata,
+        "descriptions": list(meta.descriptions),
+        "georeference": georef,
+        "rpcs": meta.rpcs is not None,
+        "alpha_band": meta.alpha,
+        "paletted": meta.paletted,
+        "metadata": meta.metadata,
+    }
+
+
+def _dicom_info(path: Path) -> dict[str, Any]:
+    """A DICOM series' grid as the suite reads it (the same checks as every command)."""
+    import nibabel as nib
+
+    from suite.io.volume import read_volume
+
+    vol = read_volume(path)
+    first = (vol.meta.datasets or [{}])[0]
+    return {
+        "shape": list(vol.data.shape),
+        "voxel_mm": [round(float(z), 6) for z in vol.meta.spacing],
+        "orientation": "".join(nib.aff2axcodes(vol.meta.affine)),
+        "modality": vol.meta.modality,
+        "series_uid": vol.meta.series_uid,
+        "series_description": str(first.get("SeriesDescription", "")),
+        "value_range": [float(vol.data.min()), float(vol.data.max())],
+    }
 
 
 def _nifti_info(path: Path) -> dict[str, Any]:

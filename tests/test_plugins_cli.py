@@ -184,6 +184,23 @@ def test_info_shows_a_nifti_grid_and_its_dicom_provenance(run_cli, tmp_path: Pat
     assert code == 2 and "bad.nii.gz" in err and len(err.strip().splitlines()) == 1
 
 
+def test_info_shows_a_raster_and_a_dicom_series(run_cli) -> None:
+    """``suite info scene.tif`` said "no model card beside the weights"."""
+    import json
+
+    code, out, err = run_cli("info", REPO / "sample_data" / "sat" /
+                             "landsat8_LC80200392015216_excerpt.tif")
+    assert code == 0, err
+    shown = json.loads(out)
+    assert shown["size"] == [256, 256] and shown["bands"] == 4 and shown["dtype"] == "uint16"
+    assert shown["georeference"]["crs"] == "EPSG:32616"
+    assert shown["georeference"]["pixel_size"] == [30.0, 30.0]
+    code, out, err = run_cli("info", REPO / "sample_data" / "ct" / "abdomen_ct_dicom")
+    assert code == 0, err
+    shown = json.loads(out)
+    assert shown["shape"] == [512, 512, 8] and shown["modality"] == "CT"
+
+
 @pytest.mark.parametrize("domain", ["ct-denoise", "mri-sr", "fundus"])
 def test_one_file_domains_refuse_several_inputs(domain: str, run_cli, tmp_path: Path) -> None:
     inputs = tmp_path / "in"
