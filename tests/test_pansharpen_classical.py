@@ -143,6 +143,12 @@ def test_an_alpha_band_of_the_ms_is_not_a_band_to_sharpen(tmp_path: Path,
         dst.write(data)
     pair = pair_rasters([ms], good[1])
     assert pair.band_count == 3 and pair.ms_bands == ((0, 1), (0, 2), (0, 3))
+    pan = tmp_path / "pan_alpha.tif"  # a grey + alpha PAN is one band (it was "has 2 bands")
+    with rasterio.open(pan, "w", driver="GTiff", width=96, height=80, count=2, dtype="uint16",
+                       crs=CRS.from_epsg(32633), transform=Affine(10.0, 0, 500000.0, 0, -10.0, 4e6),
+                       alpha="YES") as dst:
+        dst.write(np.stack([np.ones((80, 96), "uint16"), np.full((80, 96), 65535, "uint16")]))
+    assert pair_rasters([ms], pan).ratio == 4
 
 
 def test_gcp_georeferenced_pan_is_refused_with_what_to_do(

@@ -147,8 +147,9 @@ def pair_rasters(ms_paths: list[Path] | list[str], pan_path: Path | str) -> PanM
     ms_list, pan = [Path(p) for p in ms_paths], Path(pan_path)
     metas = _ms_metas(ms_list)
     pan_meta = read_raster_meta(pan)
-    if pan_meta.count != 1:
-        raise InputError(pan, f"has {pan_meta.count} bands; the PAN image must have 1 band")
+    pan_bands = pan_meta.count - (pan_meta.alpha is not None)  # an alpha band is its mask
+    if pan_bands != 1 or pan_meta.alpha == 1:
+        raise InputError(pan, f"has {pan_bands} bands; the PAN image must have 1 band")
     _check_grid(pan_meta, pan)
     if pan_meta.crs != metas[0].crs:
         raise InputError(
