@@ -62,7 +62,7 @@ def read_scene(path: Path) -> Scene:
     # NaN pixels are invalid (read_valid_mask) and are never filled, but a filler reads around
     # the clouds: a NaN there would spread into the filled pixels, so it reads 0, as nodata does
     values = np.nan_to_num(normalize(stored, norm), nan=0.0, posinf=0.0, neginf=0.0)
-    return Scene(path, meta, stored, values, read_valid_mask(path))
+    return Scene(path, meta, stored, values, read_valid_mask(path, data=stored))
 
 
 def scene_mask(scene: Scene, options: argparse.Namespace) -> tuple[np.ndarray, str]:

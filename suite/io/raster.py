@@ -463,14 +463,17 @@ def _read_boundless(ds: Any, window: Window, indexes: list[int] | None, masked: 
 
 
 def read_valid_mask(
-    path: str | Path, window: Window | None = None, boundless: bool = False
+    path: str | Path, window: Window | None = None, boundless: bool = False,
+    data: np.ndarray | None = None,
 ) -> np.ndarray:
     """Per-pixel validity ``(h, w)`` (bool) from the dataset mask (nodata, alpha or mask band)
-    and, in a float raster, the values' finiteness (see :func:`finite`)."""
+    and, in a float raster, the values' finiteness (see :func:`finite`); ``data``, the pixels
+    of that window when the caller has read them already, saves reading them again."""
     with _open(path) as ds:
         valid = np.asarray(ds.dataset_mask(window=window, boundless=boundless) > 0)
         if np.issubdtype(np.dtype(ds.dtypes[0]), np.floating):
-            data = ds.read(window=window, boundless=boundless)
+            if data is None:
+                data = ds.read(window=window, boundless=boundless)
             valid &= finite(data).all(axis=0)
         return valid
 
