@@ -31,6 +31,12 @@ CANDIDATES: dict[str, dict] = {
     "space-to-depth 2x2x2, 16-32-64-128": {"channels": [16, 32, 64, 128],
                                            "unshuffle": [2, 2, 2]},
     "space-to-depth 4x4x2, 32-64-128": {"channels": [32, 64, 128], "unshuffle": [4, 4, 2]},
+    "space-to-depth 2x2x2, 16-32-64, gates on 2 levels": {
+        "channels": [16, 32, 64], "unshuffle": [2, 2, 2], "gated_levels": 2},
+    "space-to-depth 2x2x2, 16-32-64, gates on 3 levels": {
+        "channels": [16, 32, 64], "unshuffle": [2, 2, 2], "gated_levels": 3},
+    "space-to-depth 2x2x2, 16-32-96, gates on 3 levels": {
+        "channels": [16, 32, 96], "unshuffle": [2, 2, 2], "gated_levels": 3},
 }
 
 

@@ -9,6 +9,7 @@ import torch
 
 from suite.errors import ShapeError
 from suite.models import SelfAttention2d, create_model, list_models
+from suite.models.blocks import ChannelAttention
 from suite.models.registry import model_origin
 
 # name -> (small kwargs, input shape, expected output shape, parameter cap at defaults)
@@ -121,6 +122,27 @@ def test_unet_with_unshuffle_keeps_shape_and_refuses_odd_sizes() -> None:
         assert net(torch.randn(1, 1, 8, 8, 8)).shape == (1, 1, 8, 8, 8)
     with pytest.raises(ShapeError):
         net(torch.randn(1, 1, 7, 8, 8))
+
+
+def test_gated_levels_gate_the_deepest_levels_with_the_whole_patch() -> None:
+    def far_change(gated_levels: int) -> bool:
+        """Does a change at one corner reach the opposite corner, beyond the convolutions?"""
+        torch.manual_seed(0)
+        net = create_model("unet", spatial_dims=3, channels=[4, 8, 16], residual=True,
+                           unshuffle=[2, 2, 2], gated_levels=gated_levels).eval()
+        x = torch.randn(1, 1, 96, 96, 8)
+        x2 = x.clone()
+        x2[..., :4, :4, :] += 5.0
+        with torch.no_grad():
+            return not torch.equal(net(x)[..., -4:, -4:, :], net(x2)[..., -4:, -4:, :])
+
+    assert not far_change(0) and far_change(2)
+    inner = create_model("unet", spatial_dims=3, channels=[4, 8, 16], gated_levels=2).to("cpu")
+    assert [isinstance(b[-1], ChannelAttention) for b in [inner.stem, *inner.enc]] == [
+        False, True, True]
+    assert [isinstance(b[-1], ChannelAttention) for b in inner.dec] == [False, True]
+    with pytest.raises(ValueError, match="gated_levels"):
+        create_model("unet", spatial_dims=3, backend="monai", gated_levels=1)
 
 
 def test_folded_unet_reports_its_per_axis_size_multiple() -> None:

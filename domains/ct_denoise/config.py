@@ -17,6 +17,7 @@ class ModelConfig:
 
     ``backend: monai`` (with ``num_res_units``) trains MONAI's ``UNet`` in the same recipe, so
     the speed benchmark's baseline network can be compared at equal training.
+    ``gated_levels`` puts squeeze-and-excitation gates on the lean network's deepest levels.
     """
 
     channels: list[int] = field(default_factory=lambda: [16, 32, 64])
@@ -26,6 +27,7 @@ class ModelConfig:
     unshuffle: list[int] | None = None
     backend: str = "lean"
     num_res_units: int = 0
+    gated_levels: int = 0
 
 
 @dataclass

@@ -60,6 +60,8 @@ def model_arguments(cfg: CtConfig) -> dict[str, Any]:
         args["num_res_units"] = cfg.model.num_res_units
     if cfg.model.unshuffle is not None:
         args["unshuffle"] = list(cfg.model.unshuffle)
+    if cfg.model.gated_levels:
+        args["gated_levels"] = cfg.model.gated_levels
     return args
 
 

@@ -63,27 +63,30 @@ class ChannelAttention(nn.Module):
     """Squeeze-and-excitation channel attention as used in RCAN.
 
     Args:
-        channels: channels of the input ``(B, C, H, W)``.
+        channels: channels of the input ``(B, C, H, W)`` (or ``(B, C, D, H, W)``).
         reduction: bottleneck ratio.
+        spatial_dims: 2 or 3.
 
     References:
         Zhang et al., "Image Super-Resolution Using Very Deep Residual Channel Attention
         Networks", ECCV 2018.
     """
 
-    def __init__(self, channels: int, reduction: int = 16) -> None:
+    def __init__(self, channels: int, reduction: int = 16, spatial_dims: int = 2) -> None:
         super().__init__()
         inner = max(channels // reduction, 1)
+        conv = conv_nd(spatial_dims)
+        pool = nn.AdaptiveAvgPool2d(1) if spatial_dims == 2 else nn.AdaptiveAvgPool3d(1)
         self.body = nn.Sequential(
-            nn.AdaptiveAvgPool2d(1),
-            nn.Conv2d(channels, inner, 1),
+            pool,
+            conv(channels, inner, 1),
             nn.ReLU(inplace=True),
-            nn.Conv2d(inner, channels, 1),
+            conv(inner, channels, 1),
             nn.Sigmoid(),
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Rescale channels: ``(B, C, H, W) -> (B, C, H, W)``."""
+        """Rescale channels: ``(B, C, *spatial) -> (B, C, *spatial)``."""
         return x * self.body(x)
 
 

@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from suite.errors import ShapeError
-from suite.models.blocks import conv_nd
+from suite.models.blocks import ChannelAttention, conv_nd
 from suite.models.registry import register_model
 
 
@@ -41,10 +41,14 @@ class LeanUNet(nn.Module):
         channels_last: keep every activation in ``channels_last(_3d)`` (re-asserted at block
             boundaries, where oneDNN sometimes falls back to the contiguous layout). Call
             ``net.to(memory_format=...)`` as well so the weights match.
+        gated_levels: the deepest this many levels end each double convolution with a
+            squeeze-and-excitation channel gate. The gate sees the whole patch, so it can scale
+            features with the patch's noise level, as an instance norm does, for the cost of a
+            mean over the level's (small) grid.
 
     References:
         Ronneberger, Fischer, Brox, "U-Net: Convolutional Networks for Biomedical Image
-        Segmentation", MICCAI 2015.
+        Segmentation", MICCAI 2015. Hu, Shen, Sun, "Squeeze-and-Excitation Networks", CVPR 2018.
     """
 
     def __init__(
@@ -55,6 +59,7 @@ class LeanUNet(nn.Module):
         channels: Sequence[int] = (16, 32, 64),
         residual: bool = False,
         channels_last: bool = False,
+        gated_levels: int = 0,
     ) -> None:
         super().__init__()
         if residual and in_channels != out_channels:
@@ -64,11 +69,19 @@ class LeanUNet(nn.Module):
         conv = conv_nd(spatial_dims)
         tconv = nn.ConvTranspose2d if spatial_dims == 2 else nn.ConvTranspose3d
         ch = list(channels)
-        self.stem = _double_conv(conv, in_channels, ch[0])
+        gated = [i >= len(ch) - gated_levels for i in range(len(ch))]
+
+        def block(cin: int, cout: int, level: int) -> nn.Sequential:
+            body = _double_conv(conv, cin, cout)
+            if gated[level]:
+                body.append(ChannelAttention(cout, reduction=4, spatial_dims=spatial_dims))
+            return body
+
+        self.stem = block(in_channels, ch[0], 0)
         self.down = nn.ModuleList(conv(a, b, 2, stride=2) for a, b in itertools.pairwise(ch))
-        self.enc = nn.ModuleList(_double_conv(conv, b, b) for b in ch[1:])
+        self.enc = nn.ModuleList(block(b, b, i + 1) for i, b in enumerate(ch[1:]))
         self.up = nn.ModuleList(tconv(b, a, 2, stride=2) for a, b in itertools.pairwise(ch))
-        self.dec = nn.ModuleList(_double_conv(conv, 2 * a, a) for a in ch[:-1])
+        self.dec = nn.ModuleList(block(2 * a, a, i) for i, a in enumerate(ch[:-1]))
         self.head = conv(ch[0], out_channels, 1)
         self.spatial_dims, self.in_channels, self.residual = spatial_dims, in_channels, residual
         self.multiple = 2 ** (len(ch) - 1)
@@ -180,6 +193,7 @@ def unet(
     num_res_units: int = 0,
     channels_last: bool = False,
     unshuffle: Sequence[int] | None = None,
+    gated_levels: int = 0,
 ) -> nn.Module:
     """U-Net factory.
 
@@ -195,16 +209,20 @@ def unet(
         channels_last: lean backend only, see :class:`LeanUNet`.
         unshuffle: lean backend only: fold blocks of this many voxels per axis into channels and
             run the U-Net at that reduced resolution (:class:`SpaceToDepthNet`).
+        gated_levels: lean backend only, see :class:`LeanUNet`.
     """
+    if gated_levels and backend != "lean":
+        raise ValueError("gated_levels needs backend='lean'")
     if backend == "lean" and unshuffle is not None:
         k = int(torch.tensor(list(unshuffle)).prod())
         inner = LeanUNet(spatial_dims, in_channels * k, out_channels * k, channels, False,
-                         channels_last)
+                         channels_last, gated_levels)
         if residual and in_channels != out_channels:
             raise ValueError("residual=True needs in_channels == out_channels")
         return SpaceToDepthNet(inner, unshuffle, out_channels, residual)
     if backend == "lean":
-        return LeanUNet(spatial_dims, in_channels, out_channels, channels, residual, channels_last)
+        return LeanUNet(spatial_dims, in_channels, out_channels, channels, residual, channels_last,
+                        gated_levels)
     if backend != "monai":
         raise ValueError(f"backend must be 'lean' or 'monai', got {backend!r}")
     if residual and in_channels != out_channels:
