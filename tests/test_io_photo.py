@@ -94,6 +94,32 @@ def _png_rgb16(path: Path, h: int = 4, w: int = 5) -> Path:
     return path
 
 
+@pytest.mark.parametrize(("compress", "dtype"), [("lzw", np.uint8), ("lzw", np.uint16),
+                                                 ("deflate", np.uint16), ("jpeg", np.uint8)])
+def test_tiff_compressions_that_tifffile_leaves_to_imagecodecs_are_read(
+        retina: np.ndarray, tmp_path: Path, compress: str, dtype: type) -> None:
+    # LZW and JPEG-in-TIFF are what cameras and image viewers write; tifffile alone cannot
+    # decode them, and such photos failed as "corrupt or unreadable".
+    import rasterio
+    from rasterio.errors import NotGeoreferencedWarning
+
+    data = retina.astype(dtype) * (257 if dtype == np.uint16 else 1)
+    path = tmp_path / f"{compress}.tif"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", NotGeoreferencedWarning)
+        with rasterio.open(path, "w", driver="GTiff", width=data.shape[1], height=data.shape[0],
+                           count=3, dtype=data.dtype, compress=compress,
+                           photometric="rgb") as dst:
+            dst.write(np.moveaxis(data, -1, 0))
+    photo = read_photo(path)
+    assert photo.data.shape == data.shape and photo.data.dtype == dtype
+    assert photo.meta.bit_depth == 8 * np.dtype(dtype).itemsize
+    if compress == "jpeg":
+        assert np.abs(photo.data.astype(int) - data).mean() < 3.0
+    else:
+        assert np.array_equal(photo.data, data)
+
+
 def test_16bit_colour_png_is_refused_not_reduced(tmp_path: Path) -> None:
     path = _png_rgb16(tmp_path / "rgb16.png")
     with pytest.raises(InputError) as info:

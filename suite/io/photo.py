@@ -194,9 +194,15 @@ def _read_tiff(path: Path) -> Photo:
         page = tif.pages[0]
         if not isinstance(page, tifffile.TiffPage):
             raise InputError(path, "TIFF first page is not an image")
-        data = page.asarray()
-        if page.planarconfig == tifffile.PLANARCONFIG.SEPARATE and data.ndim == 3:
-            data = np.moveaxis(data, 0, -1)  # stored (C, H, W), photos travel as (H, W, C)
+        try:
+            data = page.asarray()
+        except ValueError as err:
+            if "imagecodecs" not in str(err):
+                raise
+            data = _decode_tiff_with_gdal(path)
+        else:
+            if page.planarconfig == tifffile.PLANARCONFIG.SEPARATE and data.ndim == 3:
+                data = np.moveaxis(data, 0, -1)  # stored (C, H, W), photos travel as (H, W, C)
         icc = page.tags.get(TIFF_ICC_TAG)
         icc_bytes = bytes(icc.value) if icc is not None else None
     if data.dtype not in (np.uint8, np.uint16):
@@ -208,6 +214,23 @@ def _read_tiff(path: Path) -> Photo:
     meta = PhotoMeta("TIFF", depth, MODES[data.shape[2]], (data.shape[1], data.shape[0]), path)
     meta.icc_profile = icc_bytes
     return Photo(data=np.ascontiguousarray(data), meta=meta)
+
+
+def _decode_tiff_with_gdal(path: Path) -> np.ndarray:
+    """``(H, W[, C])`` pixels of a TIFF whose compression tifffile cannot decode by itself.
+
+    tifffile decodes LZW, JPEG and most other TIFF compressions only through the optional
+    ``imagecodecs`` package, which the suite does not install; GDAL (rasterio, a dependency
+    already) decodes them all.
+    """
+    import rasterio
+    from rasterio.errors import NotGeoreferencedWarning
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", NotGeoreferencedWarning)
+        with rasterio.open(path) as src:
+            data = src.read()
+    return data[0] if data.shape[0] == 1 else np.moveaxis(data, 0, -1)
 
 
 def write_photo(
