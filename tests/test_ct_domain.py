@@ -151,11 +151,16 @@ def _nifti(path: Path, data: np.ndarray) -> Path:
 @pytest.mark.parametrize(("kind", "message"), [
     ("unit", "not Hounsfield units"),
     ("flat2d", "3D CT volume"),
+    ("raw", "without the -1024 HU rescale intercept"),
 ])
 def test_bad_inputs_exit_2_and_write_nothing(run_cli, tmp_path: Path, tiny_weights: Path,
                                              kind: str, message: str) -> None:
     rng = np.random.default_rng(0)
-    data = rng.random((32, 32, 8)) if kind == "unit" else rng.random((32, 32, 1)) * 2000 - 1000
+    data = {"unit": rng.random((32, 32, 8)),
+            "flat2d": rng.random((32, 32, 1)) * 2000 - 1000,
+            # A HU volume whose conversion dropped the intercept: air 0, soft tissue ~1064.
+            "raw": np.where(rng.random((32, 32, 8)) < 0.3, 0.0, 1064.0) + rng.normal(0, 20, (
+                32, 32, 8))}[kind]
     src = _nifti(tmp_path / f"{kind}.nii.gz", data)
     out = tmp_path / "out.nii.gz"
     code, _, err = run_cli("enhance", "ct-denoise", src, "-o", out, "--weights", tiny_weights)

@@ -33,8 +33,12 @@ def _check_hu(vol: Volume) -> None:
     """Real CT has air near -1000 HU and soft tissue near 0-100 HU."""
     low, high = np.percentile(vol.data, [1, 99])
     if low > -500 or high - low < 300:
+        # Stored scanner values put air at 0 and water near 1000 (or 1024): a conversion that
+        # dropped the rescale intercept, which only the user can put back.
+        offset = (" (air near 0 and tissue near 1000: raw scanner values without the -1024 "
+                  "HU rescale intercept?)" if abs(low) < 100 and high > 800 else "")
         raise InputError(
             vol.meta.source_path,
             f"values span [{low:.4g}, {high:.4g}] (1st-99th percentile), which is "
-            "not Hounsfield units (no air near -1000); pass --force if it is CT",
+            f"not Hounsfield units (no air near -1000){offset}; pass --force if it is CT",
         )
