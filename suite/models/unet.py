@@ -69,11 +69,9 @@ class LeanUNet(nn.Module):
         conv = conv_nd(spatial_dims)
         tconv = nn.ConvTranspose2d if spatial_dims == 2 else nn.ConvTranspose3d
         ch = list(channels)
-        gated = [i >= len(ch) - gated_levels for i in range(len(ch))]
-
         def block(cin: int, cout: int, level: int) -> nn.Sequential:
             body = _double_conv(conv, cin, cout)
-            if gated[level]:
+            if level >= len(ch) - gated_levels:
                 # The suite's own gate rather than MONAI's ChannelSELayer: importing MONAI costs
                 # every command a third of its start-up, and the lean backend avoids it.
                 body.append(ChannelAttention(cout, reduction=4, spatial_dims=spatial_dims))
