@@ -2,9 +2,10 @@
 alike.
 
 PNG and JPEG go through Pillow. TIFF goes through tifffile (a dependency of scikit-image),
-because Pillow decodes 16-bit colour TIFF to 8 bits. Pillow also reduces 16-bit colour PNG to
-8 bits, so such files are refused rather than silently losing half their bits; 16-bit
-greyscale PNG is read exactly (Pillow mode ``I;16``).
+because Pillow decodes 16-bit colour TIFF to 8 bits; compressions that tifffile leaves to the
+optional imagecodecs package (LZW, JPEG) are decoded by GDAL through rasterio instead.
+Pillow also reduces 16-bit colour PNG to 8 bits, so such files are refused rather than
+silently losing half their bits; 16-bit greyscale PNG is read exactly (Pillow mode ``I;16``).
 
 DICOM photographs (ophthalmic photography from fundus cameras, secondary captures) are read
 through pydicom, YBR JPEG decoded to RGB; one is written back as a derived instance of a new
