@@ -186,7 +186,7 @@ def add_convert(cmd: argparse.ArgumentParser) -> None:
         help="a .nii/.nii.gz file, or a folder for a DICOM series (DICOM input only: "
         "a NIfTI lacks the patient and study headers a series needs)",
     )
-    cmd.add_argument("--series", help="SeriesInstanceUID to pick when the folder holds several")
+    cmd.add_argument("--series", help="SeriesInstanceUID or number, when the folder holds several")
     cmd.add_argument("--recursive", action="store_true", help="search sub-folders for DICOM")
     cmd.set_defaults(func=_run("run", "convert"))
 

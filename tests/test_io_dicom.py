@@ -10,10 +10,12 @@ import numpy as np
 import pydicom
 import pytest
 from pydicom.data import get_testdata_file
+from pydicom.uid import generate_uid
 
 from suite.errors import InputError
 from suite.io.volume import Volume, read_volume, write_volume
 from tests import fixtures_dicom as fx
+from tests.conftest import SAMPLE_CT
 
 SERIES = [
     ("ct/totalsegmentator_ct_dicom", (512, 512, 20), "CT"),
@@ -330,3 +332,42 @@ def test_failure_mid_write_removes_partial_series(
     with pytest.raises(OSError, match="disk full"):
         write_volume(tmp_path / "out", ct.data, ct.meta, "x", "y")
     assert list(tmp_path.iterdir()) == []
+
+
+def _add_scout(folder: Path, localizer: bool, own_series: bool) -> None:
+    """A coronal topogram beside the axial slices, as CD exports and PACS downloads have it."""
+    first = fx.sorted_slices(folder)[0]
+    scout = folder / "scout.dcm"
+    shutil.copy(first, scout)
+
+    def change(ds: pydicom.Dataset) -> None:
+        ds.ImageOrientationPatient = [1, 0, 0, 0, 0, -1]
+        ds.ImageType = ["ORIGINAL", "PRIMARY", "LOCALIZER" if localizer else "AXIAL"]
+        ds.SOPInstanceUID = generate_uid()
+        if own_series:
+            ds.SeriesInstanceUID, ds.SeriesNumber = generate_uid(), 1
+            ds.SeriesDescription = "Topogram"
+
+    fx.edit(scout, change)
+
+
+@pytest.mark.parametrize("own_series", [False, True])
+def test_localizer_beside_the_slices_is_skipped(
+    own_series: bool, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    folder = tmp_path / "series"
+    shutil.copytree(SAMPLE_CT, folder)
+    _add_scout(folder, localizer=True, own_series=own_series)
+    vol = read_volume(folder)
+    assert vol.data.shape == (512, 512, 8)
+    assert "skipped 1 localizer" in capsys.readouterr().err
+
+
+def test_series_chosen_by_number_and_listed_by_it(tmp_path: Path) -> None:
+    folder = tmp_path / "series"
+    shutil.copytree(SAMPLE_CT, folder)
+    _add_scout(folder, localizer=False, own_series=True)  # not marked: the user must choose
+    _assert_refused(folder, "2 series", "--series", "number 1, UID", "'Topogram' (1 slices)")
+    assert read_volume(folder, series_uid="1").data.shape == (512, 512, 1)
+    with pytest.raises(InputError, match="no series with SeriesInstanceUID or number 7"):
+        read_volume(folder, series_uid="7")

@@ -32,7 +32,8 @@ class CtDenoiseDomain(Domain):
         """Domain options: ``--force``, ``--series`` and ``--recursive`` for enhance/degrade; dose
         for degrade; ``--paired`` for train."""
         if command in ("enhance", "degrade", "batch"):
-            parser.add_argument("--series", help="SeriesInstanceUID when a folder holds several")
+            parser.add_argument("--series",
+                                help="SeriesInstanceUID or number, when a folder holds several")
             parser.add_argument("--recursive", action="store_true",
                                 help="read DICOM files in sub-folders too (e.g. a CD export)")
             parser.add_argument(

@@ -37,7 +37,8 @@ class MriSrDomain(Domain):
         parser.add_argument("--axis", choices=("auto", "0", "1", "2"), default="auto",
                             help="slice axis (auto: the largest spacing; refused if isotropic)")
         parser.add_argument("--volume", type=int, help="which volume of a 4D series (0-based)")
-        parser.add_argument("--series", help="SeriesInstanceUID when a folder holds several")
+        parser.add_argument("--series",
+                            help="SeriesInstanceUID or number, when a folder holds several")
         parser.add_argument("--recursive", action="store_true",
                             help="read DICOM files in sub-folders too (e.g. a CD export)")
         parser.add_argument("--force", action="store_true",

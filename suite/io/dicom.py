@@ -10,6 +10,7 @@ syntaxes decode through pydicom's pixel handlers (pylibjpeg plugins for JPEG 200
 from __future__ import annotations
 
 import copy
+import sys
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
@@ -17,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import pydicom
 from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.multival import MultiValue
 from pydicom.pixels import apply_modality_lut
 from pydicom.sequence import Sequence as DicomSequence
 from pydicom.uid import (
@@ -49,7 +51,9 @@ def read_dicom_series(
 
     Args:
         path: folder of DICOM files (non-DICOM files are skipped) or a single DICOM file.
-        series_uid: SeriesInstanceUID to read when the folder holds several series.
+        series_uid: SeriesInstanceUID to read when the folder holds several series (or its
+            SeriesNumber, as viewers show it, when that names exactly one). Localizer images
+            (ImageType LOCALIZER) beside other images are skipped, with a note on stderr.
         recursive: also read sub-folders.
 
     Returns:
@@ -141,25 +145,57 @@ def _dicom_below(root: Path, limit: int = 2000) -> bool:
 
 
 def _select_series(root: Path, headers: list[Header], series_uid: str | None) -> list[Header]:
+    headers = _without_localizers(root, headers)
     groups: dict[str, list[Header]] = {}
     for item in headers:
         groups.setdefault(str(item[1].get("SeriesInstanceUID", "")), []).append(item)
     if series_uid is not None:
-        if series_uid not in groups:
-            problem = f"no series with SeriesInstanceUID {series_uid}; {_listing(groups)}"
+        chosen = groups.get(series_uid) or _by_series_number(groups, series_uid)
+        if chosen is None:
+            problem = f"no series with SeriesInstanceUID or number {series_uid}; " \
+                      f"{_listing(groups)}"
             raise InputError(root, problem)
-        return groups[series_uid]
+        return chosen
     if len(groups) > 1:
-        problem = f"{len(groups)} series found, choose one with series_uid: {_listing(groups)}"
+        problem = f"{len(groups)} series found, choose one with --series UID or number " \
+                  f"(series_uid= in Python): {_listing(groups)}"
         raise InputError(root, problem)
     return next(iter(groups.values()))
+
+
+def _without_localizers(root: Path, headers: list[Header]) -> list[Header]:
+    """Drop scout images (ImageType LOCALIZER) when the folder holds other images too.
+
+    CD exports and PACS downloads put the topogram beside the axial slices; it is never part
+    of a volume, and other converters (e.g. dcm2niix) skip it as well.
+    """
+    kept = [h for h in headers if "LOCALIZER" not in _image_type(h[1])]
+    if kept and len(kept) < len(headers):
+        print(f"note: {root}: skipped {len(headers) - len(kept)} localizer image(s)",
+              file=sys.stderr)
+        return kept
+    return headers
+
+
+def _image_type(ds: Dataset) -> list[str]:
+    value = ds.get("ImageType", [])
+    return [str(v).upper() for v in (value if isinstance(value, MultiValue | list) else [value])]
+
+
+def _by_series_number(groups: dict[str, list[Header]], number: str) -> list[Header] | None:
+    """The one series whose SeriesNumber is ``number``, as PACS viewers show it."""
+    found = [items for items in groups.values()
+             if str(items[0][1].get("SeriesNumber", "")).strip() == number.strip()]
+    return found[0] if len(found) == 1 else None
 
 
 def _listing(groups: dict[str, list[Header]]) -> str:
     parts = []
     for uid, items in groups.items():
         desc = items[0][1].get("SeriesDescription", "") or "no description"
-        parts.append(f"{uid or '(no UID)'} '{desc}' ({len(items)} slices)")
+        number = items[0][1].get("SeriesNumber", None)
+        label = f"number {number}, " if number not in (None, "") else ""
+        parts.append(f"{label}UID {uid or '(none)'} '{desc}' ({len(items)} slices)")
     return "; ".join(parts)
 
 
