@@ -371,3 +371,19 @@ def test_series_chosen_by_number_and_listed_by_it(tmp_path: Path) -> None:
     assert read_volume(folder, series_uid="1").data.shape == (512, 512, 1)
     with pytest.raises(InputError, match="no series with SeriesInstanceUID or number 7"):
         read_volume(folder, series_uid="7")
+
+
+def test_two_acquisitions_in_one_series_are_named(tmp_path: Path) -> None:
+    """Repeated scans at the same positions: the message says which attribute splits them."""
+    folder = tmp_path / "series"
+    shutil.copytree(SAMPLE_CT, folder)
+    for file in fx.sorted_slices(folder)[:2]:
+        again = folder / f"again_{file.name}"
+        shutil.copy(file, again)
+
+        def second(ds: pydicom.Dataset) -> None:
+            ds.AcquisitionNumber, ds.SOPInstanceUID = 2, generate_uid()
+
+        fx.edit(again, second)
+    _assert_refused(folder, "duplicate slice positions", "differ in AcquisitionNumber",
+                    "several volumes")

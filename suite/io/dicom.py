@@ -260,13 +260,29 @@ def _check_uniform(root: Path, headers: list[Header]) -> None:
             )
 
 
+# Attributes that tell the images of one position apart in a series that is really several
+# volumes: echoes, repeated acquisitions, time points, diffusion weightings.
+SPLITTING_ATTRIBUTES = ("EchoNumbers", "EchoTime", "AcquisitionNumber",
+                        "TemporalPositionIdentifier", "TriggerTime", "DiffusionBValue")
+
+
+def _why_duplicated(a: Dataset, b: Dataset) -> str:
+    """A hint naming the attribute in which two images at one position differ, if any."""
+    for name in SPLITTING_ATTRIBUTES:
+        if name in a and name in b and str(a.get(name)) != str(b.get(name)):
+            return (f" (they differ in {name}, {a.get(name)} vs {b.get(name)}: the series holds "
+                    "several volumes; split it by that attribute first, e.g. with dcm2niix)")
+    return ""
+
+
 def _check_steps(root: Path, headers: list[Header], pos: np.ndarray, normal: np.ndarray) -> None:
     steps = np.diff(pos @ normal)
     names = [f.name for f, _ in headers]
     dup = np.flatnonzero(steps < DUPLICATE_MM)
     if dup.size:
         i = int(dup[0])
-        raise InputError(root, f"duplicate slice positions: {names[i]} and {names[i + 1]}")
+        problem = f"duplicate slice positions: {names[i]} and {names[i + 1]}"
+        raise InputError(root, problem + _why_duplicated(headers[i][1], headers[i + 1][1]))
     travel = pos[-1] - pos[0]
     drift = np.linalg.norm(travel - (travel @ normal) * normal)
     if drift > TILT_RTOL * np.linalg.norm(travel) + 1e-4:
