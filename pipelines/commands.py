@@ -187,6 +187,8 @@ def add_convert(cmd: argparse.ArgumentParser) -> None:
         "a NIfTI lacks the patient and study headers a series needs)",
     )
     cmd.add_argument("--series", help="SeriesInstanceUID or number, when the folder holds several")
+    cmd.add_argument("--volume", type=int,
+                     help="which volume of a 4D NIfTI or a multi-volume series (0-based)")
     cmd.add_argument("--recursive", action="store_true", help="search sub-folders for DICOM")
     cmd.set_defaults(func=_run("run", "convert"))
 

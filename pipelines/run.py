@@ -95,7 +95,8 @@ def convert(args: argparse.Namespace) -> int:
 
     _existing([args.input])
     out = check_output_path(args.output, [args.input])
-    vol = read_volume(args.input, series_uid=args.series, recursive=args.recursive)
+    vol = read_volume(args.input, series_uid=args.series, recursive=args.recursive,
+                      volume=args.volume)
     write_volume(out, vol.data, vol.meta, description="converted", derivation="format conversion")
     _say(args, f"wrote {out} ({'x'.join(map(str, vol.data.shape))} voxels)")
     return 0

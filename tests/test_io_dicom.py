@@ -387,3 +387,44 @@ def test_two_acquisitions_in_one_series_are_named(tmp_path: Path) -> None:
         fx.edit(again, second)
     _assert_refused(folder, "duplicate slice positions", "differ in AcquisitionNumber",
                     "several volumes")
+
+
+def _two_echoes(folder: Path) -> None:
+    """Every slice of the sample series again as a second echo with other pixel values."""
+    for file in fx.sorted_slices(folder):
+        again = folder / f"echo2_{file.name}"
+        shutil.copy(file, again)
+
+        def second(ds: pydicom.Dataset) -> None:
+            ds.EchoNumbers, ds.SOPInstanceUID = 2, generate_uid()
+            ds.RescaleIntercept = float(ds.RescaleIntercept) + 100
+
+        fx.edit(again, second)
+        fx.edit(file, lambda ds: setattr(ds, "EchoNumbers", 1))
+
+
+def test_multi_echo_series_needs_a_chosen_volume(tmp_path: Path) -> None:
+    folder = tmp_path / "series"
+    shutil.copytree(SAMPLE_CT, folder)
+    _two_echoes(folder)
+    _assert_refused(folder, "2 volumes at the same slice positions (EchoNumbers 1, 2)",
+                    "choose one with --volume 0..1")
+    first, second = read_volume(folder, volume=0), read_volume(folder, volume=1)
+    np.testing.assert_allclose(second.data - first.data, 100.0)
+    assert {int(ds.EchoNumbers) for ds in second.meta.datasets} == {2}
+    with pytest.raises(InputError, match="--volume 2 is out of range 0..1"):
+        read_volume(folder, volume=2)
+
+
+def test_convert_and_ct_enhance_take_volume(tmp_path: Path, run_cli) -> None:
+    folder = tmp_path / "series"
+    shutil.copytree(SAMPLE_CT, folder)
+    _two_echoes(folder)
+    out = tmp_path / "out.nii.gz"
+    code, _, err = run_cli("convert", folder, "-o", out)
+    assert code == 2 and "--volume 0..1" in err and err.count("\n") == 1 and not out.exists()
+    assert run_cli("convert", folder, "-o", out, "--volume", "1")[0] == 0
+    assert read_volume(out).data.shape == (512, 512, 8)
+    code, _, err = run_cli("degrade", "ct-denoise", folder, "-o", tmp_path / "low.nii.gz",
+                           "--volume", "5", "--quiet")
+    assert code == 2 and "--volume 5 is out of range 0..1" in err

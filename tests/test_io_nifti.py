@@ -76,8 +76,12 @@ def test_4d_is_refused_unless_allowed() -> None:
     with pytest.raises(InputError) as info:
         read_volume(path)
     assert str(path) in str(info.value) and "4D volume" in str(info.value)
-    assert "one 3D volume" in str(info.value)
-    assert read_volume(path, allow_4d=True).data.shape == (128, 96, 24, 2)
+    assert "choose one with --volume 0..1" in str(info.value)
+    whole = read_volume(path, allow_4d=True).data
+    assert whole.shape == (128, 96, 24, 2)
+    np.testing.assert_array_equal(read_volume(path, volume=1).data, whole[..., 1])
+    with pytest.raises(InputError, match="--volume 2 is out of range 0..1"):
+        read_volume(path, volume=2)
 
 
 def test_corrupt_and_unknown_files(tmp_path: Path) -> None:

@@ -29,11 +29,13 @@ class CtDenoiseDomain(Domain):
         return WEIGHTS if WEIGHTS.is_file() else None
 
     def add_arguments(self, command: str, parser: argparse.ArgumentParser) -> None:
-        """Domain options: ``--force``, ``--series`` and ``--recursive`` for enhance/degrade; dose
-        for degrade; ``--paired`` for train."""
+        """Domain options: ``--force``, ``--series``, ``--volume`` and ``--recursive`` for
+        enhance/degrade; dose for degrade; ``--paired`` for train."""
         if command in ("enhance", "degrade", "batch"):
             parser.add_argument("--series",
                                 help="SeriesInstanceUID or number, when a folder holds several")
+            parser.add_argument("--volume", type=int, help="which volume of a 4D NIfTI or a "
+                                "multi-volume series (0-based)")
             parser.add_argument("--recursive", action="store_true",
                                 help="read DICOM files in sub-folders too (e.g. a CD export)")
             parser.add_argument(

@@ -47,7 +47,8 @@ def load_ct_model(
 def read_ct(path: Path, options: argparse.Namespace) -> Volume:
     """Read and check a CT volume (DICOM series or NIfTI)."""
     vol = read_volume(path, series_uid=getattr(options, "series", None),
-                      recursive=getattr(options, "recursive", False))
+                      recursive=getattr(options, "recursive", False),
+                      volume=getattr(options, "volume", None))
     check_ct_volume(vol, force=getattr(options, "force", False))
     return vol
 

@@ -36,7 +36,8 @@ class MriSrDomain(Domain):
         parser.add_argument("--scale", type=float, help="through-plane factor in (1, 8], e.g. 4")
         parser.add_argument("--axis", choices=("auto", "0", "1", "2"), default="auto",
                             help="slice axis (auto: the largest spacing; refused if isotropic)")
-        parser.add_argument("--volume", type=int, help="which volume of a 4D series (0-based)")
+        parser.add_argument("--volume", type=int,
+                            help="which volume of a 4D NIfTI or a multi-volume series (0-based)")
         parser.add_argument("--series",
                             help="SeriesInstanceUID or number, when a folder holds several")
         parser.add_argument("--recursive", action="store_true",

@@ -39,15 +39,8 @@ SAMPLE = Path("mri") / "stroke_t1_excerpt.nii.gz"
 def read_mri(path: Path, options: argparse.Namespace) -> Volume:
     """Read one 3D volume (a 4D series needs ``--volume``) and check it."""
     vol = read_volume(path, series_uid=getattr(options, "series", None),
-                      recursive=getattr(options, "recursive", False), allow_4d=True)
-    chosen = getattr(options, "volume", None)
-    if vol.data.ndim == 4:
-        n = vol.data.shape[3]
-        if chosen is None:
-            raise InputError(path, f"4D series of {n} volumes; choose one with --volume 0..{n - 1}")
-        if not 0 <= chosen < n:
-            raise InputError(path, f"--volume {chosen} is out of range 0..{n - 1}")
-        vol = Volume(np.ascontiguousarray(vol.data[..., chosen]), vol.meta)
+                      recursive=getattr(options, "recursive", False),
+                      volume=getattr(options, "volume", None))
     check_volume(vol)
     check_mr(vol, force=getattr(options, "force", False))
     return vol

@@ -45,7 +45,10 @@ Header = tuple[Path, Dataset]
 
 
 def read_dicom_series(
-    path: str | Path, series_uid: str | None = None, recursive: bool = False
+    path: str | Path,
+    series_uid: str | None = None,
+    recursive: bool = False,
+    volume: int | None = None,
 ) -> Volume:
     """Read one DICOM series from a folder (or one ``.dcm`` file) into a volume.
 
@@ -55,6 +58,9 @@ def read_dicom_series(
             SeriesNumber, as viewers show it, when that names exactly one). Localizer images
             (ImageType LOCALIZER) beside other images are skipped, with a note on stderr.
         recursive: also read sub-folders.
+        volume: which volume (0-based, in the order of the splitting attribute) of a series
+            that holds several at the same slice positions: echoes, repeated acquisitions,
+            time points or diffusion weightings.
 
     Returns:
         Volume with float32 data ``(I, J, K)`` (``i`` along columns, ``j`` along rows, ``k``
@@ -69,6 +75,7 @@ def read_dicom_series(
     multiframe = _multiframe_file(root, headers)
     if multiframe is not None:
         headers = frame_headers(*headers[0])
+    headers = _one_volume(root, headers, volume)
     headers = _sort_and_check(root, headers)
     affine = _affine(headers)
     if multiframe is not None:
@@ -225,6 +232,56 @@ def _cosines(ds: Dataset, file: Path) -> np.ndarray:
     if "ImageOrientationPatient" not in ds or "ImagePositionPatient" not in ds:
         raise InputError(file, "no ImageOrientationPatient/ImagePositionPatient: geometry unknown")
     return np.asarray(ds.ImageOrientationPatient, dtype=np.float64).reshape(2, 3)
+
+
+def _one_volume(root: Path, headers: list[Header], volume: int | None) -> list[Header]:
+    """The slices of one volume, when the series repeats its slice positions.
+
+    A series repeats its positions when it holds several volumes (a multi-echo or dynamic MR
+    series); the first of ``SPLITTING_ATTRIBUTES`` that splits it into volumes of distinct
+    positions numbers them. A series that does not repeat positions is returned as it is.
+    """
+    if len({_position_key(ds) for _, ds in headers}) == len(headers):
+        return headers
+    for name in SPLITTING_ATTRIBUTES:
+        groups = _split_by(headers, name)
+        if groups is None:
+            continue
+        values = ", ".join(value for value, _ in groups)
+        what = f"{len(groups)} volumes at the same slice positions ({name} {values})"
+        last = len(groups) - 1
+        if volume is None:
+            raise InputError(root, f"the series holds {what}; choose one with --volume 0..{last}")
+        if not 0 <= volume <= last:
+            raise InputError(root, f"--volume {volume} is out of range 0..{last} ({what})")
+        return groups[volume][1]
+    return headers  # the step check names the duplicates
+
+
+def _position_key(ds: Dataset) -> tuple[float, ...]:
+    return tuple(round(float(v), 3) for v in ds.get("ImagePositionPatient", []))
+
+
+def _split_by(headers: list[Header], name: str) -> list[tuple[str, list[Header]]] | None:
+    """Headers grouped by ``name``, in its numeric order, if that gives several volumes with
+    distinct positions of equal count; else ``None``."""
+    if not all(name in ds for _, ds in headers):
+        return None
+    groups: dict[str, list[Header]] = {}
+    for item in headers:
+        groups.setdefault(str(item[1].get(name)), []).append(item)
+    sizes = {len(g) for g in groups.values()}
+    distinct = all(len({_position_key(ds) for _, ds in g}) == len(g) for g in groups.values())
+    if len(groups) < 2 or len(sizes) > 1 or not distinct:
+        return None
+    return sorted(groups.items(), key=lambda item: _as_number(item[0]))
+
+
+def _as_number(value: str) -> tuple[int, float | str]:
+    try:
+        return (0, float(value))
+    except ValueError:
+        return (1, value)
 
 
 def _sort_and_check(root: Path, headers: list[Header]) -> list[Header]:

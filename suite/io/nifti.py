@@ -50,7 +50,8 @@ def read_nifti(path: str | Path, allow_4d: bool = False) -> Volume:
     except Exception as exc:
         raise InputError(p, f"unreadable NIfTI file ({exc})") from exc
     if data.ndim == 4 and not allow_4d:
-        raise InputError(p, f"4D volume (shape {data.shape}); this needs one 3D volume")
+        last = data.shape[3] - 1
+        raise InputError(p, f"4D volume (shape {data.shape}); choose one with --volume 0..{last}")
     if data.ndim > 4:
         raise InputError(p, f"{data.ndim}D data (shape {data.shape}) is not a volume")
     bad = int(np.count_nonzero(~np.isfinite(data)))

@@ -75,6 +75,7 @@ def read_volume(
     series_uid: str | None = None,
     recursive: bool = False,
     allow_4d: bool = False,
+    volume: int | None = None,
 ) -> Volume:
     """Read a DICOM series (folder or ``.dcm`` file) or a NIfTI volume (``.nii``/``.nii.gz``).
 
@@ -84,6 +85,8 @@ def read_volume(
         series_uid: which series to read when a folder holds several.
         recursive: also read DICOM files in sub-folders.
         allow_4d: accept a 4D NIfTI and return it as ``(I, J, K, T)``.
+        volume: one volume (0-based) of a 4D NIfTI, or of a DICOM series that holds several
+            at the same slice positions (echoes, repetitions, time points).
 
     Returns:
         The volume, float32 ``(I, J, K)`` with a RAS+ millimetre affine.
@@ -102,9 +105,15 @@ def read_volume(
         raise InputError(p, "is a DICOMDIR index of a CD/PACS export; give the folder it is in, "
                          "with --recursive (and --series UID if it lists several series)")
     if p.is_dir() or p.suffix.lower() == ".dcm":
-        return read_dicom_series(p, series_uid=series_uid, recursive=recursive)
+        return read_dicom_series(p, series_uid=series_uid, recursive=recursive, volume=volume)
     if is_nifti_path(p) or p.suffix.lower() in NIFTI_PAIR_SUFFIXES:
-        return read_nifti(p, allow_4d=allow_4d)
+        vol = read_nifti(p, allow_4d=allow_4d or volume is not None)
+        if vol.data.ndim == 4 and volume is not None:
+            last = vol.data.shape[3] - 1
+            if not 0 <= volume <= last:
+                raise InputError(p, f"--volume {volume} is out of range 0..{last}")
+            vol = Volume(np.ascontiguousarray(vol.data[..., volume]), vol.meta)
+        return vol
     raise InputError(p, "unknown volume format: expected a DICOM folder, .dcm, .nii, .nii.gz "
                      "or a NIfTI .hdr/.img pair")
 
