@@ -154,11 +154,17 @@ def _raster_info(path: Path) -> dict[str, Any]:
 
 
 def _dicom_info(path: Path) -> dict[str, Any]:
-    """A DICOM series' grid as the suite reads it (the same checks as every command)."""
+    """A DICOM series' grid as the suite reads it (the same checks as every command), or, for
+    a folder of several series or volumes, what it holds and how to choose."""
     import nibabel as nib
 
+    from suite.io.dicom import list_series
     from suite.io.volume import read_volume
 
+    series = list_series(path)
+    if len(series) > 1 or series[0]["volumes"] != 1:
+        return {"series": series,
+                "choose": "--series NUMBER_OR_UID picks a series, --volume N a volume (0-based)"}
     vol = read_volume(path)
     first = (vol.meta.datasets or [{}])[0]
     return {

@@ -428,3 +428,18 @@ def test_convert_and_ct_enhance_take_volume(tmp_path: Path, run_cli) -> None:
     code, _, err = run_cli("degrade", "ct-denoise", folder, "-o", tmp_path / "low.nii.gz",
                            "--volume", "5", "--quiet")
     assert code == 2 and "--volume 5 is out of range 0..1" in err
+
+
+def test_info_lists_what_a_folder_holds(tmp_path: Path, run_cli) -> None:
+    """``suite info`` on a folder of several series or volumes lists them instead of failing."""
+    import json
+
+    folder = tmp_path / "series"
+    shutil.copytree(SAMPLE_CT, folder)
+    _two_echoes(folder)
+    _add_scout(folder, localizer=False, own_series=True)
+    code, out, _ = run_cli("info", folder)
+    assert code == 0
+    series = json.loads(out)["series"]
+    assert [(s["series_number"], s["images"], s["volumes"]) for s in series] == [
+        (None, 16, {"EchoNumbers": ["1", "2"]}), ("1", 1, 1)]

@@ -14,6 +14,7 @@ import sys
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pydicom
@@ -151,11 +152,35 @@ def _dicom_below(root: Path, limit: int = 2000) -> bool:
     return any(_looks_like_dicom(p) for _, p in zip(range(limit), files, strict=False))
 
 
-def _select_series(root: Path, headers: list[Header], series_uid: str | None) -> list[Header]:
-    headers = _without_localizers(root, headers)
+def list_series(path: str | Path, recursive: bool = False) -> list[dict[str, Any]]:
+    """What a DICOM folder holds, one entry per series (localizers beside images skipped):
+    number, UID, description, modality, image count, and the volumes of a series that repeats
+    its slice positions (the values of the attribute that numbers them for ``volume``)."""
+    root = Path(path)
+    found = []
+    for uid, items in _series_groups(_without_localizers(root, _read_headers(root, recursive))):
+        first = items[0][1]
+        name, volumes = _volume_groups(items)
+        found.append({
+            "series_number": _series_number(first),
+            "series_uid": uid or None,
+            "series_description": str(first.get("SeriesDescription", "")),
+            "modality": str(first.get("Modality", "")) or None,
+            "images": len(items),
+            "volumes": {name: [value for value, _ in volumes]} if name else 1,
+        })
+    return found
+
+
+def _series_groups(headers: list[Header]) -> list[tuple[str, list[Header]]]:
     groups: dict[str, list[Header]] = {}
     for item in headers:
         groups.setdefault(str(item[1].get("SeriesInstanceUID", "")), []).append(item)
+    return list(groups.items())
+
+
+def _select_series(root: Path, headers: list[Header], series_uid: str | None) -> list[Header]:
+    groups = dict(_series_groups(_without_localizers(root, headers)))
     if series_uid is not None:
         chosen = groups.get(series_uid) or _by_series_number(groups, series_uid)
         if chosen is None:
@@ -191,17 +216,21 @@ def _image_type(ds: Dataset) -> list[str]:
 
 def _by_series_number(groups: dict[str, list[Header]], number: str) -> list[Header] | None:
     """The one series whose SeriesNumber is ``number``, as PACS viewers show it."""
-    found = [items for items in groups.values()
-             if str(items[0][1].get("SeriesNumber", "")).strip() == number.strip()]
+    found = [items for items in groups.values() if _series_number(items[0][1]) == number.strip()]
     return found[0] if len(found) == 1 else None
+
+
+def _series_number(ds: Dataset) -> str | None:
+    value = ds.get("SeriesNumber", None)
+    return None if value is None or str(value).strip() == "" else str(value).strip()
 
 
 def _listing(groups: dict[str, list[Header]]) -> str:
     parts = []
     for uid, items in groups.items():
         desc = items[0][1].get("SeriesDescription", "") or "no description"
-        number = items[0][1].get("SeriesNumber", None)
-        label = f"number {number}, " if number not in (None, "") else ""
+        number = _series_number(items[0][1])
+        label = f"number {number}, " if number else ""
         parts.append(f"{label}UID {uid or '(none)'} '{desc}' ({len(items)} slices)")
     return "; ".join(parts)
 
@@ -235,27 +264,32 @@ def _cosines(ds: Dataset, file: Path) -> np.ndarray:
 
 
 def _one_volume(root: Path, headers: list[Header], volume: int | None) -> list[Header]:
-    """The slices of one volume, when the series repeats its slice positions.
+    """The slices of one volume, when the series repeats its slice positions (a multi-echo or
+    dynamic MR series); a series that does not is returned as it is."""
+    name, groups = _volume_groups(headers)
+    if name is None:
+        return headers  # one volume, or duplicates the step check names
+    values = ", ".join(value for value, _ in groups)
+    what = f"{len(groups)} volumes at the same slice positions ({name} {values})"
+    last = len(groups) - 1
+    if volume is None:
+        raise InputError(root, f"the series holds {what}; choose one with --volume 0..{last}")
+    if not 0 <= volume <= last:
+        raise InputError(root, f"--volume {volume} is out of range 0..{last} ({what})")
+    return groups[volume][1]
 
-    A series repeats its positions when it holds several volumes (a multi-echo or dynamic MR
-    series); the first of ``SPLITTING_ATTRIBUTES`` that splits it into volumes of distinct
-    positions numbers them. A series that does not repeat positions is returned as it is.
-    """
+
+def _volume_groups(headers: list[Header]) -> tuple[str | None, list[tuple[str, list[Header]]]]:
+    """The attribute that splits a series with repeated positions into volumes, and the
+    volumes in its order: the first of ``SPLITTING_ATTRIBUTES`` that gives volumes of distinct
+    positions. ``(None, [])`` when positions do not repeat or nothing splits them."""
     if len({_position_key(ds) for _, ds in headers}) == len(headers):
-        return headers
+        return None, []
     for name in SPLITTING_ATTRIBUTES:
         groups = _split_by(headers, name)
-        if groups is None:
-            continue
-        values = ", ".join(value for value, _ in groups)
-        what = f"{len(groups)} volumes at the same slice positions ({name} {values})"
-        last = len(groups) - 1
-        if volume is None:
-            raise InputError(root, f"the series holds {what}; choose one with --volume 0..{last}")
-        if not 0 <= volume <= last:
-            raise InputError(root, f"--volume {volume} is out of range 0..{last} ({what})")
-        return groups[volume][1]
-    return headers  # the step check names the duplicates
+        if groups is not None:
+            return name, groups
+    return None, []
 
 
 def _position_key(ds: Dataset) -> tuple[float, ...]:
