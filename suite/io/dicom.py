@@ -158,7 +158,8 @@ def list_series(path: str | Path, recursive: bool = False) -> list[dict[str, Any
     its slice positions (the values of the attribute that numbers them for ``volume``)."""
     root = Path(path)
     found = []
-    for uid, items in _series_groups(_without_localizers(root, _read_headers(root, recursive))):
+    headers = _without_localizers(root, _read_headers(root, recursive), say=False)
+    for uid, items in _series_groups(headers):
         first = items[0][1]
         name, volumes = _volume_groups(items)
         found.append({
@@ -195,18 +196,17 @@ def _select_series(root: Path, headers: list[Header], series_uid: str | None) ->
     return next(iter(groups.values()))
 
 
-def _without_localizers(root: Path, headers: list[Header]) -> list[Header]:
+def _without_localizers(root: Path, headers: list[Header], say: bool = True) -> list[Header]:
     """Drop scout images (ImageType LOCALIZER) when the folder holds other images too.
 
     CD exports and PACS downloads put the topogram beside the axial slices; it is never part
     of a volume, and other converters (e.g. dcm2niix) skip it as well.
     """
     kept = [h for h in headers if "LOCALIZER" not in _image_type(h[1])]
-    if kept and len(kept) < len(headers):
+    if kept and len(kept) < len(headers) and say:
         print(f"note: {root}: skipped {len(headers) - len(kept)} localizer image(s)",
               file=sys.stderr)
-        return kept
-    return headers
+    return kept or headers
 
 
 def _image_type(ds: Dataset) -> list[str]:
