@@ -412,7 +412,7 @@ def test_multi_echo_series_needs_a_chosen_volume(tmp_path: Path) -> None:
     first, second = read_volume(folder, volume=0), read_volume(folder, volume=1)
     np.testing.assert_allclose(second.data - first.data, 100.0)
     assert {int(ds.EchoNumbers) for ds in second.meta.datasets} == {2}
-    with pytest.raises(InputError, match="--volume 2 is out of range 0..1"):
+    with pytest.raises(InputError, match=r"--volume 2 is out of range 0\.\.1"):
         read_volume(folder, volume=2)
 
 
