@@ -157,20 +157,21 @@ def list_series(path: str | Path, recursive: bool = False) -> list[dict[str, Any
     number, UID, description, modality, image count, and the volumes of a series that repeats
     its slice positions (the values of the attribute that numbers them for ``volume``)."""
     root = Path(path)
-    found = []
     headers = _without_localizers(root, _read_headers(root, recursive), say=False)
-    for uid, items in _series_groups(headers):
-        first = items[0][1]
-        name, volumes = _volume_groups(items)
-        found.append({
-            "series_number": _series_number(first),
-            "series_uid": uid or None,
-            "series_description": str(first.get("SeriesDescription", "")),
-            "modality": str(first.get("Modality", "")) or None,
-            "images": len(items),
-            "volumes": {name: [value for value, _ in volumes]} if name else 1,
-        })
-    return found
+    return [_series_entry(uid, items) for uid, items in _series_groups(headers)]
+
+
+def _series_entry(uid: str, items: list[Header]) -> dict[str, Any]:
+    first = items[0][1]
+    name, volumes = _volume_groups(items)
+    return {
+        "series_number": _series_number(first),
+        "series_uid": uid or None,
+        "series_description": str(first.get("SeriesDescription", "")),
+        "modality": str(first.get("Modality", "")) or None,
+        "images": len(items),
+        "volumes": {name: [value for value, _ in volumes]} if name else 1,
+    }
 
 
 def _series_groups(headers: list[Header]) -> list[tuple[str, list[Header]]]:
@@ -228,9 +229,9 @@ def _series_number(ds: Dataset) -> str | None:
 def _listing(groups: dict[str, list[Header]]) -> str:
     parts = []
     for uid, items in groups.items():
-        desc = items[0][1].get("SeriesDescription", "") or "no description"
-        number = _series_number(items[0][1])
-        label = f"number {number}, " if number else ""
+        entry = _series_entry(uid, items)
+        label = f"number {entry['series_number']}, " if entry["series_number"] else ""
+        desc = entry["series_description"] or "no description"
         parts.append(f"{label}UID {uid or '(none)'} '{desc}' ({len(items)} slices)")
     return "; ".join(parts)
 
