@@ -35,6 +35,10 @@ CANDIDATES: dict[str, dict] = {
         "channels": [16, 32, 64], "unshuffle": [2, 2, 2], "gated_levels": 2},
     "space-to-depth 2x2x2, 16-32-64, gates on 3 levels": {
         "channels": [16, 32, 64], "unshuffle": [2, 2, 2], "gated_levels": 3},
+    "space-to-depth 2x2x2, 16-32-64, gates on 2 levels, tail 4": {
+        "channels": [16, 32, 64], "unshuffle": [2, 2, 2], "gated_levels": 2, "tail": 4},
+    "space-to-depth 2x2x2, 16-32-64, gates on 2 levels, tail 1": {
+        "channels": [16, 32, 64], "unshuffle": [2, 2, 2], "gated_levels": 2, "tail": 1},
     "space-to-depth 2x2x2, 16-32-96, gates on 3 levels": {
         "channels": [16, 32, 96], "unshuffle": [2, 2, 2], "gated_levels": 3},
 }

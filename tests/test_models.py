@@ -124,6 +124,26 @@ def test_unet_with_unshuffle_keeps_shape_and_refuses_odd_sizes() -> None:
         net(torch.randn(1, 1, 7, 8, 8))
 
 
+def test_folded_unet_tail_sees_the_input_across_block_boundaries() -> None:
+    def reach(tail: int) -> float:
+        """Output change one block away from a unit impulse, with the folded U-Net silenced."""
+        torch.manual_seed(0)
+        net = create_model("unet", spatial_dims=3, channels=[4, 8], residual=True,
+                           unshuffle=[2, 2, 2], tail=tail).eval()
+        with torch.no_grad():
+            net.net.head.weight.zero_()
+            net.net.head.bias.zero_()
+            x = torch.zeros(1, 1, 8, 8, 8)
+            x[..., 1, 1, 1] = 1.0  # the last voxel of the first 2x2x2 block
+            return float(net(x)[..., 2, 2, 2].abs())
+
+    assert reach(0) == 0.0 and reach(2) > 0.0
+    net = create_model("unet", spatial_dims=3, channels=[4, 8], unshuffle=[2, 2, 2], tail=2)
+    assert net(torch.randn(1, 1, 8, 8, 8)).shape == (1, 1, 8, 8, 8)
+    with pytest.raises(ValueError, match="tail"):
+        create_model("unet", spatial_dims=3, tail=2)
+
+
 def test_gated_levels_gate_the_deepest_levels_with_the_whole_patch() -> None:
     def far_change(gated_levels: int) -> bool:
         """Does a change at one corner reach the opposite corner, beyond the convolutions?"""

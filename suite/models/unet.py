@@ -157,16 +157,29 @@ class SpaceToDepthNet(nn.Module):
     unfolded; with ``residual`` the input is added back at full resolution. On a CPU this moves
     the widest, full-resolution layers of a U-Net to a grid ``prod(factors)`` times smaller.
 
+    With ``tail`` > 0 the network unfolds to ``tail`` full-resolution channels instead of the
+    output, and one 3x3(x3) convolution over those channels and the input makes the output. The
+    unfolded output alone is one linear map per block, so neighbouring blocks cannot blend and
+    the output never sees the input at full resolution; MONAI's UNet, which also runs its first
+    level at half resolution, ends in an overlapping transposed convolution and a
+    full-resolution convolution. On this CPU even this one convolution costs the fold a third
+    of its speed (``benchmarks/bench_ct_variants.py``).
+
     References:
         Zhang, Zuo, Zhang, "FFDNet: Toward a Fast and Flexible Solution for CNN-Based Image
         Denoising", IEEE TIP 2018.
     """
 
     def __init__(self, net: nn.Module, factors: Sequence[int], channels: int,
-                 residual: bool) -> None:
+                 residual: bool, tail: int = 0, in_channels: int | None = None) -> None:
         super().__init__()
         self.net, self.factors = net, list(factors)
         self.channels, self.residual = channels, residual
+        self.unfolded = tail or channels
+        self.tail: nn.Module | None = None
+        if tail:
+            conv = conv_nd(len(self.factors))
+            self.tail = conv(tail + (in_channels or channels), channels, 3, padding=1)
         # Per axis: the folded grid must still divide into the inner network's levels.
         inner = int(getattr(net, "multiple", 1))
         self.multiple = tuple(f * inner for f in self.factors)
@@ -178,7 +191,9 @@ class SpaceToDepthNet(nn.Module):
         folded = space_to_depth(x, self.factors)
         if x.ndim == 5 and not torch.onnx.is_in_onnx_export():  # ONNX has no memory formats
             folded = folded.contiguous(memory_format=torch.channels_last_3d)
-        out = depth_to_space(self.net(folded), self.factors, self.channels)
+        out = depth_to_space(self.net(folded), self.factors, self.unfolded)
+        if self.tail is not None:
+            out = self.tail(torch.cat([out, x], dim=1))
         return x + out if self.residual else out
 
 
@@ -194,6 +209,7 @@ def unet(
     channels_last: bool = False,
     unshuffle: Sequence[int] | None = None,
     gated_levels: int = 0,
+    tail: int = 0,
 ) -> nn.Module:
     """U-Net factory.
 
@@ -210,16 +226,20 @@ def unet(
         unshuffle: lean backend only: fold blocks of this many voxels per axis into channels and
             run the U-Net at that reduced resolution (:class:`SpaceToDepthNet`).
         gated_levels: lean backend only, see :class:`LeanUNet`.
+        tail: with ``unshuffle``: full-resolution channels of the output stage, see
+            :class:`SpaceToDepthNet` (0: unfold straight to the output).
     """
     if gated_levels and backend != "lean":
         raise ValueError("gated_levels needs backend='lean'")
+    if tail and (backend != "lean" or unshuffle is None):
+        raise ValueError("tail needs backend='lean' and unshuffle")
     if backend == "lean" and unshuffle is not None:
         k = int(torch.tensor(list(unshuffle)).prod())
-        inner = LeanUNet(spatial_dims, in_channels * k, out_channels * k, channels, False,
-                         channels_last, gated_levels)
+        inner = LeanUNet(spatial_dims, in_channels * k, (tail or out_channels) * k, channels,
+                         False, channels_last, gated_levels)
         if residual and in_channels != out_channels:
             raise ValueError("residual=True needs in_channels == out_channels")
-        return SpaceToDepthNet(inner, unshuffle, out_channels, residual)
+        return SpaceToDepthNet(inner, unshuffle, out_channels, residual, tail, in_channels)
     if backend == "lean":
         return LeanUNet(spatial_dims, in_channels, out_channels, channels, residual, channels_last,
                         gated_levels)
