@@ -198,6 +198,8 @@ def add_info(cmd: argparse.ArgumentParser) -> None:
                      help="weights (.safetensors with its .json card, or .onnx), a NIfTI "
                      "volume (its grid and provenance), a DICOM series folder (its grid), or a "
                      "GeoTIFF/JPEG 2000/VRT raster (grid, georeference, bands, tags)")
+    cmd.add_argument("--recursive", action="store_true",
+                     help="a DICOM folder: also search its sub-folders")
     cmd.set_defaults(func=_run("run", "info"))
 
 

@@ -105,7 +105,7 @@ def convert(args: argparse.Namespace) -> int:
 def info(args: argparse.Namespace) -> int:
     """``suite info FILE``: a weights file's model card, a NIfTI volume's grid and provenance,
     a DICOM series' grid, or a raster's grid, georeference, bands and tags."""
-    from suite.io.volume import is_nifti_path
+    from suite.io.volume import is_dicom_file, is_nifti_path
 
     _existing([args.weights])
     if is_nifti_path(args.weights):
@@ -114,8 +114,10 @@ def info(args: argparse.Namespace) -> int:
     if args.weights.suffix.lower() in RASTER_INFO_SUFFIXES:
         print(json.dumps(_raster_info(args.weights), indent=2, sort_keys=True))
         return 0
-    if args.weights.is_dir() or args.weights.suffix.lower() == ".dcm":
-        print(json.dumps(_dicom_info(args.weights), indent=2, sort_keys=True))
+    path = args.weights
+    if path.is_dir() or path.suffix.lower() == ".dcm" or path.name.upper() == "DICOMDIR" or (
+            is_dicom_file(path)):
+        print(json.dumps(_dicom_info(path, args.recursive), indent=2, sort_keys=True))
         return 0
     from suite.weights import read_card
 
@@ -153,7 +155,7 @@ def _raster_info(path: Path) -> dict[str, Any]:
     }
 
 
-def _dicom_info(path: Path) -> dict[str, Any]:
+def _dicom_info(path: Path, recursive: bool = False) -> dict[str, Any]:
     """A DICOM series' grid as the suite reads it (the same checks as every command), or, for
     a folder of several series or volumes, what it holds and how to choose."""
     import nibabel as nib
@@ -161,11 +163,11 @@ def _dicom_info(path: Path) -> dict[str, Any]:
     from suite.io.dicom import list_series
     from suite.io.volume import read_volume
 
-    series = list_series(path)
+    series = list_series(path, recursive)
     if len(series) > 1 or series[0]["volumes"] != 1:
         return {"series": series,
                 "choose": "--series NUMBER_OR_UID picks a series, --volume N a volume (0-based)"}
-    vol = read_volume(path)
+    vol = read_volume(path, recursive=recursive)
     first = (vol.meta.datasets or [{}])[0]
     return {
         "shape": list(vol.data.shape),

@@ -195,6 +195,11 @@ def test_cd_export_layout_hints_and_reads_with_recursive(tmp_path: Path, run_cli
     code, _, err = run_cli("enhance", "ct-denoise", export, "-o", out, "--recursive", "--quiet")
     assert code == 0, err
     assert out.is_file()
+    code, listing, err = run_cli("info", export, "--recursive")  # the hint's flag works here too
+    assert code == 0 and '"shape": [' in listing, err
+    (export / "DICOMDIR").write_bytes(b"\0" * 128 + b"DICM")
+    code, _, err = run_cli("info", export / "DICOMDIR")
+    assert code == 2 and "DICOMDIR index" in err and "--recursive" in err
 
 
 def test_folder_of_non_dicom_files(tmp_path: Path) -> None:

@@ -60,6 +60,17 @@ def test_enhanced_file_reads_as_the_classic_series(enhanced: Path, classic: Volu
     assert pydicom.dcmread(enhanced).SOPClassUID == LegacyConvertedEnhancedCTImageStorage
 
 
+def test_enhanced_file_without_extension_reads_by_its_content(
+    enhanced: Path, classic: Volume, tmp_path: Path, run_cli
+) -> None:
+    bare = tmp_path / "IM000001"  # how scanners and PACS exports name their files
+    shutil.copy(enhanced, bare)
+    np.testing.assert_array_equal(read_volume(bare).data, classic.data)
+    code, out, err = run_cli("info", bare)
+    assert code == 0, err
+    assert '"modality": "CT"' in out and '"shape": [' in out
+
+
 def test_derived_series_is_classic_and_references_the_frames(
     enhanced: Path, tmp_path: Path
 ) -> None:

@@ -33,7 +33,7 @@ from pydicom.uid import (
 from suite.errors import InputError
 from suite.io.atomic import atomic_path, check_output_path
 from suite.io.dicom_frames import CLASSIC_SOP_CLASS, frame_headers, frame_values, is_enhanced
-from suite.io.volume import Volume, VolumeMeta
+from suite.io.volume import Volume, VolumeMeta, is_dicom_file
 
 GAP_FACTOR = 1.5  # a step this many times the median step means slices are missing
 SPACING_RTOL = 0.01  # relative tolerance on slice steps before spacing counts as uneven
@@ -100,6 +100,9 @@ def read_dicom_series(
 
 
 def _candidate_files(root: Path, recursive: bool) -> list[Path]:
+    if root.name.upper() == "DICOMDIR":
+        raise InputError(root, "is a DICOMDIR index of a CD/PACS export; give the folder it is "
+                         "in, with --recursive (and --series if it lists several series)")
     if root.is_file():
         return [root]
     if not root.is_dir():
@@ -110,9 +113,7 @@ def _candidate_files(root: Path, recursive: bool) -> list[Path]:
 
 def _looks_like_dicom(path: Path) -> bool:
     """A Part 10 preamble, or a bare dataset that pydicom can parse into an image instance."""
-    with path.open("rb") as fh:
-        head = fh.read(132)
-    if head[128:132] == b"DICM":
+    if is_dicom_file(path):
         return True
     # Files written without a preamble still exist in the wild; parsing random bytes with
     # force=True may warn or raise, and either way the file is simply not ours to read.

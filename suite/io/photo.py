@@ -26,6 +26,7 @@ from PIL import Image
 
 from suite.errors import InputError, ShapeError
 from suite.io.atomic import atomic_path, check_output_path
+from suite.io.volume import is_dicom_file
 
 if TYPE_CHECKING:
     from pydicom.dataset import Dataset
@@ -92,7 +93,7 @@ def read_photo(path: str | Path) -> Photo:
     p = Path(path)
     if not p.is_file():
         raise InputError(p, "does not exist or is not a file")
-    if _is_dicom(p):
+    if is_dicom_file(p):
         return _read_dicom(p)
     try:
         # Pillow's format probes warn (e.g. "Corrupt EXIF data" on a DICOM file) before the
@@ -112,11 +113,6 @@ def read_photo(path: str | Path) -> Photo:
         raise
     except Exception as exc:  # decoders raise zlib, struct, OS... errors on corrupt data
         raise InputError(p, f"corrupt or unreadable image ({exc})") from exc
-
-
-def _is_dicom(path: Path) -> bool:
-    with path.open("rb") as fh:
-        return fh.read(132)[128:132] == b"DICM"
 
 
 def _read_dicom(path: Path) -> Photo:

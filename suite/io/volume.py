@@ -70,6 +70,19 @@ def is_nifti_path(path: str | Path) -> bool:
     return str(path).lower().endswith(NIFTI_SUFFIXES)
 
 
+def is_dicom_file(path: str | Path) -> bool:
+    """Whether ``path`` is a file with the DICOM Part 10 preamble ("DICM" at byte 128).
+
+    Scanners and PACS exports often name their files ``IM000001`` or by UID, without ``.dcm``,
+    so the content decides, not the name.
+    """
+    p = Path(path)
+    if not p.is_file():
+        return False
+    with p.open("rb") as fh:
+        return fh.read(132)[128:132] == b"DICM"
+
+
 def read_volume(
     path: str | Path,
     series_uid: str | None = None,
@@ -77,11 +90,11 @@ def read_volume(
     allow_4d: bool = False,
     volume: int | None = None,
 ) -> Volume:
-    """Read a DICOM series (folder or ``.dcm`` file) or a NIfTI volume (``.nii``/``.nii.gz``).
+    """Read a DICOM series (folder or file) or a NIfTI volume (``.nii``/``.nii.gz``).
 
     Args:
-        path: a folder of DICOM files, one ``.dcm`` file (read as a one-slice series), or a
-            NIfTI file.
+        path: a folder of DICOM files, one DICOM file (``.dcm`` or any name with the DICOM
+            preamble; a classic one is read as a one-slice series), or a NIfTI file.
         series_uid: which series to read when a folder holds several.
         recursive: also read DICOM files in sub-folders.
         allow_4d: accept a 4D NIfTI and return it as ``(I, J, K, T)``.
@@ -101,11 +114,6 @@ def read_volume(
     p = Path(path)
     if not p.exists():
         raise InputError(p, "does not exist")
-    if p.name.upper() == "DICOMDIR":
-        raise InputError(p, "is a DICOMDIR index of a CD/PACS export; give the folder it is in, "
-                         "with --recursive (and --series UID if it lists several series)")
-    if p.is_dir() or p.suffix.lower() == ".dcm":
-        return read_dicom_series(p, series_uid=series_uid, recursive=recursive, volume=volume)
     if is_nifti_path(p) or p.suffix.lower() in NIFTI_PAIR_SUFFIXES:
         vol = read_nifti(p, allow_4d=allow_4d or volume is not None)
         if vol.data.ndim == 4 and volume is not None:
@@ -114,7 +122,9 @@ def read_volume(
                 raise InputError(p, f"--volume {volume} is out of range 0..{last}")
             vol = Volume(np.ascontiguousarray(vol.data[..., volume]), vol.meta)
         return vol
-    raise InputError(p, "unknown volume format: expected a DICOM folder, .dcm, .nii, .nii.gz "
+    if p.is_dir() or p.suffix.lower() == ".dcm" or is_dicom_file(p):
+        return read_dicom_series(p, series_uid=series_uid, recursive=recursive, volume=volume)
+    raise InputError(p, "unknown volume format: expected a DICOM folder or file, .nii, .nii.gz "
                      "or a NIfTI .hdr/.img pair")
 
 
