@@ -217,6 +217,21 @@ def test_fundus_loss_without_vessel_terms_is_masked_l1() -> None:
     assert float(fundus_loss(pred, target, 4.0, 0.05)) > float(plain)
 
 
+def test_ridge_term_sees_blurred_vessels_not_a_brightness_offset() -> None:
+    img, fov_np = synthetic_fundus(128, np.random.default_rng(3))
+    rgb = torch.from_numpy(img.transpose(2, 0, 1))[None]
+    fov = torch.from_numpy(fov_np.astype(np.float32))[None, None]
+    target = torch.cat([rgb, fov, torch.zeros_like(fov)], dim=1)
+
+    def ridge_part(pred: torch.Tensor) -> float:
+        return float(fundus_loss(pred, target, 0.0, 0.0, ridge=1.0)
+                     - fundus_loss(pred, target, 0.0, 0.0))
+
+    blurred = torch.nn.functional.avg_pool2d(rgb, 5, 1, 2, count_include_pad=False)
+    assert ridge_part(rgb + 0.05) == pytest.approx(0.0, abs=1e-4)
+    assert ridge_part(blurred) > 0.01
+
+
 # ----------------------------------------------------------------- model and tiling
 
 

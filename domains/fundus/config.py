@@ -26,6 +26,7 @@ class LossConfig:
 
     vessel_gain: float = 3.0
     cldice: float = 0.05
+    ridge: float = 0.0
 
 
 @dataclass

@@ -114,15 +114,21 @@ def soft_cldice(pred_map: Tensor, target_map: Tensor, fov: Tensor,
     return 1.0 - 2.0 * tprec * tsens / (tprec + tsens)
 
 
-def fundus_loss(pred: Tensor, target: Tensor, vessel_gain: float, cldice: float) -> Tensor:
+def fundus_loss(pred: Tensor, target: Tensor, vessel_gain: float, cldice: float,
+                ridge: float = 0.0) -> Tensor:
     """The training loss on packed targets ``(B, 5, H, W)``: RGB, FOV, vessel map.
 
-    ``vessel_gain = cldice = 0`` gives plain L1 inside the FOV (the ablation).
+    ``vessel_gain = cldice = 0`` gives plain L1 inside the FOV (the ablation). ``ridge``
+    weighs an L1 between the soft vessel maps of prediction and target inside the FOV.
     """
     rgb, fov, vessel = target[:, :3], target[:, 3:4], target[:, 4:5]
     loss = vessel_weighted_l1(pred, rgb, fov, vessel, vessel_gain)
-    if cldice:
+    if cldice or ridge:
         with torch.no_grad():
             target_map = soft_vesselness(rgb)
-        loss = loss + cldice * soft_cldice(soft_vesselness(pred), target_map, fov)
+        pred_map = soft_vesselness(pred)
+        if cldice:
+            loss = loss + cldice * soft_cldice(pred_map, target_map, fov)
+        if ridge:
+            loss = loss + ridge * masked_l1(pred_map, target_map, fov)
     return loss

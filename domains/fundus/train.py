@@ -136,7 +136,8 @@ def train(args: argparse.Namespace) -> Path:
     inputs, targets = training_pairs(list(args.data), cfg)
     dataset = PairedPatchDataset(targets, inputs=inputs, patch_size=96, augment=random_flips,
                                  seed=cfg.train.seed)
-    loss = functools.partial(_loss, gain=cfg.loss.vessel_gain, cldice=cfg.loss.cldice)
+    loss = functools.partial(_loss, gain=cfg.loss.vessel_gain, cldice=cfg.loss.cldice,
+                             ridge=cfg.loss.ridge)
     trainer = FundusTrainer(create_model("unet", **model_arguments(cfg)), loss,
                             torch.optim.AdamW, dataset, Path(args.out), cfg.train,
                             validate=Validator(cfg))
@@ -144,8 +145,8 @@ def train(args: argparse.Namespace) -> Path:
     return _export(trainer, cfg, args, metrics, time.time() - started)
 
 
-def _loss(pred: Tensor, target: Tensor, gain: float, cldice: float) -> Tensor:
-    return fundus_loss(pred, target, gain, cldice)
+def _loss(pred: Tensor, target: Tensor, gain: float, cldice: float, ridge: float) -> Tensor:
+    return fundus_loss(pred, target, gain, cldice, ridge)
 
 
 def _export(trainer: Trainer, cfg: FundusConfig, args: argparse.Namespace,
