@@ -259,7 +259,7 @@ def test_tiled_restoration_has_no_seams(tiny_weights: Path,
 def test_enhance_cli_formats(run_cli: Cli, tmp_path: Path, small_png: Path, tiny_weights: Path,
                              suffix: str) -> None:
     src = tmp_path / f"in{suffix}"
-    Image.open(small_png).save(src)
+    Image.open(small_png).save(src, dpi=(300, 300))  # cameras record their pixel density
     before = _digest(src)
     out = tmp_path / f"out{suffix}"
     code, _, err = run_cli("enhance", "fundus", src, "-o", out, "--weights", tiny_weights,
@@ -267,9 +267,10 @@ def test_enhance_cli_formats(run_cli: Cli, tmp_path: Path, small_png: Path, tiny
     assert code == 0, err
     assert _digest(src) == before
     with Image.open(out) as im:
-        result, fmt = np.asarray(im), im.format
+        result, fmt, dpi = np.asarray(im), im.format, im.info.get("dpi")
     assert result.shape == (256, 256, 3) and result.dtype == np.uint8
     assert fmt == {".png": "PNG", ".jpg": "JPEG", ".tif": "TIFF"}[suffix]
+    assert dpi == pytest.approx((300, 300), abs=0.01)
 
 
 def test_enhance_keeps_16_bit_tiff_and_outside_pixels(run_cli: Cli, tmp_path: Path,

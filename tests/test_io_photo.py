@@ -75,6 +75,25 @@ def test_icc_profile_is_kept(retina: np.ndarray, tmp_path: Path) -> None:
     assert read_photo(write_photo(tmp_path / "icc.tif", retina, meta)).meta.icc_profile == icc
 
 
+def test_pixel_density_is_kept_and_tiff_centimetres_read_as_inches(
+    retina: np.ndarray, tmp_path: Path
+) -> None:
+    import tifffile
+
+    src = tmp_path / "cm.tif"
+    tifffile.imwrite(src, retina, photometric="rgb", resolution=(100.0, 100.0),
+                     resolutionunit="CENTIMETER")
+    photo = read_photo(src)
+    assert photo.meta.dpi == pytest.approx((254.0, 254.0))
+    for name in ("out.tif", "out.png", "out.jpg"):
+        meta = PhotoMeta(name[-3:].upper().replace("JPG", "JPEG").replace("TIF", "TIFF"), 8,
+                         "RGB", (128, 96), dpi=photo.meta.dpi)
+        back = read_photo(write_photo(tmp_path / name, retina, meta))
+        assert back.meta.dpi == pytest.approx((254.0, 254.0), abs=0.01), name
+    tifffile.imwrite(tmp_path / "bare.tif", retina, photometric="rgb")
+    assert read_photo(tmp_path / "bare.tif").meta.dpi is None
+
+
 def _png_rgb16(path: Path, h: int = 4, w: int = 5) -> Path:
     """A minimal 16-bit RGB PNG, written by hand because Pillow cannot write one."""
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -70,7 +71,7 @@ def check_output_format(output: Path, src: FundusPhoto, path: Path) -> None:
 
 def write_like(output: Path, rgb: np.ndarray, src: FundusPhoto, description: str,
                derivation: str) -> Path:
-    """Write ``rgb`` ``[0, 1]`` with the source's bit depth, alpha and ICC/EXIF.
+    """Write ``rgb`` ``[0, 1]`` with the source's bit depth, alpha, ICC/EXIF and pixel density.
 
     The format follows the output suffix (PNG, JPEG, TIFF, DICOM ``.dcm``); 16 bits are kept
     where the format can store them (TIFF, DICOM), else reduced to 8 bits. A DICOM output is a
@@ -86,8 +87,8 @@ def write_like(output: Path, rgb: np.ndarray, src: FundusPhoto, description: str
         if fmt == "JPEG":
             raise InputError(output, "JPEG cannot store the input's alpha channel; use PNG/TIFF")
         data = np.concatenate([data, alpha], axis=2)
-    out_meta = type(meta)(fmt, depth, meta.mode, meta.size, None, meta.icc_profile, meta.exif,
-                          meta.dataset)
+    # Everything else (ICC profile, EXIF, pixel density, DICOM header) travels unchanged.
+    out_meta = dataclasses.replace(meta, format=fmt, bit_depth=depth, path=None)
     return write_photo(output, data, out_meta, description, derivation)
 
 

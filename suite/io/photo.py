@@ -58,6 +58,8 @@ class PhotoMeta:
         icc_profile: embedded ICC colour profile, if any.
         exif: raw EXIF block, if any (PNG and JPEG).
         dataset: the source DICOM header without its pixels (DICOM only).
+        dpi: pixel density ``(x, y)`` in dots per inch, if the file records one (PNG pHYs,
+            JPEG JFIF density, TIFF resolution tags).
     """
 
     format: str
@@ -68,6 +70,7 @@ class PhotoMeta:
     icc_profile: bytes | None = None
     exif: bytes | None = None
     dataset: Dataset | None = None
+    dpi: tuple[float, float] | None = None
 
 
 @dataclass
@@ -181,7 +184,26 @@ def _meta(path: Path, fmt: str, data: np.ndarray, depth: int, im: Image.Image) -
         path=path,
         icc_profile=im.info.get("icc_profile") or None,
         exif=exif if isinstance(exif, bytes) and exif else None,
+        dpi=_pillow_dpi(im),
     )
+
+
+def _pillow_dpi(im: Image.Image) -> tuple[float, float] | None:
+    dpi = im.info.get("dpi")
+    if not isinstance(dpi, tuple) or len(dpi) != 2 or not all(float(d) > 0 for d in dpi):
+        return None
+    return float(dpi[0]), float(dpi[1])
+
+
+def _tiff_dpi(page: tifffile.TiffPage) -> tuple[float, float] | None:
+    """XResolution/YResolution per inch; ``None`` without them or with no absolute unit."""
+    unit = page.tags.get("ResolutionUnit")
+    per_inch = {2: 1.0, 3: 2.54}.get(int(unit.value) if unit is not None else 2)
+    xres, yres = page.tags.get("XResolution"), page.tags.get("YResolution")
+    if per_inch is None or xres is None or yres is None:
+        return None
+    x, y = (num / den if den else 0.0 for num, den in (xres.value, yres.value))
+    return (x * per_inch, y * per_inch) if x > 0 and y > 0 else None
 
 
 def _read_tiff(path: Path) -> Photo:
@@ -202,6 +224,7 @@ def _read_tiff(path: Path) -> Photo:
                 data = np.moveaxis(data, 0, -1)  # stored (C, H, W), photos travel as (H, W, C)
         icc = page.tags.get(TIFF_ICC_TAG)
         icc_bytes = bytes(icc.value) if icc is not None else None
+        dpi = _tiff_dpi(page)
     if data.dtype not in (np.uint8, np.uint16):
         raise InputError(path, f"TIFF samples of type {data.dtype} are not 8 or 16-bit photos")
     data = data[..., np.newaxis] if data.ndim == 2 else data
@@ -209,7 +232,7 @@ def _read_tiff(path: Path) -> Photo:
         raise InputError(path, f"TIFF of shape {data.shape} is not a 1 to 4 channel photo")
     depth = 8 * data.dtype.itemsize
     meta = PhotoMeta("TIFF", depth, MODES[data.shape[2]], (data.shape[1], data.shape[0]), path)
-    meta.icc_profile = icc_bytes
+    meta.icc_profile, meta.dpi = icc_bytes, dpi
     return Photo(data=np.ascontiguousarray(data), meta=meta)
 
 
@@ -239,7 +262,8 @@ def write_photo(
     Args:
         path: output file (replaced atomically).
         data: ``(H, W, C)`` (or ``(H, W)``) uint8 for 8-bit or uint16 for 16-bit output.
-        meta: metadata of the source photo; its ICC profile and EXIF are written back.
+        meta: metadata of the source photo; its ICC profile, EXIF and pixel density are
+            written back.
         description: DICOM only: appended to the SeriesDescription.
         derivation: DICOM only: the DerivationDescription (how the pixels were made).
 
@@ -289,6 +313,8 @@ def _write_pillow(out: Path, tmp: Path, arr: np.ndarray, meta: PhotoMeta) -> Non
         options["icc_profile"] = meta.icc_profile
     if meta.exif:
         options["exif"] = meta.exif
+    if meta.dpi:
+        options["dpi"] = meta.dpi
     if meta.format == "JPEG":
         options.update(quality=JPEG_QUALITY, subsampling=0)
     im.save(tmp, format=meta.format, **options)
@@ -338,5 +364,7 @@ def _write_tiff(tmp: Path, arr: np.ndarray, meta: PhotoMeta) -> None:
         photometric="rgb" if channels >= 3 else "minisblack",
         extrasamples=("unassalpha",) if channels in (2, 4) else None,
         iccprofile=meta.icc_profile,
+        resolution=meta.dpi,
+        resolutionunit="INCH" if meta.dpi else None,
         compression="zlib",  # lossless and needs no codec beyond Python's zlib
     )
