@@ -161,3 +161,25 @@ def test_an_analyze_image_is_refused_for_its_missing_orientation(tmp_path: Path)
     with pytest.raises(InputError, match=r"Analyze 7.5 .*no orientation") as info:
         read_volume(tmp_path / "a.hdr")
     assert "a.hdr" in str(info.value)
+
+
+def test_a_qform_apart_from_the_sform_keeps_its_own_space_on_a_new_grid(tmp_path: Path) -> None:
+    import dataclasses
+
+    sform = np.diag([1.0, 1.0, 2.0, 1.0])
+    sform[:3, 3] = (-10.0, -20.0, -5.0)
+    qform = sform.copy()
+    qform[0, 3] += 50.0  # e.g. scanner space, where the sform holds an aligned space
+    img = nib.Nifti1Image(np.random.default_rng(0).random((6, 5, 4), dtype=np.float32), sform)
+    img.set_sform(sform, code=2)
+    img.set_qform(qform, code=1)
+    nib.save(img, tmp_path / "in.nii.gz")
+    vol = read_volume(tmp_path / "in.nii.gz")
+    grid_change = np.diag([1.0, 1.0, 0.5, 1.0])  # twice the slices, as mri-sr --scale 2 makes
+    grid_change[2, 3] = -0.25
+    meta = dataclasses.replace(vol.meta, affine=vol.meta.affine @ grid_change)
+    data = np.zeros((6, 5, 8), np.float32)
+    out = nib.load(write_volume(tmp_path / "out.nii.gz", data, meta, "test", "test"))
+    assert (int(out.header["sform_code"]), int(out.header["qform_code"])) == (2, 1)
+    np.testing.assert_allclose(out.header.get_sform(), sform @ grid_change, atol=1e-5)
+    np.testing.assert_allclose(out.header.get_qform(), qform @ grid_change, atol=1e-5)

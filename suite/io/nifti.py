@@ -124,7 +124,7 @@ def write_nifti(
     img = nib.Nifti1Image(np.asarray(data, dtype=np.float32), meta.affine, header=header)
     sform_code, qform_code = _xform_codes(meta)
     img.set_sform(meta.affine, code=sform_code)
-    img.set_qform(meta.affine, code=qform_code)
+    img.set_qform(_own_qform(meta), code=qform_code)
     img.set_data_dtype(np.float32)
     img.header.set_slope_inter(1.0, 0.0)
     img.header["descrip"] = "; ".join(s for s in (description, derivation) if s)[:79].encode()
@@ -201,6 +201,25 @@ def _output_header(meta: VolumeMeta) -> nib.Nifti1Header:
     header = nib.Nifti1Header()
     header.set_xyzt_units("mm", "sec")
     return header
+
+
+def _own_qform(meta: VolumeMeta) -> np.ndarray:
+    """The qform for ``meta.affine``'s grid: the source's own qform where it had one apart.
+
+    NIfTI lets the qform (e.g. scanner space) and the sform (e.g. an aligned space) differ, and
+    readers that prefer the qform would otherwise find the sform's space under the qform's code.
+    The output grid is the source grid changed by ``T = inv(source affine) @ meta.affine`` (an
+    identity for denoising, a rescaled slice axis for super-resolution), so the source qform
+    gets the same ``T``.
+    """
+    header = meta.nifti_header
+    if header is None or not (int(header["sform_code"]) and int(header["qform_code"])):
+        return meta.affine
+    sform, qform = header.get_sform(), header.get_qform()
+    if np.allclose(sform, qform, atol=1e-4):
+        return meta.affine
+    grid_change = np.linalg.inv(sform) @ meta.affine
+    return np.asarray(qform @ grid_change)
 
 
 def _xform_codes(meta: VolumeMeta) -> tuple[int, int]:
