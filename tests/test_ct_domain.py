@@ -408,7 +408,9 @@ def test_scanner_padding_is_kept_and_denoised_like_air(sample_hu: np.ndarray,
     model, tiling = load_ct_model(tiny_weights)
     padded, outside = _padded(sample_hu)
     as_air = np.where(outside[..., None], -1024.0, padded).astype(np.float32)
+    before = padded.copy()
     out = denoise(model, padded, tiling)
+    np.testing.assert_array_equal(padded, before)  # the network reads the caller's array
     np.testing.assert_array_equal(out[outside], padded[outside])  # padding comes back as is
     np.testing.assert_array_equal(out[~outside], denoise(model, as_air, tiling)[~outside])
 

@@ -8,9 +8,11 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from suite.engine.tiling import (
+    PatchMerger,
     TileConfig,
     axis_starts,
     balanced_patch,
+    blend_axes,
     blend_window,
     tile_grid,
     tiled_inference,
@@ -216,3 +218,24 @@ def test_fit_gives_the_same_result_with_less_work() -> None:
     # patches of 40 instead of 48 (3 along 100, 2 along 70, as before), plus the 4 px halo
     assert calls and all(shape == (48, 48) for shape in calls)
     assert torch.allclose(plain[..., 8:-8, 8:-8], fitted[..., 8:-8, 8:-8], atol=1e-5)
+
+
+@pytest.mark.parametrize("blend", ["gaussian", "hann", "constant"])
+def test_a_tile_grid_is_normalized_per_axis_without_a_full_weight_map(blend: str) -> None:
+    torch.manual_seed(0)
+    starts = tile_grid((10, 13, 7), (4, 5, 3), (2, 1, 1))
+    patches = torch.rand(len(starts), 2, 4, 5, 3)
+    merger = PatchMerger((10, 13, 7), (1, 1, 1), blend, torch.device("cpu"), starts)
+    merger.add(starts, patches)
+    assert merger.weights is None  # no accumulator as large as the output
+    # Brute force with the same (unclamped) separable window, voxel by voxel.
+    wz, wy, wx = blend_axes((4, 5, 3), blend)
+    window = wz[:, None, None] * wy[None, :, None] * wx[None, None, :]
+    values, weights = torch.zeros(1, 2, 10, 13, 7), torch.zeros(10, 13, 7)
+    for (z, y, x), patch in zip(starts, patches, strict=True):
+        values[0, :, z:z + 4, y:y + 5, x:x + 3] += patch * window
+        weights[z:z + 4, y:y + 5, x:x + 3] += window
+    torch.testing.assert_close(merger.result(), values / weights, rtol=1e-5, atol=1e-6)
+    scattered = PatchMerger((10, 13, 7), (1, 1, 1), blend, torch.device("cpu"),
+                            [(0, 0, 0), (5, 8, 4)])  # not a full grid: weights voxel by voxel
+    assert scattered.weights is not None

@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 from domains.ct_denoise.config import HU_SCALE, ModelConfig
-from domains.ct_denoise.lowdose import AIR_HU, padding_mask
+from domains.ct_denoise.lowdose import AIR_HU, PADDING_BELOW_HU, padding_mask
 from suite.engine.device import module_device
 from suite.engine.tiling import TileConfig, tiled_inference
 from suite.io.volume import Volume
@@ -71,18 +71,25 @@ def denoise(
     into it.
     """
     device = device or module_device(model)
-    pad = padding_mask(hu)  # the network sees air there; the padding is written back unchanged
-    seen = hu if pad is None else np.where(pad, AIR_HU, hu)
-    x = torch.from_numpy(np.ascontiguousarray(seen, dtype=np.float32) / HU_SCALE)[None, None]
+    # The volume goes in as it is and each patch is scaled (and its padding shown as air) on
+    # its way to the network: a CT series can hold gigabytes, and a scaled copy of it would
+    # be another volume of peak memory.
+    volume = np.asarray(hu, dtype=np.float32)
+    x = torch.from_numpy(volume if volume.flags.writeable else volume.copy())[None, None]
     fit = fit or getattr(model, "multiple", 0) or math.gcd(*cfg.patch)
     tiles = TileConfig(patch_size=cfg.patch, overlap=cfg.overlap, batch_size=cfg.batch_size,
                        fit=fit)
     net = model.to(device=device, memory_format=torch.channels_last_3d).eval()
 
     def run(batch: torch.Tensor) -> torch.Tensor:
-        return net(batch.to(device).contiguous(memory_format=torch.channels_last_3d)).cpu()
+        batch = batch.to(device)
+        seen = torch.where(batch < PADDING_BELOW_HU, AIR_HU, batch) / HU_SCALE
+        return net(seen.contiguous(memory_format=torch.channels_last_3d)).cpu()
 
-    out = (tiled_inference(x, run, tiles, progress=progress)[0, 0].numpy() * HU_SCALE)
+    out = tiled_inference(x, run, tiles, progress=progress)[0, 0].numpy()
+    del x
+    out *= HU_SCALE
+    pad = padding_mask(volume)  # the padding is written back unchanged
     if pad is not None:
-        out[pad] = hu[pad]
-    return out.astype(np.float32)
+        out[pad] = volume[pad]
+    return out

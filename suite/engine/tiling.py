@@ -140,6 +140,33 @@ def tile_grid(
     return list(itertools.product(*axes))
 
 
+def blend_axes(
+    shape: Sequence[int], mode: BlendMode = "gaussian", device: torch.device | None = None
+) -> list[Tensor]:
+    """The 1D factors of :func:`blend_window`, one per axis, each with peak 1 and no zero."""
+    axes = []
+    for n in shape:
+        x = torch.arange(n, dtype=torch.float32, device=device)
+        if mode == "gaussian":
+            w = torch.exp(-0.5 * ((x - (n - 1) / 2) / (n / 8)) ** 2)
+        elif mode == "hann":
+            w = 0.5 - 0.5 * torch.cos(2 * math.pi * (x + 0.5) / n)
+        elif mode == "constant":
+            w = torch.ones(n, device=device)
+        else:
+            raise UsageError(f"unknown blend mode {mode!r} (gaussian, hann, constant)")
+        axes.append(w / w.max())
+    return axes
+
+
+def _outer(factors: Sequence[Tensor]) -> Tensor:
+    """``(1, 1, *sizes)`` product of 1D factors."""
+    out = torch.ones((1, 1), device=factors[0].device if factors else None)
+    for w in factors:
+        out = out[..., None] * w
+    return out
+
+
 def blend_window(
     shape: Sequence[int], mode: BlendMode = "gaussian", device: torch.device | None = None
 ) -> Tensor:
@@ -154,19 +181,7 @@ def blend_window(
     Returns:
         Tensor of shape ``(1, 1, *shape)``, float32.
     """
-    window = torch.ones((1, 1), device=device)
-    for n in shape:
-        x = torch.arange(n, dtype=torch.float32, device=device)
-        if mode == "gaussian":
-            w = torch.exp(-0.5 * ((x - (n - 1) / 2) / (n / 8)) ** 2)
-        elif mode == "hann":
-            w = 0.5 - 0.5 * torch.cos(2 * math.pi * (x + 0.5) / n)
-        elif mode == "constant":
-            w = torch.ones(n, device=device)
-        else:
-            raise UsageError(f"unknown blend mode {mode!r} (gaussian, hann, constant)")
-        window = window[..., None] * (w / w.max())
-    return window.clamp_min(MIN_WEIGHT)
+    return _outer(blend_axes(shape, mode, device)).clamp_min(MIN_WEIGHT)
 
 
 def pad_input(inputs: Tensor, patch: Sequence[int], halo: Sequence[int], mode: PadMode) -> Tensor:
@@ -207,42 +222,84 @@ def iter_patch_batches(
 class PatchMerger:
     """Merger: accumulates weighted output patches and returns their normalized blend.
 
+    When ``starts`` (the input starts of every patch to come) form a full grid, as
+    :func:`tile_grid` makes, the sum of the weights is a product of one sum per axis, so no
+    weight accumulator as large as the output is kept: for a CT series that is a whole volume
+    of memory. Otherwise the weights are accumulated voxel by voxel.
+
     Args:
         spatial: spatial shape of the (padded, un-haloed) output.
         scale: output/input scale per axis, used to map input starts to output starts.
         blend: weight-map mode, see :func:`blend_window`.
         device: where the accumulators live.
+        starts: the input starts of all patches, if known in advance.
     """
 
     def __init__(self, spatial: Sequence[int], scale: Sequence[int], blend: BlendMode,
-                 device: torch.device) -> None:
+                 device: torch.device, starts: Sequence[tuple[int, ...]] | None = None) -> None:
         self.spatial = tuple(spatial)
         self.scale = tuple(scale)
         self.blend: BlendMode = blend
         self.device = device
         self.values: Tensor | None = None
-        self.weights = torch.zeros((1, 1, *self.spatial), device=device)
         self.window: Tensor | None = None
+        self.grid = _full_grid(starts, len(self.spatial)) if starts else None
+        self.norms: list[Tensor] | None = None
+        self.weights = None if self.grid else torch.zeros((1, 1, *self.spatial), device=device)
+
+    def _start(self, chunk: Tensor) -> None:
+        """Allocate the accumulator and the window on the first output patch."""
+        batch, channels = chunk.shape[:2]
+        self.values = torch.zeros((batch, channels, *self.spatial), device=self.device)
+        if self.grid is None:
+            self.window = blend_window(chunk.shape[2:], self.blend, self.device)
+            return
+        axes = blend_axes(chunk.shape[2:], self.blend, self.device)
+        self.window = _outer(axes)
+        self.norms = []
+        for size, factor, w, starts in zip(self.spatial, self.scale, axes, self.grid,
+                                           strict=True):
+            norm = torch.zeros(size, device=self.device)
+            for start in starts:
+                norm[start * factor : start * factor + w.numel()] += w
+            self.norms.append(norm)
 
     def add(self, starts: Sequence[tuple[int, ...]], outputs: Tensor) -> None:
         """Add output patches ``(k * B, C_out, *patch_out)`` whose inputs began at ``starts``."""
         outputs = outputs.to(self.device, torch.float32)
         chunks = outputs.chunk(len(starts))
-        if self.values is None or self.window is None:
-            batch, channels = chunks[0].shape[:2]
-            self.values = torch.zeros((batch, channels, *self.spatial), device=self.device)
-            self.window = blend_window(outputs.shape[2:], self.blend, self.device)
+        if self.values is None:
+            self._start(chunks[0])
+        assert self.values is not None and self.window is not None
         for start, chunk in zip(starts, chunks, strict=True):
             origin = [s * f for s, f in zip(start, self.scale, strict=True)]
             region = _index(origin, chunk.shape[2:])
             self.values[region] += chunk * self.window
-            self.weights[region] += self.window
+            if self.weights is not None:
+                self.weights[region] += self.window
 
     def result(self) -> Tensor:
-        """The blended output ``(B, C_out, *spatial)``."""
+        """The blended output ``(B, C_out, *spatial)``; call once (it normalizes in place)."""
         if self.values is None:
             raise UsageError("no patch was merged")
-        return self.values / self.weights
+        # In place: the accumulator is as large as the output, and a volume may be gigabytes.
+        if self.weights is not None:
+            return self.values.div_(self.weights)
+        assert self.norms is not None
+        nd = len(self.norms)
+        for axis, norm in enumerate(self.norms):
+            shape = [1] * (2 + nd)
+            shape[2 + axis] = -1
+            self.values.div_(norm.view(shape))
+        return self.values
+
+
+def _full_grid(starts: Sequence[tuple[int, ...]], nd: int) -> list[list[int]] | None:
+    """Per-axis starts when ``starts`` is exactly their full product (a tile grid), else None."""
+    axes = [sorted({s[a] for s in starts}) for a in range(nd)]
+    if len(set(starts)) != len(starts) or len(starts) != math.prod(len(a) for a in axes):
+        return None
+    return axes
 
 
 def _crop_output(outputs: Tensor, halo_out: Sequence[int], patch_out: Sequence[int]) -> Tensor:
@@ -341,7 +398,7 @@ def tiled_inference(
     padded = pad_input(inputs, plan.patch, plan.halo, config.pad_mode)
     acc_device = torch.device(accumulate_on) if accumulate_on is not None else inputs.device
     device = _model_device(model, inputs.device) if isinstance(model, nn.Module) else inputs.device
-    merger = PatchMerger(plan.merged, plan.scale, config.blend, acc_device)
+    merger = PatchMerger(plan.merged, plan.scale, config.blend, acc_device, plan.starts)
     batch_size = config.batch_size or choose_batch_size(plan.window, device=device)
     batches = iter_patch_batches(padded, plan.starts, plan.window, batch_size, device)
     halo_out = [h * f for h, f in zip(plan.halo, plan.scale, strict=True)]
