@@ -82,7 +82,7 @@ def read_dicom_series(
     if multiframe is not None:
         data = frame_values(multiframe, headers)
     else:
-        data = np.stack([_slice_values(f) for f, _ in headers], axis=-1)
+        data = _stacked_slices([f for f, _ in headers])
     first = headers[0][1]
     meta = VolumeMeta(
         affine=affine,
@@ -414,6 +414,21 @@ def _affine(headers: list[Header]) -> np.ndarray:
     lps[:3, 2] = step
     lps[:3, 3] = p0
     return LPS_TO_RAS @ lps
+
+
+def _stacked_slices(files: list[Path]) -> np.ndarray:
+    """``(I, J, K)`` float32, each slice decoded straight into its place: a list of slices
+    stacked at the end would hold the series twice at the peak."""
+    first = _slice_values(files[0])
+    data = np.empty((*first.shape, len(files)), dtype=np.float32)
+    data[..., 0] = first
+    for k, file in enumerate(files[1:], start=1):
+        values = _slice_values(file)
+        if values.shape != first.shape:
+            raise InputError(file, f"pixel data of {values.shape[1]}x{values.shape[0]} where the "
+                             f"series has {first.shape[1]}x{first.shape[0]}")
+        data[..., k] = values
+    return data
 
 
 def _slice_values(file: Path) -> np.ndarray:
