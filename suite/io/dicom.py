@@ -423,11 +423,7 @@ def _stacked_slices(files: list[Path]) -> np.ndarray:
     data = np.empty((*first.shape, len(files)), dtype=np.float32)
     data[..., 0] = first
     for k, file in enumerate(files[1:], start=1):
-        values = _slice_values(file)
-        if values.shape != first.shape:
-            raise InputError(file, f"pixel data of {values.shape[1]}x{values.shape[0]} where the "
-                             f"series has {first.shape[1]}x{first.shape[0]}")
-        data[..., k] = values
+        data[..., k] = _slice_values(file)  # sizes agree: _check_uniform compared Rows/Columns
     return data
 
 
