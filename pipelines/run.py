@@ -115,8 +115,7 @@ def info(args: argparse.Namespace) -> int:
         print(json.dumps(_raster_info(args.weights), indent=2, sort_keys=True))
         return 0
     path = args.weights
-    if path.is_dir() or path.suffix.lower() == ".dcm" or path.name.upper() == "DICOMDIR" or (
-            is_dicom_file(path)):
+    if path.is_dir() or path.suffix.lower() == ".dcm" or is_dicom_file(path):  # DICOMDIR too
         print(json.dumps(_dicom_info(path, args.recursive), indent=2, sort_keys=True))
         return 0
     from suite.weights import read_card
