@@ -162,8 +162,8 @@ class SpaceToDepthNet(nn.Module):
     unfolded output alone is one linear map per block, so neighbouring blocks cannot blend and
     the output never sees the input at full resolution; MONAI's UNet, which also runs its first
     level at half resolution, ends in an overlapping transposed convolution and a
-    full-resolution convolution. On this CPU even this one convolution costs the fold a third
-    of its speed (``benchmarks/bench_ct_variants.py``).
+    full-resolution convolution. On this CPU even this one convolution adds about a fifth to
+    the fold's time (``benchmarks/bench_ct_variants.py``).
 
     References:
         Zhang, Zuo, Zhang, "FFDNet: Toward a Fast and Flexible Solution for CNN-Based Image
