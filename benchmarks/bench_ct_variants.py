@@ -8,7 +8,7 @@ within each round (so a busy spell of the machine hits them all) and each keeps 
 the rounds.
 
 Usage:
-    python benchmarks/bench_ct_variants.py [--rounds 5]
+    python benchmarks/bench_ct_variants.py [--rounds 5] [--only "gates on 2 levels" ...]
 """
 
 from __future__ import annotations
@@ -41,6 +41,14 @@ CANDIDATES: dict[str, dict] = {
         "channels": [16, 32, 64], "unshuffle": [2, 2, 2], "gated_levels": 2, "tail": 1},
     "space-to-depth 2x2x2, 16-32-96, gates on 3 levels": {
         "channels": [16, 32, 96], "unshuffle": [2, 2, 2], "gated_levels": 3},
+    "space-to-depth 2x2x2, 16-32-64, gates on 2 levels, head 3": {
+        "channels": [16, 32, 64], "unshuffle": [2, 2, 2], "gated_levels": 2, "head_kernel": 3},
+    "space-to-depth 2x2x2, 16-32-64, gates on 2 levels, resample 3": {
+        "channels": [16, 32, 64], "unshuffle": [2, 2, 2], "gated_levels": 2,
+        "resample_kernel": 3},
+    "space-to-depth 2x2x2, 16-32-64, gates on 2 levels, resample 3, head 3": {
+        "channels": [16, 32, 64], "unshuffle": [2, 2, 2], "gated_levels": 2,
+        "resample_kernel": 3, "head_kernel": 3},
 }
 
 
@@ -50,11 +58,13 @@ def one_time(net: torch.nn.Module, x: torch.Tensor) -> float:
     return time.perf_counter() - start
 
 
-def networks() -> dict[str, tuple[torch.nn.Module, torch.Tensor]]:
+def networks(only: list[str] | None) -> dict[str, tuple[torch.nn.Module, torch.Tensor]]:
     x = torch.randn(1, 1, 128, 128, 16)
     cl = x.contiguous(memory_format=torch.channels_last_3d)
     nets: dict[str, tuple[torch.nn.Module, torch.Tensor]] = {}
     for name, kw in CANDIDATES.items():
+        if only and not any(text in name for text in only):
+            continue
         net = create_model("unet", **kw, **LEAN).eval().to(memory_format=torch.channels_last_3d)
         nets[name] = (net, cl)
         nets[f"{name}, bf16"] = (to_bfloat16(net), cl)
@@ -67,9 +77,11 @@ def networks() -> dict[str, tuple[torch.nn.Module, torch.Tensor]]:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--rounds", type=int, default=5)
+    p.add_argument("--only", nargs="*", default=None, metavar="TEXT",
+                   help="time only the candidates whose name contains one of these (and MONAI)")
     a = p.parse_args()
     torch.set_num_threads(2)
-    nets = networks()
+    nets = networks(a.only)
     best = dict.fromkeys(nets, float("inf"))
     with torch.inference_mode():
         for net, x in nets.values():

@@ -243,12 +243,35 @@ def test_monai_backend_recipe_builds_and_reloads_monai_unet(tmp_path: Path) -> N
         assert torch.equal(loaded.eval()(x), net(x))
 
 
+def test_overlapping_kernels_recipe_reloads_and_old_cards_keep_their_arguments(
+        tmp_path: Path) -> None:
+    from domains.ct_denoise.config import CtConfig
+    from domains.ct_denoise.train import build_model, model_arguments
+    from suite.weights import load_model
+
+    cfg = CtConfig()
+    assert "resample_kernel" not in model_arguments(cfg)  # cards written before the option
+    cfg.model.channels, cfg.model.unshuffle = [4, 8], [2, 2, 2]
+    cfg.model.resample_kernel, cfg.model.head_kernel = 3, 3
+    net = build_model(cfg).eval()
+    assert net.net.head.kernel_size == (3, 3, 3) and net.net.down[0].kernel_size == (3, 3, 3)
+    path = save_weights(tmp_path / "m.safetensors", net, {
+        "architecture": "unet", "arguments": model_arguments(cfg), "normalization": {},
+        "training": {}, "validation": {}})
+    loaded, _ = load_model(path)
+    x = torch.randn(1, 1, 16, 16, 8)
+    with torch.no_grad():
+        assert torch.equal(loaded.eval()(x), net(x))
+
+
 def test_bad_model_settings_are_refused_before_reading_data(run_cli, tmp_path: Path,
                                                             tiny_weights: Path) -> None:
     base = ("train", "ct-denoise", "--data", SAMPLE, "--out", tmp_path / "run",
             "--set", f"data.val={SAMPLE}")
     code, _, err = run_cli(*base, "--set", "model.backend=keras")
     assert code == 2 and "backend must be 'lean' or 'monai'" in err
+    code, _, err = run_cli(*base, "--set", "model.head_kernel=5")
+    assert code == 2 and "head_kernel 1 or 3" in err
     # tiny_weights are 3D U-Net weights of other widths than the recipe's
     code, _, err = run_cli(*base, "--set", f"data.init={tiny_weights}")
     assert code == 2 and "do not fit the recipe's model" in err

@@ -165,6 +165,30 @@ def test_gated_levels_gate_the_deepest_levels_with_the_whole_patch() -> None:
         create_model("unet", spatial_dims=3, backend="monai", gated_levels=1)
 
 
+def test_overlapping_kernels_widen_the_reach_of_one_voxel() -> None:
+    def reach(resample_kernel: int, head_kernel: int) -> int:
+        """Width of the output rows that one changed input pixel moves."""
+        torch.manual_seed(0)
+        net = create_model("unet", spatial_dims=2, channels=[2, 4], resample_kernel=resample_kernel,
+                           head_kernel=head_kernel).eval()
+        x = torch.randn(1, 1, 32, 32)
+        x2 = x.clone()
+        x2[..., 16, 16] += 5.0
+        with torch.no_grad():
+            moved = (net(x2) - net(x)).abs()[0, 0, 16] > 0
+        return int(moved.sum())
+
+    plain = reach(2, 1)
+    assert reach(3, 1) > plain and reach(2, 3) > plain
+    net = create_model("unet", spatial_dims=3, channels=[4, 8], unshuffle=[2, 2, 2],
+                       resample_kernel=3, head_kernel=3)
+    assert net(torch.randn(1, 1, 8, 12, 8)).shape == (1, 1, 8, 12, 8)
+    with pytest.raises(ValueError, match="resample_kernel"):
+        create_model("unet", spatial_dims=3, resample_kernel=5)
+    with pytest.raises(ValueError, match="head_kernel"):
+        create_model("unet", spatial_dims=3, backend="monai", head_kernel=3)
+
+
 def test_folded_unet_reports_its_per_axis_size_multiple() -> None:
     net = create_model("unet", spatial_dims=3, channels=[4, 8, 16, 32], unshuffle=[4, 4, 2])
     assert net.multiple == (32, 32, 16)  # 4 * 8 in-plane: the folded grid feeds 4 levels

@@ -17,7 +17,9 @@ class ModelConfig:
 
     ``backend: monai`` (with ``num_res_units``) trains MONAI's ``UNet`` in the same recipe, so
     the speed benchmark's baseline network can be compared at equal training.
-    ``gated_levels`` puts squeeze-and-excitation gates on the lean network's deepest levels.
+    ``gated_levels`` puts squeeze-and-excitation gates on the lean network's deepest levels;
+    ``resample_kernel: 3`` and ``head_kernel: 3`` make its resampling and output convolutions
+    overlap their neighbours (see :class:`suite.models.unet.LeanUNet`).
     """
 
     channels: list[int] = field(default_factory=lambda: [16, 32, 64])
@@ -28,6 +30,8 @@ class ModelConfig:
     backend: str = "lean"
     num_res_units: int = 0
     gated_levels: int = 0
+    resample_kernel: int = 2
+    head_kernel: int = 1
 
 
 @dataclass

@@ -62,6 +62,11 @@ def model_arguments(cfg: CtConfig) -> dict[str, Any]:
         args["unshuffle"] = list(cfg.model.unshuffle)
     if cfg.model.gated_levels:
         args["gated_levels"] = cfg.model.gated_levels
+    # Only when changed, so cards of networks trained before these options still match.
+    if cfg.model.resample_kernel != 2:
+        args["resample_kernel"] = cfg.model.resample_kernel
+    if cfg.model.head_kernel != 1:
+        args["head_kernel"] = cfg.model.head_kernel
     return args
 
 

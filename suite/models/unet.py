@@ -45,6 +45,11 @@ class LeanUNet(nn.Module):
             squeeze-and-excitation channel gate. The gate sees the whole patch, so it can scale
             features with the patch's noise level, as an instance norm does, for the cost of a
             mean over the level's (small) grid.
+        resample_kernel: 2 (default) for non-overlapping 2x down- and up-sampling, 3 for
+            overlapping ones (3x3(x3) strided and transposed convolutions, as in MONAI's UNet),
+            so that neighbouring cells of the coarser grid share inputs and blend outputs.
+        head_kernel: 1 (default) or 3: the output convolution's size. Inside a space-to-depth
+            fold a 3 lets each unfolded block see its neighbours' features.
 
     References:
         Ronneberger, Fischer, Brox, "U-Net: Convolutional Networks for Biomedical Image
@@ -60,8 +65,12 @@ class LeanUNet(nn.Module):
         residual: bool = False,
         channels_last: bool = False,
         gated_levels: int = 0,
+        resample_kernel: int = 2,
+        head_kernel: int = 1,
     ) -> None:
         super().__init__()
+        if resample_kernel not in (2, 3) or head_kernel not in (1, 3):
+            raise ValueError("resample_kernel must be 2 or 3 and head_kernel 1 or 3")
         if residual and in_channels != out_channels:
             raise ValueError("residual=True needs in_channels == out_channels")
         fmt = torch.channels_last if spatial_dims == 2 else torch.channels_last_3d
@@ -78,11 +87,14 @@ class LeanUNet(nn.Module):
             return body
 
         self.stem = block(in_channels, ch[0], 0)
-        self.down = nn.ModuleList(conv(a, b, 2, stride=2) for a, b in itertools.pairwise(ch))
+        k, pad = resample_kernel, resample_kernel - 2  # both halve / double an even size exactly
+        self.down = nn.ModuleList(conv(a, b, k, stride=2, padding=pad)
+                                  for a, b in itertools.pairwise(ch))
         self.enc = nn.ModuleList(block(b, b, i + 1) for i, b in enumerate(ch[1:]))
-        self.up = nn.ModuleList(tconv(b, a, 2, stride=2) for a, b in itertools.pairwise(ch))
+        self.up = nn.ModuleList(tconv(b, a, k, stride=2, padding=pad, output_padding=pad)
+                                for a, b in itertools.pairwise(ch))
         self.dec = nn.ModuleList(block(2 * a, a, i) for i, a in enumerate(ch[:-1]))
-        self.head = conv(ch[0], out_channels, 1)
+        self.head = conv(ch[0], out_channels, head_kernel, padding=head_kernel // 2)
         self.spatial_dims, self.in_channels, self.residual = spatial_dims, in_channels, residual
         self.multiple = 2 ** (len(ch) - 1)
 
@@ -210,6 +222,8 @@ def unet(
     unshuffle: Sequence[int] | None = None,
     gated_levels: int = 0,
     tail: int = 0,
+    resample_kernel: int = 2,
+    head_kernel: int = 1,
 ) -> nn.Module:
     """U-Net factory.
 
@@ -228,21 +242,25 @@ def unet(
         gated_levels: lean backend only, see :class:`LeanUNet`.
         tail: with ``unshuffle``: full-resolution channels of the output stage, see
             :class:`SpaceToDepthNet` (0: unfold straight to the output).
+        resample_kernel, head_kernel: lean backend only, see :class:`LeanUNet`.
     """
-    if gated_levels and backend != "lean":
-        raise ValueError("gated_levels needs backend='lean'")
+    lean_only = {"gated_levels": gated_levels, "resample_kernel": resample_kernel != 2,
+                 "head_kernel": head_kernel != 1}
+    for name, used in lean_only.items():
+        if used and backend != "lean":
+            raise ValueError(f"{name} needs backend='lean'")
     if tail and (backend != "lean" or unshuffle is None):
         raise ValueError("tail needs backend='lean' and unshuffle")
     if backend == "lean" and unshuffle is not None:
         k = int(torch.tensor(list(unshuffle)).prod())
         inner = LeanUNet(spatial_dims, in_channels * k, (tail or out_channels) * k, channels,
-                         False, channels_last, gated_levels)
+                         False, channels_last, gated_levels, resample_kernel, head_kernel)
         if residual and in_channels != out_channels:
             raise ValueError("residual=True needs in_channels == out_channels")
         return SpaceToDepthNet(inner, unshuffle, out_channels, residual, tail, in_channels)
     if backend == "lean":
         return LeanUNet(spatial_dims, in_channels, out_channels, channels, residual, channels_last,
-                        gated_levels)
+                        gated_levels, resample_kernel, head_kernel)
     if backend != "monai":
         raise ValueError(f"backend must be 'lean' or 'monai', got {backend!r}")
     if residual and in_channels != out_channels:
