@@ -223,38 +223,32 @@ def test_spaced_pairs_keep_every_kth_slice_of_both_sides() -> None:
     for a, b in zip(inputs, targets, strict=True):
         np.testing.assert_array_equal(a, -b)  # the pair stays aligned
 
-def test_monai_backend_recipe_builds_and_reloads_monai_unet(tmp_path: Path) -> None:
+def _monai_with_residual_units(net: torch.nn.Module) -> bool:
     from monai.networks.nets import UNet
 
-    from domains.ct_denoise.config import CtConfig
-    from domains.ct_denoise.train import build_model, model_arguments
-    from suite.weights import load_model
-
-    cfg = CtConfig()
-    cfg.model.backend, cfg.model.channels, cfg.model.num_res_units = "monai", [4, 8, 16], 2
-    net = build_model(cfg).eval()
-    assert isinstance(net.net, UNet) and len(net.net.model[0].conv) == 2  # residual units
-    path = save_weights(tmp_path / "m.safetensors", net, {
-        "architecture": "unet", "arguments": model_arguments(cfg), "normalization": {},
-        "training": {}, "validation": {}})
-    loaded, _ = load_model(path)
-    x = torch.randn(1, 1, 16, 16, 8)
-    with torch.no_grad():
-        assert torch.equal(loaded.eval()(x), net(x))
+    return isinstance(net.net, UNet) and len(net.net.model[0].conv) == 2
 
 
-def test_overlapping_kernels_recipe_reloads_and_old_cards_keep_their_arguments(
-        tmp_path: Path) -> None:
+def _overlapping_kernels(net: torch.nn.Module) -> bool:
+    return net.net.head.kernel_size == (3, 3, 3) and net.net.down[0].kernel_size == (3, 3, 3)
+
+
+@pytest.mark.parametrize(("settings", "built"), [
+    ({"backend": "monai", "channels": [4, 8, 16], "num_res_units": 2}, _monai_with_residual_units),
+    ({"channels": [4, 8], "unshuffle": [2, 2, 2], "resample_kernel": 3, "head_kernel": 3},
+     _overlapping_kernels),
+])
+def test_recipe_model_options_build_and_reload(tmp_path: Path, settings: dict, built) -> None:
     from domains.ct_denoise.config import CtConfig
     from domains.ct_denoise.train import build_model, model_arguments
     from suite.weights import load_model
 
     cfg = CtConfig()
     assert "resample_kernel" not in model_arguments(cfg)  # cards written before the option
-    cfg.model.channels, cfg.model.unshuffle = [4, 8], [2, 2, 2]
-    cfg.model.resample_kernel, cfg.model.head_kernel = 3, 3
+    for key, value in settings.items():
+        setattr(cfg.model, key, value)
     net = build_model(cfg).eval()
-    assert net.net.head.kernel_size == (3, 3, 3) and net.net.down[0].kernel_size == (3, 3, 3)
+    assert built(net)
     path = save_weights(tmp_path / "m.safetensors", net, {
         "architecture": "unet", "arguments": model_arguments(cfg), "normalization": {},
         "training": {}, "validation": {}})
