@@ -49,6 +49,10 @@ CANDIDATES: dict[str, dict] = {
     "space-to-depth 2x2x2, 16-32-64, gates on 2 levels, resample 3, head 3": {
         "channels": [16, 32, 64], "unshuffle": [2, 2, 2], "gated_levels": 2,
         "resample_kernel": 3, "head_kernel": 3},
+    "space-to-depth 2x2x2, 16-32-64, gates on 2 levels, norm on 2 levels": {
+        "channels": [16, 32, 64], "unshuffle": [2, 2, 2], "gated_levels": 2, "norm_levels": 2},
+    "space-to-depth 2x2x2, 16-32-64, gates on 2 levels, norm on 3 levels": {
+        "channels": [16, 32, 64], "unshuffle": [2, 2, 2], "gated_levels": 2, "norm_levels": 3},
 }
 
 

@@ -189,6 +189,23 @@ def test_overlapping_kernels_widen_the_reach_of_one_voxel() -> None:
         create_model("unet", spatial_dims=3, backend="monai", head_kernel=3)
 
 
+def test_norm_levels_normalize_the_deepest_levels_over_the_whole_patch() -> None:
+    torch.manual_seed(0)
+    net = create_model("unet", spatial_dims=3, channels=[4, 8, 16], residual=True,
+                       unshuffle=[2, 2, 2], norm_levels=1).eval()
+    x = torch.randn(1, 1, 96, 96, 8)
+    x2 = x.clone()
+    x2[..., :4, :4, :] += 5.0
+    with torch.no_grad():  # the deepest level's statistics carry a corner to the far corner
+        assert not torch.equal(net(x)[..., -4:, -4:, :], net(x2)[..., -4:, -4:, :])
+    inner = create_model("unet", spatial_dims=3, channels=[4, 8, 16], norm_levels=2)
+    normed = [any(isinstance(m, torch.nn.InstanceNorm3d) for m in b)
+              for b in [inner.stem, *inner.enc, *inner.dec]]
+    assert normed == [False, True, True, False, True]
+    with pytest.raises(ValueError, match="norm_levels"):
+        create_model("unet", spatial_dims=3, backend="monai", norm_levels=1)
+
+
 def test_folded_unet_reports_its_per_axis_size_multiple() -> None:
     net = create_model("unet", spatial_dims=3, channels=[4, 8, 16, 32], unshuffle=[4, 4, 2])
     assert net.multiple == (32, 32, 16)  # 4 * 8 in-plane: the folded grid feeds 4 levels

@@ -19,7 +19,8 @@ class ModelConfig:
     the speed benchmark's baseline network can be compared at equal training.
     ``gated_levels`` puts squeeze-and-excitation gates on the lean network's deepest levels;
     ``resample_kernel: 3`` and ``head_kernel: 3`` make its resampling and output convolutions
-    overlap their neighbours (see :class:`suite.models.unet.LeanUNet`).
+    overlap their neighbours, and ``norm_levels`` adds instance norm to its deepest levels (see
+    :class:`suite.models.unet.LeanUNet`).
     """
 
     channels: list[int] = field(default_factory=lambda: [16, 32, 64])
@@ -32,6 +33,7 @@ class ModelConfig:
     gated_levels: int = 0
     resample_kernel: int = 2
     head_kernel: int = 1
+    norm_levels: int = 0
 
 
 @dataclass

@@ -67,6 +67,8 @@ def model_arguments(cfg: CtConfig) -> dict[str, Any]:
         args["resample_kernel"] = cfg.model.resample_kernel
     if cfg.model.head_kernel != 1:
         args["head_kernel"] = cfg.model.head_kernel
+    if cfg.model.norm_levels:
+        args["norm_levels"] = cfg.model.norm_levels
     return args
 
 

@@ -13,18 +13,20 @@ from suite.models.blocks import ChannelAttention, conv_nd
 from suite.models.registry import register_model
 
 
-def _double_conv(conv: type[nn.Conv2d] | type[nn.Conv3d], cin: int, cout: int) -> nn.Sequential:
-    """Two 3x3(x3) convolutions with LeakyReLU, no normalization."""
-    return nn.Sequential(
-        conv(cin, cout, 3, padding=1),
-        nn.LeakyReLU(0.1, inplace=True),
-        conv(cout, cout, 3, padding=1),
-        nn.LeakyReLU(0.1, inplace=True),
-    )
+def _double_conv(conv: type[nn.Conv2d] | type[nn.Conv3d], cin: int, cout: int,
+                 norm: type[nn.Module] | None = None) -> nn.Sequential:
+    """Two 3x3(x3) convolutions with LeakyReLU, each followed by ``norm`` when given."""
+    layers: list[nn.Module] = []
+    for a, b in ((cin, cout), (cout, cout)):
+        layers.append(conv(a, b, 3, padding=1))
+        if norm is not None:
+            layers.append(norm(b, affine=True))
+        layers.append(nn.LeakyReLU(0.1, inplace=True))
+    return nn.Sequential(*layers)
 
 
 class LeanUNet(nn.Module):
-    """U-Net without normalization layers, friendly to ``channels_last(_3d)`` inputs.
+    """U-Net, by default without normalization layers, friendly to ``channels_last(_3d)`` inputs.
 
     Downsampling is a strided 2x convolution, upsampling a 2x transposed convolution, skips are
     concatenated. Every op keeps the memory format of its input, so a ``channels_last_3d``
@@ -45,6 +47,9 @@ class LeanUNet(nn.Module):
             squeeze-and-excitation channel gate. The gate sees the whole patch, so it can scale
             features with the patch's noise level, as an instance norm does, for the cost of a
             mean over the level's (small) grid.
+        norm_levels: the deepest this many levels normalize each convolution's output per patch
+            and channel (instance norm with a learned scale and shift, as MONAI's UNet does at
+            every level).
         resample_kernel: 2 (default) for non-overlapping 2x down- and up-sampling, 3 for
             overlapping ones (3x3(x3) strided and transposed convolutions, as in MONAI's UNet),
             so that neighbouring cells of the coarser grid share inputs and blend outputs.
@@ -67,6 +72,7 @@ class LeanUNet(nn.Module):
         gated_levels: int = 0,
         resample_kernel: int = 2,
         head_kernel: int = 1,
+        norm_levels: int = 0,
     ) -> None:
         super().__init__()
         if resample_kernel not in (2, 3) or head_kernel not in (1, 3):
@@ -78,8 +84,11 @@ class LeanUNet(nn.Module):
         conv = conv_nd(spatial_dims)
         tconv = nn.ConvTranspose2d if spatial_dims == 2 else nn.ConvTranspose3d
         ch = list(channels)
+        inorm = nn.InstanceNorm2d if spatial_dims == 2 else nn.InstanceNorm3d
+
         def block(cin: int, cout: int, level: int) -> nn.Sequential:
-            body = _double_conv(conv, cin, cout)
+            norm = inorm if level >= len(ch) - norm_levels else None
+            body = _double_conv(conv, cin, cout, norm)
             if level >= len(ch) - gated_levels:
                 # The suite's own gate rather than MONAI's ChannelSELayer: importing MONAI costs
                 # every command a third of its start-up, and the lean backend avoids it.
@@ -224,6 +233,7 @@ def unet(
     tail: int = 0,
     resample_kernel: int = 2,
     head_kernel: int = 1,
+    norm_levels: int = 0,
 ) -> nn.Module:
     """U-Net factory.
 
@@ -242,10 +252,10 @@ def unet(
         gated_levels: lean backend only, see :class:`LeanUNet`.
         tail: with ``unshuffle``: full-resolution channels of the output stage, see
             :class:`SpaceToDepthNet` (0: unfold straight to the output).
-        resample_kernel, head_kernel: lean backend only, see :class:`LeanUNet`.
+        resample_kernel, head_kernel, norm_levels: lean backend only, see :class:`LeanUNet`.
     """
     lean_only = {"gated_levels": gated_levels, "resample_kernel": resample_kernel != 2,
-                 "head_kernel": head_kernel != 1}
+                 "head_kernel": head_kernel != 1, "norm_levels": norm_levels}
     for name, used in lean_only.items():
         if used and backend != "lean":
             raise ValueError(f"{name} needs backend='lean'")
@@ -254,13 +264,14 @@ def unet(
     if backend == "lean" and unshuffle is not None:
         k = int(torch.tensor(list(unshuffle)).prod())
         inner = LeanUNet(spatial_dims, in_channels * k, (tail or out_channels) * k, channels,
-                         False, channels_last, gated_levels, resample_kernel, head_kernel)
+                         False, channels_last, gated_levels, resample_kernel, head_kernel,
+                         norm_levels)
         if residual and in_channels != out_channels:
             raise ValueError("residual=True needs in_channels == out_channels")
         return SpaceToDepthNet(inner, unshuffle, out_channels, residual, tail, in_channels)
     if backend == "lean":
         return LeanUNet(spatial_dims, in_channels, out_channels, channels, residual, channels_last,
-                        gated_levels, resample_kernel, head_kernel)
+                        gated_levels, resample_kernel, head_kernel, norm_levels)
     if backend != "monai":
         raise ValueError(f"backend must be 'lean' or 'monai', got {backend!r}")
     if residual and in_channels != out_channels:
