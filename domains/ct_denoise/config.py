@@ -20,7 +20,8 @@ class ModelConfig:
     ``gated_levels`` puts squeeze-and-excitation gates on the lean network's deepest levels;
     ``resample_kernel: 3`` and ``head_kernel: 3`` make its resampling and output convolutions
     overlap their neighbours, and ``norm_levels`` adds instance norm to its deepest levels (see
-    :class:`suite.models.unet.LeanUNet`).
+    :class:`suite.models.unet.LeanUNet`); both are MONAI's, and neither brought the folded
+    network to MONAI's quality (``docs/ct_denoise.md``).
     """
 
     channels: list[int] = field(default_factory=lambda: [16, 32, 64])
