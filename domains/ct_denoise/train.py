@@ -19,7 +19,7 @@ from torch import nn
 from tqdm import tqdm
 
 from domains.ct_denoise.checks import check_ct_volume
-from domains.ct_denoise.config import DEFAULT_YAML, HU_SCALE, CtConfig
+from domains.ct_denoise.config import DEFAULT_YAML, HU_SCALE, CtConfig, ModelConfig
 from domains.ct_denoise.lowdose import simulate_low_dose
 from domains.ct_denoise.metrics import ct_metrics
 from domains.ct_denoise.volumes import Axial, denoise, to_axial
@@ -60,15 +60,12 @@ def model_arguments(cfg: CtConfig) -> dict[str, Any]:
         args["num_res_units"] = cfg.model.num_res_units
     if cfg.model.unshuffle is not None:
         args["unshuffle"] = list(cfg.model.unshuffle)
-    if cfg.model.gated_levels:
-        args["gated_levels"] = cfg.model.gated_levels
-    # Only when changed, so cards of networks trained before these options still match.
-    if cfg.model.resample_kernel != 2:
-        args["resample_kernel"] = cfg.model.resample_kernel
-    if cfg.model.head_kernel != 1:
-        args["head_kernel"] = cfg.model.head_kernel
-    if cfg.model.norm_levels:
-        args["norm_levels"] = cfg.model.norm_levels
+    # The lean network's options only when changed, so that cards written before an option
+    # existed still match the arguments of the same network.
+    default = ModelConfig()
+    for key in ("gated_levels", "resample_kernel", "head_kernel", "norm_levels"):
+        if getattr(cfg.model, key) != getattr(default, key):
+            args[key] = getattr(cfg.model, key)
     return args
 
 

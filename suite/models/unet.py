@@ -47,14 +47,14 @@ class LeanUNet(nn.Module):
             squeeze-and-excitation channel gate. The gate sees the whole patch, so it can scale
             features with the patch's noise level, as an instance norm does, for the cost of a
             mean over the level's (small) grid.
-        norm_levels: the deepest this many levels normalize each convolution's output per patch
-            and channel (instance norm with a learned scale and shift, as MONAI's UNet does at
-            every level).
         resample_kernel: 2 (default) for non-overlapping 2x down- and up-sampling, 3 for
             overlapping ones (3x3(x3) strided and transposed convolutions, as in MONAI's UNet),
             so that neighbouring cells of the coarser grid share inputs and blend outputs.
         head_kernel: 1 (default) or 3: the output convolution's size. Inside a space-to-depth
             fold a 3 lets each unfolded block see its neighbours' features.
+        norm_levels: the deepest this many levels normalize each convolution's output per patch
+            and channel (instance norm with a learned scale and shift, as MONAI's UNet does at
+            every level).
 
     References:
         Ronneberger, Fischer, Brox, "U-Net: Convolutional Networks for Biomedical Image
