@@ -53,6 +53,17 @@ CANDIDATES: dict[str, dict] = {
         "channels": [16, 32, 64], "unshuffle": [2, 2, 2], "gated_levels": 2, "norm_levels": 2},
     "space-to-depth 2x2x2, 16-32-64, gates on 2 levels, norm on 3 levels": {
         "channels": [16, 32, 64], "unshuffle": [2, 2, 2], "gated_levels": 2, "norm_levels": 3},
+    "space-to-depth 2x2x2, 16-32-64, gates on 2 levels, shortcuts on 3 levels": {
+        "channels": [16, 32, 64], "unshuffle": [2, 2, 2], "gated_levels": 2,
+        "residual_levels": 3},
+    "space-to-depth 2x2x2, 16-32-64, shortcuts on 3 levels": {
+        "channels": [16, 32, 64], "unshuffle": [2, 2, 2], "residual_levels": 3},
+    "space-to-depth 2x2x2, 16-32-64, gates on 2 levels, shortcuts on 2 levels": {
+        "channels": [16, 32, 64], "unshuffle": [2, 2, 2], "gated_levels": 2,
+        "residual_levels": 2},
+    "space-to-depth 2x2x2, 16-32-64, gates on 2 levels, shortcuts and norm on 3 levels": {
+        "channels": [16, 32, 64], "unshuffle": [2, 2, 2], "gated_levels": 2,
+        "residual_levels": 3, "norm_levels": 3},
 }
 
 

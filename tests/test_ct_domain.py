@@ -232,13 +232,13 @@ def _monai_with_residual_units(net: torch.nn.Module) -> bool:
 def _lean_options(net: torch.nn.Module) -> bool:
     normed = any(isinstance(m, torch.nn.InstanceNorm3d) for m in net.modules())
     return (net.net.head.kernel_size == (3, 3, 3) and net.net.down[0].kernel_size == (3, 3, 3)
-            and normed)
+            and normed and hasattr(net.net.enc[0], "proj"))
 
 
 @pytest.mark.parametrize(("settings", "built"), [
     ({"backend": "monai", "channels": [4, 8, 16], "num_res_units": 2}, _monai_with_residual_units),
     ({"channels": [4, 8], "unshuffle": [2, 2, 2], "resample_kernel": 3, "head_kernel": 3,
-      "norm_levels": 1}, _lean_options),
+      "norm_levels": 1, "residual_levels": 1}, _lean_options),
 ])
 def test_recipe_model_options_build_and_reload(tmp_path: Path, settings: dict, built) -> None:
     from domains.ct_denoise.config import CtConfig

@@ -206,6 +206,28 @@ def test_norm_levels_normalize_the_deepest_levels_over_the_whole_patch() -> None
         create_model("unet", spatial_dims=3, backend="monai", norm_levels=1)
 
 
+def test_residual_levels_shortcut_the_deepest_blocks() -> None:
+    torch.manual_seed(0)
+    inner = create_model("unet", spatial_dims=3, channels=[4, 8, 16], gated_levels=1,
+                         residual_levels=2)
+    blocks = [inner.stem, *inner.enc, *inner.dec]
+    assert [hasattr(b, "proj") for b in blocks] == [False, True, True, False, True]
+    same, deepest = inner.enc  # both keep their width: identity shortcuts
+    assert isinstance(same.proj, torch.nn.Identity)
+    assert isinstance(inner.dec[1].proj, torch.nn.Conv3d)  # 16 concatenated -> 8 projects
+    assert isinstance(deepest.body[-1], ChannelAttention)  # the gate stays on the branch
+    for p in same.body.parameters():
+        p.data.zero_()
+    x = torch.randn(1, 8, 4, 4, 4)
+    with torch.no_grad():  # a silenced branch leaves the shortcut: the block passes x through
+        assert torch.equal(same(x), x)
+    net = create_model("unet", spatial_dims=3, channels=[4, 8], unshuffle=[2, 2, 2],
+                       residual=True, residual_levels=2)
+    assert net(torch.randn(1, 1, 8, 12, 8)).shape == (1, 1, 8, 12, 8)
+    with pytest.raises(ValueError, match="residual_levels"):
+        create_model("unet", spatial_dims=3, backend="monai", residual_levels=1)
+
+
 def test_folded_unet_reports_its_per_axis_size_multiple() -> None:
     net = create_model("unet", spatial_dims=3, channels=[4, 8, 16, 32], unshuffle=[4, 4, 2])
     assert net.multiple == (32, 32, 16)  # 4 * 8 in-plane: the folded grid feeds 4 levels

@@ -19,9 +19,10 @@ class ModelConfig:
     the speed benchmark's baseline network can be compared at equal training.
     ``gated_levels`` puts squeeze-and-excitation gates on the lean network's deepest levels;
     ``resample_kernel: 3`` and ``head_kernel: 3`` make its resampling and output convolutions
-    overlap their neighbours, and ``norm_levels`` adds instance norm to its deepest levels (see
-    :class:`suite.models.unet.LeanUNet`); both are MONAI's, and neither brought the folded
-    network to MONAI's quality (``docs/ct_denoise.md``).
+    overlap their neighbours, ``norm_levels`` adds instance norm to its deepest levels and
+    ``residual_levels`` shortcuts around their convolutions (see
+    :class:`suite.models.unet.LeanUNet`); all are MONAI's, tried to bring the folded network to
+    MONAI's quality (``docs/ct_denoise.md``).
     """
 
     channels: list[int] = field(default_factory=lambda: [16, 32, 64])
@@ -35,6 +36,7 @@ class ModelConfig:
     resample_kernel: int = 2
     head_kernel: int = 1
     norm_levels: int = 0
+    residual_levels: int = 0
 
 
 @dataclass

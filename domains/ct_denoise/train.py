@@ -63,7 +63,8 @@ def model_arguments(cfg: CtConfig) -> dict[str, Any]:
     # The lean network's options only when changed, so that cards written before an option
     # existed still match the arguments of the same network.
     default = ModelConfig()
-    for key in ("gated_levels", "resample_kernel", "head_kernel", "norm_levels"):
+    for key in ("gated_levels", "resample_kernel", "head_kernel", "norm_levels",
+                "residual_levels"):
         if getattr(cfg.model, key) != getattr(default, key):
             args[key] = getattr(cfg.model, key)
     return args

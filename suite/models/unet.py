@@ -25,6 +25,18 @@ def _double_conv(conv: type[nn.Conv2d] | type[nn.Conv3d], cin: int, cout: int,
     return nn.Sequential(*layers)
 
 
+class _ResidualBlock(nn.Module):
+    """``body(x) + proj(x)``: a block with an identity (or 1x1 projection) shortcut."""
+
+    def __init__(self, body: nn.Module, proj: nn.Module) -> None:
+        super().__init__()
+        self.body, self.proj = body, proj
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Same shape as ``body(x)``."""
+        return self.body(x) + self.proj(x)
+
+
 class LeanUNet(nn.Module):
     """U-Net, by default without normalization layers, friendly to ``channels_last(_3d)`` inputs.
 
@@ -55,6 +67,9 @@ class LeanUNet(nn.Module):
         norm_levels: the deepest this many levels normalize each convolution's output per patch
             and channel (instance norm with a learned scale and shift, as MONAI's UNet does at
             every level).
+        residual_levels: the deepest this many levels add a shortcut around each double
+            convolution (identity, or a 1x1 convolution where the width changes), as MONAI's
+            residual units do; a gate, if any, stays on the convolution branch.
 
     References:
         Ronneberger, Fischer, Brox, "U-Net: Convolutional Networks for Biomedical Image
@@ -73,6 +88,7 @@ class LeanUNet(nn.Module):
         resample_kernel: int = 2,
         head_kernel: int = 1,
         norm_levels: int = 0,
+        residual_levels: int = 0,
     ) -> None:
         super().__init__()
         if resample_kernel not in (2, 3) or head_kernel not in (1, 3):
@@ -86,14 +102,16 @@ class LeanUNet(nn.Module):
         ch = list(channels)
         inorm = nn.InstanceNorm2d if spatial_dims == 2 else nn.InstanceNorm3d
 
-        def block(cin: int, cout: int, level: int) -> nn.Sequential:
+        def block(cin: int, cout: int, level: int) -> nn.Module:
             norm = inorm if level >= len(ch) - norm_levels else None
             body = _double_conv(conv, cin, cout, norm)
             if level >= len(ch) - gated_levels:
                 # The suite's own gate rather than MONAI's ChannelSELayer: importing MONAI costs
                 # every command a third of its start-up, and the lean backend avoids it.
                 body.append(ChannelAttention(cout, reduction=4, spatial_dims=spatial_dims))
-            return body
+            if level < len(ch) - residual_levels:
+                return body
+            return _ResidualBlock(body, nn.Identity() if cin == cout else conv(cin, cout, 1))
 
         self.stem = block(in_channels, ch[0], 0)
         k, pad = resample_kernel, resample_kernel - 2  # both halve / double an even size exactly
@@ -234,6 +252,7 @@ def unet(
     resample_kernel: int = 2,
     head_kernel: int = 1,
     norm_levels: int = 0,
+    residual_levels: int = 0,
 ) -> nn.Module:
     """U-Net factory.
 
@@ -252,10 +271,12 @@ def unet(
         gated_levels: lean backend only, see :class:`LeanUNet`.
         tail: with ``unshuffle``: full-resolution channels of the output stage, see
             :class:`SpaceToDepthNet` (0: unfold straight to the output).
-        resample_kernel, head_kernel, norm_levels: lean backend only, see :class:`LeanUNet`.
+        resample_kernel, head_kernel, norm_levels, residual_levels: lean backend only, see
+            :class:`LeanUNet`.
     """
     lean_only = {"gated_levels": gated_levels, "resample_kernel": resample_kernel != 2,
-                 "head_kernel": head_kernel != 1, "norm_levels": norm_levels}
+                 "head_kernel": head_kernel != 1, "norm_levels": norm_levels,
+                 "residual_levels": residual_levels}
     for name, used in lean_only.items():
         if used and backend != "lean":
             raise ValueError(f"{name} needs backend='lean'")
@@ -265,13 +286,14 @@ def unet(
         k = int(torch.tensor(list(unshuffle)).prod())
         inner = LeanUNet(spatial_dims, in_channels * k, (tail or out_channels) * k, channels,
                          False, channels_last, gated_levels, resample_kernel, head_kernel,
-                         norm_levels)
+                         norm_levels, residual_levels)
         if residual and in_channels != out_channels:
             raise ValueError("residual=True needs in_channels == out_channels")
         return SpaceToDepthNet(inner, unshuffle, out_channels, residual, tail, in_channels)
     if backend == "lean":
         return LeanUNet(spatial_dims, in_channels, out_channels, channels, residual, channels_last,
-                        gated_levels, resample_kernel, head_kernel, norm_levels)
+                        gated_levels, resample_kernel, head_kernel, norm_levels,
+                        residual_levels)
     if backend != "monai":
         raise ValueError(f"backend must be 'lean' or 'monai', got {backend!r}")
     if residual and in_channels != out_channels:
