@@ -28,9 +28,9 @@ def _double_conv(conv: type[nn.Conv2d] | type[nn.Conv3d], cin: int, cout: int,
 class _ResidualBlock(nn.Module):
     """``body(x) + proj(x)``: a block with an identity (or 1x1 projection) shortcut.
 
-    Not MONAI's ``ResidualUnit``: that builds its own convolution, norm and PReLU stack (and a
-    3x3 projection), where this wraps the lean network's own blocks, gates included, and keeps
-    the lean backend free of the MONAI import.
+    Not MONAI's ``ResidualUnit``: that builds its own convolution, norm and PReLU stack,
+    where this wraps the lean network's own blocks, gates included, and keeps the lean
+    backend free of the MONAI import.
     """
 
     def __init__(self, body: nn.Module, proj: nn.Module) -> None:
