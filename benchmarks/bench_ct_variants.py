@@ -24,46 +24,38 @@ from suite.models import create_model
 
 MONAI = "MONAI UNet(16,32,64,128; 2 res units)"
 LEAN = {"spatial_dims": 3, "residual": True, "backend": "lean", "channels_last": True}
+# The 3-level 2x2x2 fold and its gated form, which most candidates extend by one option.
+FOLD = {"channels": [16, 32, 64], "unshuffle": [2, 2, 2]}
+GATED = {**FOLD, "gated_levels": 2}
 CANDIDATES: dict[str, dict] = {
     "lean 16-32-64 (shipped)": {"channels": [16, 32, 64]},
     "space-to-depth 2x2x2, 24-48-96": {"channels": [24, 48, 96], "unshuffle": [2, 2, 2]},
-    "space-to-depth 2x2x2, 16-32-64": {"channels": [16, 32, 64], "unshuffle": [2, 2, 2]},
+    "space-to-depth 2x2x2, 16-32-64": FOLD,
     "space-to-depth 2x2x2, 16-32-64-128": {"channels": [16, 32, 64, 128],
                                            "unshuffle": [2, 2, 2]},
     "space-to-depth 4x4x2, 32-64-128": {"channels": [32, 64, 128], "unshuffle": [4, 4, 2]},
-    "space-to-depth 2x2x2, 16-32-64, gates on 2 levels": {
-        "channels": [16, 32, 64], "unshuffle": [2, 2, 2], "gated_levels": 2},
-    "space-to-depth 2x2x2, 16-32-64, gates on 3 levels": {
-        "channels": [16, 32, 64], "unshuffle": [2, 2, 2], "gated_levels": 3},
-    "space-to-depth 2x2x2, 16-32-64, gates on 2 levels, tail 4": {
-        "channels": [16, 32, 64], "unshuffle": [2, 2, 2], "gated_levels": 2, "tail": 4},
-    "space-to-depth 2x2x2, 16-32-64, gates on 2 levels, tail 1": {
-        "channels": [16, 32, 64], "unshuffle": [2, 2, 2], "gated_levels": 2, "tail": 1},
+    "space-to-depth 2x2x2, 16-32-64, gates on 2 levels": GATED,
+    "space-to-depth 2x2x2, 16-32-64, gates on 3 levels": {**FOLD, "gated_levels": 3},
+    "space-to-depth 2x2x2, 16-32-64, gates on 2 levels, tail 4": {**GATED, "tail": 4},
+    "space-to-depth 2x2x2, 16-32-64, gates on 2 levels, tail 1": {**GATED, "tail": 1},
     "space-to-depth 2x2x2, 16-32-96, gates on 3 levels": {
-        "channels": [16, 32, 96], "unshuffle": [2, 2, 2], "gated_levels": 3},
-    "space-to-depth 2x2x2, 16-32-64, gates on 2 levels, head 3": {
-        "channels": [16, 32, 64], "unshuffle": [2, 2, 2], "gated_levels": 2, "head_kernel": 3},
+        **FOLD, "channels": [16, 32, 96], "gated_levels": 3},
+    "space-to-depth 2x2x2, 16-32-64, gates on 2 levels, head 3": {**GATED, "head_kernel": 3},
     "space-to-depth 2x2x2, 16-32-64, gates on 2 levels, resample 3": {
-        "channels": [16, 32, 64], "unshuffle": [2, 2, 2], "gated_levels": 2,
-        "resample_kernel": 3},
+        **GATED, "resample_kernel": 3},
     "space-to-depth 2x2x2, 16-32-64, gates on 2 levels, resample 3, head 3": {
-        "channels": [16, 32, 64], "unshuffle": [2, 2, 2], "gated_levels": 2,
-        "resample_kernel": 3, "head_kernel": 3},
+        **GATED, "resample_kernel": 3, "head_kernel": 3},
     "space-to-depth 2x2x2, 16-32-64, gates on 2 levels, norm on 2 levels": {
-        "channels": [16, 32, 64], "unshuffle": [2, 2, 2], "gated_levels": 2, "norm_levels": 2},
+        **GATED, "norm_levels": 2},
     "space-to-depth 2x2x2, 16-32-64, gates on 2 levels, norm on 3 levels": {
-        "channels": [16, 32, 64], "unshuffle": [2, 2, 2], "gated_levels": 2, "norm_levels": 3},
+        **GATED, "norm_levels": 3},
     "space-to-depth 2x2x2, 16-32-64, gates on 2 levels, shortcuts on 3 levels": {
-        "channels": [16, 32, 64], "unshuffle": [2, 2, 2], "gated_levels": 2,
-        "residual_levels": 3},
-    "space-to-depth 2x2x2, 16-32-64, shortcuts on 3 levels": {
-        "channels": [16, 32, 64], "unshuffle": [2, 2, 2], "residual_levels": 3},
+        **GATED, "residual_levels": 3},
+    "space-to-depth 2x2x2, 16-32-64, shortcuts on 3 levels": {**FOLD, "residual_levels": 3},
     "space-to-depth 2x2x2, 16-32-64, gates on 2 levels, shortcuts on 2 levels": {
-        "channels": [16, 32, 64], "unshuffle": [2, 2, 2], "gated_levels": 2,
-        "residual_levels": 2},
+        **GATED, "residual_levels": 2},
     "space-to-depth 2x2x2, 16-32-64, gates on 2 levels, shortcuts and norm on 3 levels": {
-        "channels": [16, 32, 64], "unshuffle": [2, 2, 2], "gated_levels": 2,
-        "residual_levels": 3, "norm_levels": 3},
+        **GATED, "residual_levels": 3, "norm_levels": 3},
 }
 
 
