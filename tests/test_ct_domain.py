@@ -211,6 +211,42 @@ def test_parallel_and_cached_simulation_give_the_same_pairs(tmp_path: Path) -> N
 
 
 
+def test_level_weights_follow_each_pair_to_its_noise_level() -> None:
+    from domains.ct_denoise.config import CtConfig
+    from domains.ct_denoise.train import Axial, level_weights, simulated_pairs, spaced_weights
+
+    rng = np.random.default_rng(0)
+    hu = np.full((48, 48, 2), -1000.0, np.float32)
+    hu[8:40, 8:40] = 40 + rng.normal(0, 5, (32, 32, 2))
+    cfg = CtConfig()
+    cfg.data.noise_levels_hu, cfg.data.realizations = [20.0, 80.0], 2
+    cfg.data.level_weights = [4.0, 1.0]
+    inputs, targets = simulated_pairs([Axial(hu, 2, 1.0), Axial(hu[::-1].copy(), 2, 1.0)], cfg)
+    weights = level_weights(cfg, len(inputs))
+    assert weights is not None and len(weights) == 8
+    noise = [float(np.std(a - b)) for a, b in zip(inputs, targets, strict=True)]
+    quiet = [n < np.median(noise) for n in noise]
+    assert [w == 4.0 for w in weights] == quiet  # the heavier weight is on the quieter pairs
+    assert spaced_weights(weights, [1, 2]) == weights + [w for w in weights for _ in range(2)]
+    cfg.data.level_weights = None
+    assert level_weights(cfg, len(inputs)) is None
+
+
+@pytest.mark.parametrize(("settings", "needle"), [
+    (["--set", "data.level_weights=[1,2]"], "one weight per noise level"),
+    (["--paired", "--set", "data.level_weights=[1,1,1,1,1]"], "paired training has none"),
+])
+def test_bad_level_weights_are_refused_before_any_simulation(run_cli, tmp_path: Path,
+                                                             settings: list[str],
+                                                             needle: str) -> None:
+    empty = tmp_path / "series"  # exists, holds nothing: reading it would fail differently
+    empty.mkdir()
+    code, _, err = run_cli("train", "ct-denoise", "--data", empty, "--set", f"data.val={empty}",
+                           *settings, "--out", tmp_path / "run")
+    assert code == 2 and needle in err, err
+    assert len(err.strip().splitlines()) == 1 and not (tmp_path / "run").exists()
+
+
 def test_spaced_pairs_keep_every_kth_slice_of_both_sides() -> None:
     from domains.ct_denoise.train import spaced_pairs
 

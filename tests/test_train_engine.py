@@ -41,6 +41,22 @@ def tiny_data() -> PairedPatchDataset:
     return PairedPatchDataset(images, degrade=add_noise, patch_size=8, augment=random_flips)
 
 
+def test_sampling_weights_pick_arrays_in_proportion_and_refuse_bad_weights() -> None:
+    images = [np.full((1, 8, 8), v, np.float32) for v in (0.0, 1.0, 2.0)]
+
+    def picked(weights: list[float]) -> np.ndarray:
+        data = PairedPatchDataset(images, inputs=images, patch_size=4, weights=weights)
+        return np.array([int(data[i][1][0, 0, 0]) for i in range(3000)])
+
+    counts = np.bincount(picked([3.0, 0.0, 1.0]), minlength=3)
+    assert counts[1] == 0 and abs(counts[0] / 3000 - 0.75) < 0.03
+    uniform = PairedPatchDataset(images, inputs=images, patch_size=4)
+    assert np.bincount([int(uniform[i][1][0, 0, 0]) for i in range(3000)]).min() > 900
+    for bad in ([1.0, 1.0], [1.0, -1.0, 1.0], [0.0, 0.0, 0.0], [1.0, float("nan"), 1.0]):
+        with pytest.raises(UsageError, match="sampling weights"):
+            PairedPatchDataset(images, inputs=images, patch_size=4, weights=bad)
+
+
 def tiny_net() -> nn.Module:
     torch.manual_seed(0)
     return nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.ReLU(), nn.Dropout(0.2),

@@ -81,6 +81,11 @@ class DataConfig:
         teacher: weights of a trained network whose output on each simulated input becomes
             (part of) the target: distillation of a larger network into a smaller one.
         teacher_mix: the teacher's share of the target (the rest is the clean volume).
+        level_weights: relative sampling weight of each noise level (one per
+            ``noise_levels_hu``; ``None``: all equally often). Equal sampling minimises the
+            mean L1 error, which the noisiest levels dominate; PSNR is a log error, and the
+            gradient of log(error) is the error's gradient over the error, so weights
+            proportional to 1 / level tilt the fit toward equal gains in dB at every level.
     """
 
     noise_levels_hu: list[float] = field(default_factory=lambda: [20.0, 35.0, 50.0, 75.0, 100.0])
@@ -95,6 +100,7 @@ class DataConfig:
     init: Path | None = None
     teacher: Path | None = None
     teacher_mix: float = 1.0
+    level_weights: list[float] | None = None
 
 
 @dataclass

@@ -165,6 +165,35 @@ def simulated_pairs(
     return inputs, targets
 
 
+def check_level_weights(cfg: CtConfig) -> None:
+    """Refuse ``data.level_weights`` for paired training or when not one per noise level."""
+    weights, levels = cfg.data.level_weights, cfg.data.noise_levels_hu
+    if weights is None:
+        return
+    if cfg.data.paired:
+        raise UsageError("data.level_weights weighs the simulated noise levels; paired "
+                         "training has none")
+    if len(weights) != len(levels):
+        raise UsageError(f"data.level_weights needs one weight per noise level {levels}, "
+                         f"got {weights}")
+
+
+def level_weights(cfg: CtConfig, pairs: int) -> list[float] | None:
+    """Sampling weight of each of ``pairs`` simulated pairs, in the order of
+    :func:`simulated_pairs` (volume, then level, then draw); ``None`` when not set."""
+    weights, levels = cfg.data.level_weights, len(cfg.data.noise_levels_hu)
+    if weights is None:
+        return None
+    return [float(weights[(i // cfg.data.realizations) % levels]) for i in range(pairs)]
+
+
+def spaced_weights(weights: list[float] | None, steps: list[int]) -> list[float] | None:
+    """Pair weights repeated as :func:`spaced_pairs` repeats the pairs."""
+    if weights is None:
+        return None
+    return [w for k in steps for w in weights for _ in range(k)]
+
+
 def spaced_pairs(
     inputs: list[np.ndarray], targets: list[np.ndarray], steps: list[int]
 ) -> tuple[list[np.ndarray], list[np.ndarray]]:
@@ -360,7 +389,10 @@ def train(args: argparse.Namespace) -> Path:
                          "held-out pair folder), e.g. --set data.val=PATH")
     started = time.time()
     model = _initial_model(cfg)  # before the data: a bad model or init fails in seconds
-    inputs, targets = spaced_pairs(*_training_pairs(list(args.data), cfg), cfg.data.slice_steps)
+    check_level_weights(cfg)  # before the minutes of simulation
+    pairs = _training_pairs(list(args.data), cfg)
+    weights = spaced_weights(level_weights(cfg, len(pairs[0])), cfg.data.slice_steps)
+    inputs, targets = spaced_pairs(*pairs, cfg.data.slice_steps)
     if cfg.data.teacher is not None:
         targets = teacher_targets(inputs, targets, cfg.data.teacher, cfg.data.teacher_mix,
                                   cfg.train.device, cfg.train.progress)
@@ -370,6 +402,7 @@ def train(args: argparse.Namespace) -> Path:
         patch_size=cfg.model.patch,
         augment=random_flips,
         seed=cfg.train.seed,
+        weights=weights,
     )
     out_dir = Path(args.out)
     trainer = CtTrainer(

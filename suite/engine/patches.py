@@ -44,6 +44,8 @@ class PairedPatchDataset(Dataset[tuple[Tensor, Tensor]]):
         augment: ``augment(input, target, rng) -> (input, target)``, e.g. :func:`random_flips`.
         length: nominal epoch length returned by ``len()``; any index ``>= 0`` is valid.
         seed: base seed of the per-sample generators.
+        weights: relative sampling weight of each array (``None``: every array equally often),
+            e.g. to show a network its harder or rarer cases more often.
 
     Returns (per item):
         ``(input, target)`` float32 tensors ``(C_in, *p_in)`` and ``(C, *patch_size)``.
@@ -52,7 +54,8 @@ class PairedPatchDataset(Dataset[tuple[Tensor, Tensor]]):
     def __init__(self, targets: Sequence[np.ndarray], inputs: Sequence[np.ndarray] | None = None,
                  degrade: Degrade | None = None, patch_size: int | Sequence[int] = 64,
                  scale: int | Sequence[int] = 1, augment: Augment | None = None,
-                 length: int = 10_000, seed: int = 0) -> None:
+                 length: int = 10_000, seed: int = 0,
+                 weights: Sequence[float] | None = None) -> None:
         if (inputs is None) == (degrade is None):
             raise UsageError("give exactly one of `inputs` (paired arrays) and `degrade`")
         if not targets or (inputs is not None and len(inputs) != len(targets)):
@@ -62,6 +65,7 @@ class PairedPatchDataset(Dataset[tuple[Tensor, Tensor]]):
         self.ndim = targets[0].ndim - 1
         self.scale = (scale,) * self.ndim if isinstance(scale, int) else tuple(scale)
         self.patch_size = patch_size
+        self.probabilities = _probabilities(weights, len(self.targets))
 
     @property
     def patch_size(self) -> tuple[int, ...]:
@@ -81,7 +85,10 @@ class PairedPatchDataset(Dataset[tuple[Tensor, Tensor]]):
 
     def __getitem__(self, index: int) -> tuple[Tensor, Tensor]:
         rng = np.random.default_rng([self.seed, int(index)])
-        k = int(rng.integers(len(self.targets)))
+        if self.probabilities is None:  # the uniform draw, so unweighted streams stay as they were
+            k = int(rng.integers(len(self.targets)))
+        else:
+            k = int(rng.choice(len(self.targets), p=self.probabilities))
         target, corner = self._crop(self.targets[k], self.patch_size, rng)
         if self.degrade is not None:
             inputs = self.degrade(target, rng)
@@ -104,6 +111,17 @@ class PairedPatchDataset(Dataset[tuple[Tensor, Tensor]]):
                   for n, p, s in zip(spatial, size, self.scale, strict=True)]
         region = (slice(None), *(slice(c, c + p) for c, p in zip(corner, size, strict=True)))
         return array[region], corner
+
+
+def _probabilities(weights: Sequence[float] | None, count: int) -> np.ndarray | None:
+    """Sampling weights as probabilities; ``None`` stays ``None`` (uniform)."""
+    if weights is None:
+        return None
+    w = np.asarray(weights, dtype=np.float64)
+    if w.shape != (count,) or not np.all(np.isfinite(w)) or np.any(w < 0) or w.sum() <= 0:
+        raise UsageError(f"sampling weights must be {count} finite values >= 0, not all 0; "
+                         f"got {list(weights)}")
+    return w / w.sum()
 
 
 def _tensor(array: np.ndarray) -> Tensor:
