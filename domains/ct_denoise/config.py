@@ -84,8 +84,10 @@ class DataConfig:
         level_weights: relative sampling weight of each noise level (one per
             ``noise_levels_hu``; ``None``: all equally often). Equal sampling minimises the
             mean L1 error, which the noisiest levels dominate; PSNR is a log error, and the
-            gradient of log(error) is the error's gradient over the error, so weights
-            proportional to 1 / level tilt the fit toward equal gains in dB at every level.
+            gradient of log(error) is the error's gradient over the error, so weights inversely
+            proportional to each level's remaining error ask for equal gains in dB at every
+            level (1 / level tilts further, since a network's output error grows more slowly
+            than its input noise).
     """
 
     noise_levels_hu: list[float] = field(default_factory=lambda: [20.0, 35.0, 50.0, 75.0, 100.0])
