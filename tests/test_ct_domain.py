@@ -234,6 +234,8 @@ def test_level_weights_follow_each_pair_to_its_noise_level() -> None:
 
 @pytest.mark.parametrize(("settings", "needle"), [
     (["--set", "data.level_weights=[1,2]"], "one weight per noise level"),
+    (["--set", "data.level_weights=[1,1,-1,1,1]"], "must be finite, >= 0"),
+    (["--set", "data.level_weights=[0,0,0,0,0]"], "not all 0"),
     (["--paired", "--set", "data.level_weights=[1,1,1,1,1]"], "paired training has none"),
 ])
 def test_bad_level_weights_are_refused_before_any_simulation(run_cli, tmp_path: Path,

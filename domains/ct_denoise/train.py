@@ -166,7 +166,8 @@ def simulated_pairs(
 
 
 def check_level_weights(cfg: CtConfig) -> None:
-    """Refuse ``data.level_weights`` for paired training or when not one per noise level."""
+    """Refuse ``data.level_weights`` for paired training, or unless one weight >= 0 per noise
+    level, not all 0."""
     weights, levels = cfg.data.level_weights, cfg.data.noise_levels_hu
     if weights is None:
         return
@@ -176,6 +177,8 @@ def check_level_weights(cfg: CtConfig) -> None:
     if len(weights) != len(levels):
         raise UsageError(f"data.level_weights needs one weight per noise level {levels}, "
                          f"got {weights}")
+    if not all(np.isfinite(w) and w >= 0 for w in weights) or not any(w > 0 for w in weights):
+        raise UsageError(f"data.level_weights must be finite, >= 0 and not all 0, got {weights}")
 
 
 def level_weights(cfg: CtConfig, pairs: int) -> list[float] | None:
