@@ -24,7 +24,7 @@ from domains.ct_denoise.lowdose import simulate_low_dose
 from domains.ct_denoise.metrics import ct_metrics
 from domains.ct_denoise.volumes import Axial, denoise, to_axial
 from suite.config import to_dict
-from suite.engine.patches import PairedPatchDataset, random_flips
+from suite.engine.patches import PairedPatchDataset, random_flips, sampling_probabilities
 from suite.engine.train import (
     Trainer,
     hardware_description,
@@ -177,8 +177,7 @@ def check_level_weights(cfg: CtConfig) -> None:
     if len(weights) != len(levels):
         raise UsageError(f"data.level_weights needs one weight per noise level {levels}, "
                          f"got {weights}")
-    if not all(np.isfinite(w) and w >= 0 for w in weights) or not any(w > 0 for w in weights):
-        raise UsageError(f"data.level_weights must be finite, >= 0 and not all 0, got {weights}")
+    sampling_probabilities(weights, len(levels), "data.level_weights")
 
 
 def level_weights(cfg: CtConfig, pairs: int) -> list[float] | None:

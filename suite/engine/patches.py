@@ -65,7 +65,7 @@ class PairedPatchDataset(Dataset[tuple[Tensor, Tensor]]):
         self.ndim = targets[0].ndim - 1
         self.scale = (scale,) * self.ndim if isinstance(scale, int) else tuple(scale)
         self.patch_size = patch_size
-        self.probabilities = _probabilities(weights, len(self.targets))
+        self.probabilities = sampling_probabilities(weights, len(self.targets))
 
     @property
     def patch_size(self) -> tuple[int, ...]:
@@ -113,13 +113,18 @@ class PairedPatchDataset(Dataset[tuple[Tensor, Tensor]]):
         return array[region], corner
 
 
-def _probabilities(weights: Sequence[float] | None, count: int) -> np.ndarray | None:
-    """Sampling weights as probabilities; ``None`` stays ``None`` (uniform)."""
+def sampling_probabilities(weights: Sequence[float] | None, count: int,
+                           name: str = "sampling weights") -> np.ndarray | None:
+    """Relative sampling weights as probabilities; ``None`` stays ``None`` (uniform).
+
+    Raises:
+        UsageError: not ``count`` finite values >= 0, or all 0 (``name`` says whose).
+    """
     if weights is None:
         return None
     w = np.asarray(weights, dtype=np.float64)
     if w.shape != (count,) or not np.all(np.isfinite(w)) or np.any(w < 0) or w.sum() <= 0:
-        raise UsageError(f"sampling weights must be {count} finite values >= 0, not all 0; "
+        raise UsageError(f"{name} must be finite, >= 0 and not all 0, {count} of them; "
                          f"got {list(weights)}")
     return w / w.sum()
 
