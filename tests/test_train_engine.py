@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import csv
+import json
 import os
+import shutil
 import subprocess
 import sys
 from collections.abc import Sequence
@@ -99,6 +101,31 @@ def test_resume_equals_straight_run(tmp_path: Path) -> None:
         tmp_path / "b/final.safetensors")
     for key, value in final_a.items():
         torch.testing.assert_close(final_b[key], value, atol=1e-6, rtol=0)
+
+
+def test_resumed_run_counts_the_training_time_of_the_processes_before_it(
+    tmp_path: Path,
+) -> None:
+    """A model card's training time must not shrink to the last process's share."""
+    first = make_trainer(tmp_path, checkpoint_every=4)
+    first.fit(stop_after=4)
+    state_file = tmp_path / "checkpoints/step_00000004/state.json"
+    state = json.loads(state_file.read_text())
+    assert state["seconds"] > 0
+    state["seconds"] = 5000.0  # as if the first process had trained for that long
+    state_file.write_text(json.dumps(state))
+    second = make_trainer(tmp_path, checkpoint_every=4)
+    assert second.earlier_seconds == 0.0
+    second.fit(resume=True)
+    assert second.earlier_seconds == 5000.0
+    final = json.loads((tmp_path / "checkpoints/step_00000008/state.json").read_text())
+    assert 5000.0 < final["seconds"] < 5000.0 + 600
+    del state["seconds"]  # checkpoints written before the field existed still resume
+    state_file.write_text(json.dumps(state))
+    shutil.rmtree(tmp_path / "checkpoints/step_00000008")
+    third = make_trainer(tmp_path, checkpoint_every=4)
+    third.fit(resume=True)
+    assert third.earlier_seconds == 0.0 and third.step == 8
 
 
 def test_checkpoints_hold_no_pickles_and_log_has_metrics(tmp_path: Path) -> None:

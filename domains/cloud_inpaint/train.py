@@ -205,7 +205,8 @@ def train(args: argparse.Namespace) -> Path:
     metrics = trainer.fit(resume=args.resume)
     out = Path(args.out)
     draw_curves(out / "curves.png", trainer.history, out / "log.csv")
-    return _export(trainer, cfg, args, metrics, time.time() - started, len(scenes))
+    return _export(trainer, cfg, args, metrics, time.time() - started + trainer.earlier_seconds,
+                   len(scenes))
 
 
 def _export(trainer: Trainer, cfg: CloudConfig, args: argparse.Namespace,

@@ -417,7 +417,7 @@ def train(args: argparse.Namespace) -> Path:
         validate=_validator(cfg, out_dir),
     )
     metrics = trainer.fit(resume=args.resume)
-    return _export(trainer, cfg, args, metrics, time.time() - started)
+    return _export(trainer, cfg, args, metrics, time.time() - started + trainer.earlier_seconds)
 
 
 def _training_pairs(

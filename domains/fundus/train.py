@@ -142,7 +142,7 @@ def train(args: argparse.Namespace) -> Path:
                             torch.optim.AdamW, dataset, Path(args.out), cfg.train,
                             validate=Validator(cfg))
     metrics = trainer.fit(resume=args.resume)
-    return _export(trainer, cfg, args, metrics, time.time() - started)
+    return _export(trainer, cfg, args, metrics, time.time() - started + trainer.earlier_seconds)
 
 
 def _loss(pred: Tensor, target: Tensor, gain: float, cldice: float, ridge: float) -> Tensor:

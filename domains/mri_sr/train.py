@@ -144,7 +144,7 @@ def train(args: argparse.Namespace) -> Path:
         torch.optim.AdamW, plane_dataset(inputs, targets, cfg.data.patch, cfg.train.seed),
         Path(args.out), cfg.train)
     trainer.fit(resume=args.resume)
-    seconds = time.time() - started
+    seconds = time.time() - started + trainer.earlier_seconds
     module = trainer.ema.module if trainer.ema is not None else trainer.model
     metrics = validate(module.cpu(), cfg.data.val)
     card = model_card(cfg, args, metrics, seconds)

@@ -101,7 +101,8 @@ def train(args: argparse.Namespace) -> Path:
     )
     metrics = trainer.fit(resume=args.resume)
     module = trainer.ema.module if trainer.ema is not None else trainer.model
-    card = model_card(cfg, args, metrics, time.time() - started, parameter_count(module))
+    seconds = time.time() - started + trainer.earlier_seconds
+    card = model_card(cfg, args, metrics, seconds, parameter_count(module))
     path = save_weights(Path(args.out) / "pansharpen.safetensors", module.cpu(), card)
     (Path(args.out) / "config.yaml.json").write_text(json.dumps(to_dict(cfg), indent=2))
     return path

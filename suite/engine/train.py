@@ -27,6 +27,7 @@ import math
 import os
 import shlex
 import shutil
+import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -302,6 +303,9 @@ class Trainer:
         self.scaler = torch.amp.GradScaler("cuda", enabled=use_scaler)
         self.step = 0
         self._loss_sum, self._loss_count = 0.0, 0
+        # a model card states the training time: a resumed run must count the processes
+        # before it, whose time only their checkpoints remember
+        self.earlier_seconds, self._born = 0.0, time.monotonic()
         self.log = CsvLog(self.out_dir / "log.csv")
         self.set_lr(0)
 
@@ -510,7 +514,8 @@ class Trainer:
         state = {"step": self.step, "rng": rng_state(self.rng), "optimizers": optim_meta,
                  "schedule_position": schedule_position(self.step, self.config.patch_schedule),
                  "loss_sum": self._loss_sum, "loss_count": self._loss_count,
-                 "scaler": self.scaler.state_dict(), "config": asdict(self.config)}
+                 "scaler": self.scaler.state_dict(), "config": asdict(self.config),
+                 "seconds": self.earlier_seconds + time.monotonic() - self._born}
         folder = self.out_dir / "checkpoints"
         folder.mkdir(parents=True, exist_ok=True)
         target = folder / f"step_{self.step:08d}"
@@ -543,6 +548,7 @@ class Trainer:
         set_rng_state(state["rng"], self.rng)
         self.step = int(state["step"])
         self._loss_sum, self._loss_count = state["loss_sum"], state["loss_count"]
+        self.earlier_seconds = float(state.get("seconds", 0.0))  # absent before 2026-11-27
         self.set_lr(self.step)
 
     def _load_modules(self, tensors: dict[str, Tensor]) -> None:
