@@ -101,7 +101,8 @@ def run(volume: Path, weights: Path | None, slices: int, start: int | None,
                          ct_metrics(pred, ref), time.time() - start_time))
         if options.adapt is not None:
             start_time = time.time()
-            adapted, info = adapt_model(model, low.noisy, pred, pixel_mm, options.adapt, volume)
+            adapted, info = adapt_model(model, low.noisy, pred, pixel_mm, options.adapt, volume,
+                                        noise_channel=tiling.noise_channel)
             out = denoise(adapted, low.noisy, tiling)
             rows.append(_row(low.added_noise_hu, f"suite ct-denoise --adapt ({options.adapt.steps}"
                              " steps)", f"noise est. {info['noise_hu']:.1f} HU",

@@ -32,7 +32,8 @@ class Bfloat16Net(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``(B, C, *spatial)`` float32 -> float32."""
         out = self.net(x.to(torch.bfloat16)).float()
-        return x + out if self.residual else out
+        # the image channels: a conditioned network takes more channels than it returns
+        return x[:, : out.shape[1]] + out if self.residual else out
 
 
 def to_bfloat16(model: nn.Module) -> Bfloat16Net:

@@ -489,18 +489,21 @@ def _pair_folder(folder: Path, full: np.ndarray, seed: int, low_name: str = "low
     return folder
 
 
+TINY_RECIPE = ("--set", "model.channels=[4,8]", "--set", "model.patch=[32,32,8]",
+               "--set", "model.overlap=[8,8,2]", "--set", "train.steps=2",
+               "--set", "train.batch_size=2", "--set", "train.validate_every=2",
+               "--set", "train.checkpoint_every=0", "--set", "data.inplane_bins=[1]",
+               "--set", "train.patch_schedule=[]")
+
+
 def test_paired_training_learns_from_real_pairs_and_says_so(run_cli, tmp_path: Path,
                                                              sample_hu: np.ndarray) -> None:
     crop = sample_hu[64:192, 64:192]
     train_pair = _pair_folder(tmp_path / "patient1", crop, seed=1, low_name="quarter_dose")
     val_pair = _pair_folder(tmp_path / "patient2", crop[::-1].copy(), seed=2)
-    tiny = ["--set", "model.channels=[4,8]", "--set", "model.patch=[32,32,8]",
-            "--set", "model.overlap=[8,8,2]", "--set", "train.steps=2",
-            "--set", "train.batch_size=2", "--set", "train.validate_every=2",
-            "--set", "train.checkpoint_every=0", "--set", "data.inplane_bins=[1]",
-            "--set", "train.patch_schedule=[]"]
     code, _, err = run_cli("--quiet", "train", "ct-denoise", "--paired", "--data", train_pair,
-                           "--set", f"data.val={val_pair}", "--out", tmp_path / "run", *tiny)
+                           "--set", f"data.val={val_pair}", "--out", tmp_path / "run",
+                           *TINY_RECIPE)
     assert code == 0, err
     card = json.loads((tmp_path / "run" / "ct_denoise.json").read_text())
     assert card["training"]["low_dose"].startswith("real low-dose scans")
@@ -540,3 +543,65 @@ def test_frequency_loss_weight_in_the_config_is_used() -> None:
     assert with_fft > plain + 1e-4  # the term is added, not silently ignored
     with_fft.backward()
     assert pred.grad is not None and torch.isfinite(pred.grad).all()
+
+
+def test_noise_channel_networks_get_the_volumes_own_noise_level(sample_hu: np.ndarray) -> None:
+    from domains.ct_denoise.config import NOISE_SCALE, CtConfig
+    from domains.ct_denoise.lowdose import volume_noise_hu
+    from domains.ct_denoise.train import build_model
+    from domains.ct_denoise.volumes import with_noise_channel
+
+    cfg = CtConfig()
+    cfg.model.channels, cfg.model.unshuffle, cfg.model.noise_channel = [4, 8], [2, 2, 2], True
+    cfg.model.patch, cfg.model.overlap = [64, 64, 8], [8, 8, 2]
+    net = build_model(cfg).eval()
+    seen: list[torch.Tensor] = []
+
+    class Spy(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.net, self.multiple = net, net.multiple
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            seen.append(x[:, 1])
+            return self.net(x)
+
+    clean = sample_hu[..., :8]
+    noisy = clean + np.random.default_rng(0).normal(0, 60, clean.shape).astype(np.float32)
+    out = denoise(Spy(), noisy, cfg.model)
+    level = volume_noise_hu(noisy) / NOISE_SCALE
+    assert out.shape == noisy.shape and level > volume_noise_hu(clean) / NOISE_SCALE
+    assert len(seen) > 1  # several patches, one level: neighbouring patches agree
+    assert all(torch.allclose(s, torch.full_like(s, level)) for s in seen)
+    pair = with_noise_channel(noisy[None] / 1000.0)
+    assert pair.shape == (2, *noisy.shape) and np.allclose(pair[1], level)
+
+
+def test_noise_channel_recipe_trains_then_enhances_on_every_runtime_and_adapts(
+        run_cli, tmp_path: Path, sample_hu: np.ndarray, monkeypatch: pytest.MonkeyPatch) -> None:
+    pytest.importorskip("onnxruntime")
+    from domains.ct_denoise import DOMAIN
+
+    crop = sample_hu[64:192, 64:192]
+    torch.manual_seed(0)  # the network is built from the global generator (see tiny_weights)
+    code, _, err = run_cli("--quiet", "train", "ct-denoise", "--paired", "--data",
+                           _pair_folder(tmp_path / "p1", crop, seed=1), "--set",
+                           f"data.val={_pair_folder(tmp_path / 'p2', crop[::-1].copy(), seed=2)}",
+                           "--out", tmp_path / "run", *TINY_RECIPE, "--set",
+                           "model.unshuffle=[2,2,2]", "--set", "model.noise_channel=true")
+    assert code == 0, err
+    weights = tmp_path / "run" / "ct_denoise.safetensors"
+    card = json.loads(weights.with_suffix(".json").read_text())
+    assert card["arguments"]["in_channels"] == 2 and card["arguments"]["condition_channels"] == 1
+    monkeypatch.setenv("SUITE_CACHE", str(tmp_path / "cache"))
+    hu = to_axial(read_volume(SAMPLE)).hu / 1000.0  # clean crops: see the int8 test
+    monkeypatch.setattr(DOMAIN, "calibration_patches",
+                        lambda count: [hu[None, :64, :64, :8].astype(np.float32)] * 2)
+    fp32, *others = _enhance_on(run_cli, tmp_path, weights,
+                                ("torch", "torch-bf16", "torch-int8", "onnxruntime"))
+    errors = [float(np.abs(fp32 - other).max()) for other in others]
+    assert max(errors) < 20, errors  # HU: bf16, int8, ONNX
+    code, _, err = run_cli("--quiet", "enhance", "ct-denoise", SAMPLE, "-o",
+                           tmp_path / "adapted.nii.gz", "--weights", weights, "--adapt",
+                           "--adapt-steps", "2")
+    assert code == 0, err

@@ -228,6 +228,31 @@ def test_residual_levels_shortcut_the_deepest_blocks() -> None:
         create_model("unet", spatial_dims=3, backend="monai", residual_levels=1)
 
 
+def test_condition_channels_scale_and_shift_features_and_stay_out_of_the_residual() -> None:
+    torch.manual_seed(0)
+    for fold in (None, [2, 2, 2]):
+        net = create_model("unet", spatial_dims=3, in_channels=2, channels=[4, 8],
+                           residual=True, condition_channels=1, unshuffle=fold).eval()
+        image = torch.randn(2, 1, 8, 8, 8)
+        low, high = torch.full_like(image, 0.2), torch.full_like(image, 0.9)
+        plain = create_model("unet", spatial_dims=3, channels=[4, 8], residual=True,
+                             unshuffle=fold).eval()
+        inner, plain_inner = (net.net, plain.net) if fold else (net, plain)
+        plain_inner.load_state_dict({k: v for k, v in inner.state_dict().items()
+                                     if not k.startswith("film.")})
+        with torch.no_grad():
+            # the FiLM layer starts at zero: the unconditioned network, condition ignored
+            torch.testing.assert_close(net(torch.cat([image, low], 1)), plain(image))
+            inner.film.weight.normal_()
+            changed = net(torch.cat([image, high], 1)) - net(torch.cat([image, low], 1))
+        assert changed.abs().min() > 0  # every voxel of every sample hears the condition
+    with pytest.raises(ValueError, match="image channels"):
+        create_model("unet", spatial_dims=3, in_channels=2, residual=True)
+    with pytest.raises(ValueError, match="condition_channels"):
+        create_model("unet", spatial_dims=3, in_channels=2, backend="monai",
+                     condition_channels=1)
+
+
 def test_folded_unet_reports_its_per_axis_size_multiple() -> None:
     net = create_model("unet", spatial_dims=3, channels=[4, 8, 16, 32], unshuffle=[4, 4, 2])
     assert net.multiple == (32, 32, 16)  # 4 * 8 in-plane: the folded grid feeds 4 levels

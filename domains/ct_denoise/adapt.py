@@ -26,6 +26,7 @@ from torch import nn
 
 from domains.ct_denoise.config import HU_SCALE, AdaptConfig
 from domains.ct_denoise.lowdose import padding_as_air, simulate_low_dose, soft_tissue_mask
+from domains.ct_denoise.volumes import with_noise_channel
 from suite.engine.patches import PairedPatchDataset, random_flips
 from suite.engine.train import TrainConfig, Trainer
 from suite.errors import InputError
@@ -69,6 +70,7 @@ def adapt_model(
     path: Path,
     device: str = "cpu",
     progress: bool = False,
+    noise_channel: bool = False,
 ) -> tuple[nn.Module, dict[str, float]]:
     """Fine-tune a copy of ``model`` on recorrupted pairs of the input for ``cfg.steps`` steps.
 
@@ -81,6 +83,7 @@ def adapt_model(
         path: the input, for error messages.
         device: where to train (``cpu`` or ``cuda``).
         progress: a progress bar over the steps.
+        noise_channel: the network takes the noise-level channel (``model.noise_channel``).
 
     Returns:
         The adapted model (eval mode) and ``{"noise_hu": estimated input noise}``.
@@ -92,6 +95,8 @@ def adapt_model(
                          "16 x 16 x 4 voxels)")
     level = removed_noise_hu(noisy, denoised)
     inputs, targets = recorrupted_pairs(slab, pixel_mm, level, cfg)
+    if noise_channel:
+        inputs = [with_noise_channel(x) for x in inputs]
     dataset = PairedPatchDataset(targets, inputs=inputs, patch_size=patch,
                                  augment=random_flips, seed=cfg.seed)
     train_cfg = TrainConfig(steps=cfg.steps, batch_size=cfg.batch_size, lr=cfg.lr,

@@ -9,6 +9,7 @@ from suite.engine.train import TrainConfig
 
 DEFAULT_YAML = Path(__file__).with_name("default.yaml")
 HU_SCALE = 1000.0  # model input = HU / 1000: water 0, air -1 (invertible, no clipping)
+NOISE_SCALE = 100.0  # the noise-level channel (model.noise_channel) = estimated noise HU / 100
 
 
 @dataclass
@@ -23,6 +24,10 @@ class ModelConfig:
     ``residual_levels`` shortcuts around their convolutions (see
     :class:`suite.models.unet.LeanUNet`); all are MONAI's, tried to bring the folded network to
     MONAI's quality (``docs/ct_denoise.md``).
+    ``noise_channel`` gives the lean network the input's noise level, estimated once per volume
+    (:func:`~domains.ct_denoise.lowdose.volume_noise_hu`), as a second input channel that
+    scales and shifts its first level's features, as FFDNet's noise map tells one network
+    how strongly to denoise.
     """
 
     channels: list[int] = field(default_factory=lambda: [16, 32, 64])
@@ -37,6 +42,7 @@ class ModelConfig:
     head_kernel: int = 1
     norm_levels: int = 0
     residual_levels: int = 0
+    noise_channel: bool = False
 
 
 @dataclass

@@ -137,6 +137,14 @@ def estimate_input_noise(slice_hu: np.ndarray) -> float:
     return float(estimate_sigma(box))
 
 
+def volume_noise_hu(hu: np.ndarray, slices: int = 4) -> float:
+    """Noise of an (X, Y, Z) HU volume: the median of :func:`estimate_input_noise` over up to
+    ``slices`` evenly spaced axial slices (a few suffice; each costs a wavelet transform)."""
+    picks = np.unique(np.linspace(0, hu.shape[-1] - 1, min(slices, hu.shape[-1])).round())
+    return float(np.median([estimate_input_noise(padding_as_air(hu[..., int(z)]))
+                            for z in picks]))
+
+
 def calibrate_photons(
     slice_hu: np.ndarray,
     pixel_mm: float,

@@ -13,7 +13,7 @@ from domains.ct_denoise.checks import check_ct_volume
 from domains.ct_denoise.config import AdaptConfig, ModelConfig
 from domains.ct_denoise.lowdose import simulate_low_dose
 from domains.ct_denoise.metrics import ct_metrics
-from domains.ct_denoise.volumes import denoise, to_axial
+from domains.ct_denoise.volumes import denoise, to_axial, with_noise_channel
 from suite.domain import DemoItem
 from suite.engine.device import pick_device
 from suite.errors import InputError, UsageError
@@ -21,6 +21,7 @@ from suite.export import load_runtime_model
 from suite.io.volume import Volume, read_volume, write_volume
 from suite.sample import sample_data_dir
 from suite.viz import save_png
+from suite.weights import read_card
 
 WINDOW = (-160.0, 240.0)
 
@@ -34,14 +35,25 @@ def load_ct_model(
     path = weights or DOMAIN.default_weights()
     if path is None:
         raise UsageError("no default CT weights are installed; pass --weights")
-    model, card = load_runtime_model(path, runtime, device, trust=trust,
-                                     calibration=lambda: DOMAIN.calibration_patches(32))
+    def calibration() -> list[Any]:  # int8 only, after the weights and their card loaded
+        patches = DOMAIN.calibration_patches(32)
+        if takes_noise_channel(read_card(path)):
+            return [with_noise_channel(p) for p in patches]
+        return patches
+
+    model, card = load_runtime_model(path, runtime, device, trust=trust, calibration=calibration)
     tiling = card.get("inference", {})
     cfg = ModelConfig(
         patch=list(tiling.get("patch", ModelConfig().patch)),
         overlap=list(tiling.get("overlap", ModelConfig().overlap)),
+        noise_channel=takes_noise_channel(card),
     )
     return model, cfg  # type: ignore[return-value]  # an OnnxModule is used like a module
+
+
+def takes_noise_channel(card: dict[str, Any]) -> bool:
+    """Whether the carded network was trained with ``model.noise_channel``."""
+    return int(card.get("arguments", {}).get("condition_channels", 0)) > 0
 
 
 def read_ct(path: Path, options: argparse.Namespace) -> Volume:
@@ -73,7 +85,7 @@ def enhance_volume(path: Path, output: Path, options: argparse.Namespace) -> dic
         if options.adapt_steps is not None:
             adapt_cfg.steps = max(1, options.adapt_steps)
         model, info = adapt_model(model, axial.hu, out, axial.pixel_mm, adapt_cfg, path,
-                                  device.type, progress=not options.quiet)
+                                  device.type, not options.quiet, cfg.noise_channel)
         out = denoise(model, axial.hu, cfg, progress=not options.quiet, device=device)
         summary |= {"adapt_steps": adapt_cfg.steps, "adapt_noise_hu": info["noise_hu"]}
     write_volume(

@@ -22,7 +22,7 @@ from domains.ct_denoise.checks import check_ct_volume
 from domains.ct_denoise.config import DEFAULT_YAML, HU_SCALE, CtConfig, ModelConfig
 from domains.ct_denoise.lowdose import simulate_low_dose
 from domains.ct_denoise.metrics import ct_metrics
-from domains.ct_denoise.volumes import Axial, denoise, to_axial
+from domains.ct_denoise.volumes import Axial, denoise, to_axial, with_noise_channel
 from suite.config import to_dict
 from suite.engine.patches import PairedPatchDataset, random_flips, sampling_probabilities
 from suite.engine.train import (
@@ -50,7 +50,7 @@ def model_arguments(cfg: CtConfig) -> dict[str, Any]:
     """Keyword arguments of ``create_model("unet", ...)`` for this recipe."""
     args: dict[str, Any] = {
         "spatial_dims": 3,
-        "in_channels": 1,
+        "in_channels": 2 if cfg.model.noise_channel else 1,
         "out_channels": 1,
         "channels": list(cfg.model.channels),
         "residual": True,
@@ -67,6 +67,8 @@ def model_arguments(cfg: CtConfig) -> dict[str, Any]:
                 "residual_levels"):
         if getattr(cfg.model, key) != getattr(default, key):
             args[key] = getattr(cfg.model, key)
+    if cfg.model.noise_channel:
+        args["condition_channels"] = 1
     return args
 
 
@@ -398,6 +400,8 @@ def train(args: argparse.Namespace) -> Path:
     if cfg.data.teacher is not None:
         targets = teacher_targets(inputs, targets, cfg.data.teacher, cfg.data.teacher_mix,
                                   cfg.train.device, cfg.train.progress)
+    if cfg.model.noise_channel:  # after the teacher, which takes the image alone
+        inputs = [with_noise_channel(x) for x in inputs]
     dataset = PairedPatchDataset(
         targets,
         inputs=inputs,
@@ -476,7 +480,9 @@ def model_card(
         "architecture": "unet",
         "arguments": model_arguments(cfg),
         "normalization": {
-            "input": "HU / 1000 (water 0, air -1), no clipping",
+            "input": "HU / 1000 (water 0, air -1), no clipping"
+            + ("; channel 2: the volume's estimated noise in HU / 100 (volume_noise_hu)"
+               if cfg.model.noise_channel else ""),
             "output": "HU / 1000, residual (input + predicted correction)",
         },
         "inference": {

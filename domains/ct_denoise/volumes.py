@@ -10,8 +10,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from domains.ct_denoise.config import HU_SCALE, ModelConfig
-from domains.ct_denoise.lowdose import AIR_HU, PADDING_BELOW_HU, padding_mask
+from domains.ct_denoise.config import HU_SCALE, NOISE_SCALE, ModelConfig
+from domains.ct_denoise.lowdose import AIR_HU, PADDING_BELOW_HU, padding_mask, volume_noise_hu
 from suite.engine.device import module_device
 from suite.engine.tiling import TileConfig, tiled_inference
 from suite.io.volume import Volume
@@ -49,6 +49,13 @@ def to_axial(vol: Volume) -> Axial:
     return Axial(np.moveaxis(vol.data, axis, -1), axis, float(np.mean(in_plane)))
 
 
+def with_noise_channel(inputs: np.ndarray) -> np.ndarray:
+    """A (1, X, Y, Z) model input (HU / 1000) with its noise-level channel appended, as
+    ``model.noise_channel`` networks are trained on it."""
+    level = volume_noise_hu(inputs[0] * HU_SCALE) / NOISE_SCALE
+    return np.concatenate([inputs, np.full_like(inputs, level)]).astype(np.float32)
+
+
 def denoise(
     model: nn.Module,
     hu: np.ndarray,
@@ -80,10 +87,13 @@ def denoise(
     tiles = TileConfig(patch_size=cfg.patch, overlap=cfg.overlap, batch_size=cfg.batch_size,
                        fit=fit)
     net = model.to(device=device, memory_format=torch.channels_last_3d).eval()
+    level = volume_noise_hu(volume) / NOISE_SCALE if cfg.noise_channel else None
 
     def run(batch: torch.Tensor) -> torch.Tensor:
         batch = batch.to(device)
         seen = torch.where(batch < PADDING_BELOW_HU, AIR_HU, batch) / HU_SCALE
+        if level is not None:  # per volume, so that neighbouring patches agree
+            seen = torch.cat([seen, torch.full_like(seen, level)], dim=1)
         return net(seen.contiguous(memory_format=torch.channels_last_3d)).cpu()
 
     out = tiled_inference(x, run, tiles, progress=progress)[0, 0].numpy()

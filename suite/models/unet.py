@@ -75,10 +75,17 @@ class LeanUNet(nn.Module):
         residual_levels: the deepest this many levels add a shortcut around each double
             convolution (identity, or a 1x1 convolution where the width changes), as MONAI's
             residual units do; a gate, if any, stays on the convolution branch.
+        condition_channels: the last this many of the ``in_channels`` are conditions, constant
+            over a patch (e.g. the input's noise level): their patch means scale and shift the
+            first level's features (FiLM) instead of entering the convolutions, which costs an
+            elementwise multiply-add where a constant input channel would widen the first
+            convolution. ``residual`` then adds back the other (image) channels.
 
     References:
         Ronneberger, Fischer, Brox, "U-Net: Convolutional Networks for Biomedical Image
         Segmentation", MICCAI 2015. Hu, Shen, Sun, "Squeeze-and-Excitation Networks", CVPR 2018.
+        Perez, Strub, de Vries, Dumoulin, Courville, "FiLM: Visual Reasoning with a General
+        Conditioning Layer", AAAI 2018.
     """
 
     def __init__(
@@ -94,12 +101,16 @@ class LeanUNet(nn.Module):
         head_kernel: int = 1,
         norm_levels: int = 0,
         residual_levels: int = 0,
+        condition_channels: int = 0,
     ) -> None:
         super().__init__()
         if resample_kernel not in (2, 3) or head_kernel not in (1, 3):
             raise ValueError("resample_kernel must be 2 or 3 and head_kernel 1 or 3")
-        if residual and in_channels != out_channels:
-            raise ValueError("residual=True needs in_channels == out_channels")
+        image_channels = in_channels - condition_channels
+        if not 0 <= condition_channels < in_channels:
+            raise ValueError("condition_channels must leave at least one image channel")
+        if residual and image_channels != out_channels:
+            raise ValueError("residual=True needs as many image channels as out_channels")
         fmt = torch.channels_last if spatial_dims == 2 else torch.channels_last_3d
         self.memory_format = fmt if channels_last else None
         conv = conv_nd(spatial_dims)
@@ -118,7 +129,12 @@ class LeanUNet(nn.Module):
                 return body
             return _ResidualBlock(body, nn.Identity() if cin == cout else conv(cin, cout, 1))
 
-        self.stem = block(in_channels, ch[0], 0)
+        self.stem = block(image_channels, ch[0], 0)
+        self.film: nn.Linear | None = None
+        if condition_channels:
+            self.film = nn.Linear(condition_channels, 2 * ch[0])
+            nn.init.zeros_(self.film.weight)  # starts as the unconditioned network
+            nn.init.zeros_(self.film.bias)
         k, pad = resample_kernel, resample_kernel - 2  # both halve / double an even size exactly
         self.down = nn.ModuleList(conv(a, b, k, stride=2, padding=pad)
                                   for a, b in itertools.pairwise(ch))
@@ -128,6 +144,7 @@ class LeanUNet(nn.Module):
         self.dec = nn.ModuleList(block(2 * a, a, i) for i, a in enumerate(ch[:-1]))
         self.head = conv(ch[0], out_channels, head_kernel, padding=head_kernel // 2)
         self.spatial_dims, self.in_channels, self.residual = spatial_dims, in_channels, residual
+        self.image_channels = image_channels
         self.multiple = 2 ** (len(ch) - 1)
 
     def _check(self, x: torch.Tensor) -> None:
@@ -149,14 +166,25 @@ class LeanUNet(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``(B, C_in, [D,] H, W) -> (B, C_out, [D,] H, W)``."""
         self._check(x)
-        skips = [self._fmt(self.stem(self._fmt(x)))]
+        image = x[:, : self.image_channels] if self.film is not None else x
+        skips = [self._fmt(self._condition(self.stem(self._fmt(image)), x))]
         for down, enc in zip(self.down, self.enc, strict=False):
             skips.append(self._fmt(enc(down(skips[-1]))))
         h = skips.pop()
         for i in reversed(range(len(self.up))):
             h = self._fmt(self.dec[i](torch.cat([self.up[i](h), skips.pop()], dim=1)))
         out = self.head(h)
-        return out + x if self.residual else out
+        return out + image if self.residual else out
+
+    def _condition(self, features: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        """``features`` scaled and shifted by the patch means of ``x``'s condition channels."""
+        if self.film is None:
+            return features
+        # spatial_dims, not x.ndim: int8 quantization traces x as a proxy with no known rank
+        conditions = x[:, self.image_channels :].mean(dim=tuple(range(2, 2 + self.spatial_dims)))
+        scale, shift = self.film(conditions).chunk(2, dim=1)
+        spread = (...,) + (None,) * self.spatial_dims
+        return features * (1.0 + scale[spread]) + shift[spread]
 
 
 class ResidualWrapper(nn.Module):
@@ -238,7 +266,7 @@ class SpaceToDepthNet(nn.Module):
         out = depth_to_space(self.net(folded), self.factors, self.unfolded)
         if self.tail is not None:
             out = self.tail(torch.cat([out, x], dim=1))
-        return x + out if self.residual else out
+        return x[:, : self.channels] + out if self.residual else out
 
 
 @register_model("unet")
@@ -258,6 +286,7 @@ def unet(
     head_kernel: int = 1,
     norm_levels: int = 0,
     residual_levels: int = 0,
+    condition_channels: int = 0,
 ) -> nn.Module:
     """U-Net factory.
 
@@ -276,12 +305,12 @@ def unet(
         gated_levels: lean backend only, see :class:`LeanUNet`.
         tail: with ``unshuffle``: full-resolution channels of the output stage, see
             :class:`SpaceToDepthNet` (0: unfold straight to the output).
-        resample_kernel, head_kernel, norm_levels, residual_levels: lean backend only, see
-            :class:`LeanUNet`.
+        resample_kernel, head_kernel, norm_levels, residual_levels, condition_channels: lean
+            backend only, see :class:`LeanUNet`.
     """
     lean_only = {"gated_levels": gated_levels, "resample_kernel": resample_kernel != 2,
                  "head_kernel": head_kernel != 1, "norm_levels": norm_levels,
-                 "residual_levels": residual_levels}
+                 "residual_levels": residual_levels, "condition_channels": condition_channels}
     for name, used in lean_only.items():
         if used and backend != "lean":
             raise ValueError(f"{name} needs backend='lean'")
@@ -289,16 +318,17 @@ def unet(
         raise ValueError("tail needs backend='lean' and unshuffle")
     if backend == "lean" and unshuffle is not None:
         k = int(torch.tensor(list(unshuffle)).prod())
+        # space_to_depth folds channel by channel, so the conditions stay the last channels
         inner = LeanUNet(spatial_dims, in_channels * k, (tail or out_channels) * k, channels,
                          False, channels_last, gated_levels, resample_kernel, head_kernel,
-                         norm_levels, residual_levels)
-        if residual and in_channels != out_channels:
-            raise ValueError("residual=True needs in_channels == out_channels")
+                         norm_levels, residual_levels, condition_channels * k)
+        if residual and in_channels - condition_channels != out_channels:
+            raise ValueError("residual=True needs as many image channels as out_channels")
         return SpaceToDepthNet(inner, unshuffle, out_channels, residual, tail, in_channels)
     if backend == "lean":
         return LeanUNet(spatial_dims, in_channels, out_channels, channels, residual, channels_last,
                         gated_levels, resample_kernel, head_kernel, norm_levels,
-                        residual_levels)
+                        residual_levels, condition_channels)
     if backend != "monai":
         raise ValueError(f"backend must be 'lean' or 'monai', got {backend!r}")
     if residual and in_channels != out_channels:
