@@ -35,6 +35,7 @@ def load_ct_model(
     path = weights or DOMAIN.default_weights()
     if path is None:
         raise UsageError("no default CT weights are installed; pass --weights")
+
     def calibration() -> list[Any]:  # int8 only, after the weights and their card loaded
         patches = DOMAIN.calibration_patches(32)
         if takes_noise_channel(read_card(path)):
