@@ -1,0 +1,68 @@
+"""What ``model.noise_channel`` networks are told: the per-volume noise estimate
+(``volume_noise_hu``) on the training pairs and on the held-out benchmark volume.
+
+A conditioned network only helps if the estimate reads the same on both for the same added noise.
+This prints, per simulated level, the estimate on the training series (each in-plane bin of the
+recipe, one draw; the simulation is the recipe's, so ``--cache`` reuses a training run's cache)
+and on the central 24 slices of the benchmark volume (noise seed 7, as
+``bench_ct_quality.py``)::
+
+    python benchmarks/ct_noise_estimates.py --cache /tmp/ctcache
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from domains.ct_denoise.config import DEFAULT_YAML, CtConfig
+from domains.ct_denoise.lowdose import simulate_low_dose, volume_noise_hu
+from domains.ct_denoise.train import binned_copies, load_axial, simulated_pairs
+from domains.ct_denoise.volumes import to_axial
+from suite.config import load_config
+from suite.io.volume import read_volume
+
+SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "ct"
+BENCH_LEVELS = (36.6, 76.7)  # the added noise that bench_ct_quality.py's two doses give
+
+
+def training_rows(data: Path, cache: Path | None) -> list[str]:
+    cfg = load_config(CtConfig, DEFAULT_YAML)  # the shipped recipe's levels and bins
+    cfg.data.realizations, cfg.data.cache, cfg.data.workers = 1, cache, 2
+    volumes = binned_copies(load_axial([data]), cfg.data.inplane_bins)
+    inputs, _ = simulated_pairs(volumes, cfg)
+    levels = cfg.data.noise_levels_hu
+    rows = []
+    for index, x in enumerate(inputs):
+        vol = volumes[index // len(levels)]
+        rows.append(f"| training, {vol.pixel_mm:.2f} mm pixels | {levels[index % len(levels)]:.0f}"
+                    f" | {volume_noise_hu(x[0] * 1000.0):.1f} |")
+    return rows
+
+
+def benchmark_rows(volume: Path) -> list[str]:
+    axial = to_axial(read_volume(volume))
+    z0 = axial.hu.shape[-1] // 2 - 12
+    clean = axial.hu[..., z0 : z0 + 24].copy()
+    rows = [f"| benchmark, {axial.pixel_mm:.2f} mm pixels | 0 | {volume_noise_hu(clean):.1f} |"]
+    for level in (20.0, *BENCH_LEVELS, 100.0):
+        noisy = simulate_low_dose(clean, axial.pixel_mm, 2, noise_hu=level, seed=7).noisy
+        rows.append(f"| benchmark, {axial.pixel_mm:.2f} mm pixels | {level:g} "
+                    f"| {volume_noise_hu(noisy):.1f} |")
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", type=Path, default=SHARED / "totalsegmentator_ct_dicom")
+    parser.add_argument("--volume", type=Path, default=SHARED / "totalsegmentator_ct.nii.gz")
+    parser.add_argument("--cache", type=Path, default=None)
+    args = parser.parse_args()
+    print("| volume | added noise (HU, soft tissue) | volume_noise_hu (HU) |")
+    print("|---|---|---|")
+    for row in training_rows(args.data, args.cache) + benchmark_rows(args.volume):
+        print(row)
+
+
+if __name__ == "__main__":
+    main()
