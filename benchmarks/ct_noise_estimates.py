@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from domains.ct_denoise.adapt import central_slab
 from domains.ct_denoise.config import DEFAULT_YAML, CtConfig
 from domains.ct_denoise.lowdose import simulate_low_dose, volume_noise_hu
 from domains.ct_denoise.train import binned_copies, load_axial, simulated_pairs
@@ -42,8 +43,7 @@ def training_rows(data: Path, cache: Path | None) -> list[str]:
 
 def benchmark_rows(volume: Path) -> list[str]:
     axial = to_axial(read_volume(volume))
-    z0 = axial.hu.shape[-1] // 2 - 12
-    clean = axial.hu[..., z0 : z0 + 24].copy()
+    clean = central_slab(axial.hu, 24).copy()  # bench_ct_quality.py's slices
     rows = [f"| benchmark, {axial.pixel_mm:.2f} mm pixels | 0 | {volume_noise_hu(clean):.1f} |"]
     for level in (20.0, *BENCH_LEVELS, 100.0):
         noisy = simulate_low_dose(clean, axial.pixel_mm, 2, noise_hu=level, seed=7).noisy

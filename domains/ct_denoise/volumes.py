@@ -53,7 +53,7 @@ def with_noise_channel(inputs: np.ndarray) -> np.ndarray:
     """A (1, X, Y, Z) model input (HU / 1000) with its noise-level channel appended, as
     ``model.noise_channel`` networks are trained on it."""
     level = volume_noise_hu(inputs[0] * HU_SCALE) / NOISE_SCALE
-    return np.concatenate([inputs, np.full_like(inputs, level)]).astype(np.float32)
+    return np.concatenate([inputs, np.full_like(inputs, level)]).astype(np.float32, copy=False)
 
 
 def denoise(
