@@ -2,10 +2,10 @@
 (``volume_noise_hu``) on the training pairs and on the held-out benchmark volume.
 
 A conditioned network only helps if the estimate reads the same on both for the same added noise.
-This prints, per simulated level, the estimate on the training series (each in-plane bin of the
-recipe, one draw; the simulation is the recipe's, so ``--cache`` reuses a training run's cache)
-and on the central 24 slices of the benchmark volume (noise seed 7, as
-``bench_ct_quality.py``)::
+This prints, for the clean volumes and per simulated level, the estimate on the training series
+(each in-plane bin of the recipe, one draw; the simulation is the recipe's, so ``--cache``
+reuses a training run's cache) and on the central 24 slices of the benchmark volume (noise seed
+7, as ``bench_ct_quality.py``)::
 
     python benchmarks/ct_noise_estimates.py --cache /tmp/ctcache
 """
@@ -33,7 +33,9 @@ def training_rows(data: Path, cache: Path | None) -> list[str]:
     volumes = binned_copies(load_axial([data]), cfg.data.inplane_bins)
     inputs, _ = simulated_pairs(volumes, cfg)
     levels = cfg.data.noise_levels_hu
-    rows = []
+    # the clean series first: what the estimate reads before any noise is added
+    rows = [f"| training, {vol.pixel_mm:.2f} mm pixels | 0 | {volume_noise_hu(vol.hu):.1f} |"
+            for vol in volumes]
     for index, x in enumerate(inputs):
         vol = volumes[index // len(levels)]
         rows.append(f"| training, {vol.pixel_mm:.2f} mm pixels | {levels[index % len(levels)]:.0f}"
