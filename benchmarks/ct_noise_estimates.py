@@ -5,7 +5,8 @@ A conditioned network only helps if the estimate reads the same on both for the 
 This prints, for the clean volumes and per simulated level, the estimate on the training series
 (each in-plane bin of the recipe, one draw; the simulation is the recipe's, so ``--cache``
 reuses a training run's cache) and on the central 24 slices of the benchmark volume (noise seed
-7, as ``bench_ct_quality.py``)::
+7, as ``bench_ct_quality.py``); then, per ``data.attenuation_scales`` value, how much of the
+simulated noise sits at the finest scale on each volume::
 
     python benchmarks/ct_noise_estimates.py --cache /tmp/ctcache
 """
@@ -15,10 +16,20 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+import numpy as np
+from skimage.restoration import estimate_sigma
+
 from domains.ct_denoise.adapt import central_slab
 from domains.ct_denoise.config import DEFAULT_YAML, CtConfig
-from domains.ct_denoise.lowdose import simulate_low_dose, volume_noise_hu
-from domains.ct_denoise.train import binned_copies, load_axial, simulated_pairs
+from domains.ct_denoise.lowdose import (
+    calibrate_photons,
+    line_integrals,
+    simulate_low_dose,
+    slice_noise,
+    soft_tissue_mask,
+    volume_noise_hu,
+)
+from domains.ct_denoise.train import Axial, binned_copies, load_axial, simulated_pairs
 from domains.ct_denoise.volumes import to_axial
 from suite.config import load_config
 from suite.io.volume import read_volume
@@ -54,15 +65,50 @@ def benchmark_rows(volume: Path) -> list[str]:
     return rows
 
 
+def finest_fraction(slice_hu: np.ndarray, pixel_mm: float, scale: float) -> float:
+    """How much of the added noise sits at the finest scale: the wavelet estimate of the noise
+    alone over its standard deviation, in soft tissue (50 HU added, one draw)."""
+    photons = calibrate_photons(slice_hu, pixel_mm, 50.0, attenuation_scale=scale)
+    noise = slice_noise(slice_hu, pixel_mm, photons, np.random.default_rng(1), scale)
+    mask = soft_tissue_mask(slice_hu)
+    rows, cols = np.nonzero(mask)
+    box = noise[rows.min() : rows.max() + 1, cols.min() : cols.max() + 1]
+    return float(estimate_sigma(box) / noise[mask].std())
+
+
+def texture_rows(data: Path, volume: Path, scales: list[float]) -> list[str]:
+    cfg = load_config(CtConfig, DEFAULT_YAML)
+    axial = to_axial(read_volume(volume))
+    named = [(f"training, {v.pixel_mm:.2f} mm pixels", v)
+             for v in binned_copies(load_axial([data]), cfg.data.inplane_bins)]
+    named.append((f"benchmark, {axial.pixel_mm:.2f} mm pixels",
+                  Axial(central_slab(axial.hu, 24).copy(), 2, axial.pixel_mm)))
+    rows = []
+    for name, vol in named:
+        middle = np.asarray(vol.hu[..., vol.hu.shape[-1] // 2], dtype=np.float64)
+        longest = float(line_integrals(middle, vol.pixel_mm).max())
+        cells = " | ".join(f"{finest_fraction(middle, vol.pixel_mm, x):.2f}" for x in scales)
+        rows.append(f"| {name} | {longest:.1f} | {cells} |")
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=SHARED / "totalsegmentator_ct_dicom")
     parser.add_argument("--volume", type=Path, default=SHARED / "totalsegmentator_ct.nii.gz")
     parser.add_argument("--cache", type=Path, default=None)
+    parser.add_argument("--scales", type=float, nargs="+", default=[1.0, 0.8, 0.65, 0.5],
+                        help="attenuation scales of the texture table")
     args = parser.parse_args()
     print("| volume | added noise (HU, soft tissue) | volume_noise_hu (HU) |")
     print("|---|---|---|")
     for row in training_rows(args.data, args.cache) + benchmark_rows(args.volume):
+        print(row)
+    print("\nFinest-scale fraction of the added noise (middle slice, 50 HU, wavelet estimate of "
+          "the noise alone / its std in soft tissue), by data.attenuation_scales:\n")
+    print(f"| volume | longest line integral | {' | '.join(f'scale {x:g}' for x in args.scales)} |")
+    print("|---|---|" + "---|" * len(args.scales))
+    for row in texture_rows(args.data, args.volume, args.scales):
         print(row)
 
 

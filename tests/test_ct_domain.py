@@ -249,6 +249,60 @@ def test_bad_level_weights_are_refused_before_any_simulation(run_cli, tmp_path: 
     assert len(err.strip().splitlines()) == 1 and not (tmp_path / "run").exists()
 
 
+def test_a_smaller_attenuation_scale_gives_finer_noise_at_the_same_level() -> None:
+    from skimage.restoration import estimate_sigma
+
+    from domains.ct_denoise.lowdose import calibrate_photons, slice_noise, soft_tissue_mask
+
+    # a wide water ellipse (36 x 18 cm): its lateral views carry far fewer counts than the rest
+    x, y = np.mgrid[:128, :128]
+    body = ((x - 64) / 60.0) ** 2 + ((y - 64) / 30.0) ** 2 < 1
+    hu = np.where(body, 40.0, -1000.0)
+    mask = soft_tissue_mask(hu)
+    finest = {}
+    for scale in (1.0, 0.5):
+        photons = calibrate_photons(hu, 3.0, 50.0, attenuation_scale=scale)
+        noise = slice_noise(hu, 3.0, photons, np.random.default_rng(1), scale)
+        assert abs(noise[mask].std() - 50.0) < 5.0  # the level is what was asked for
+        finest[scale] = estimate_sigma(noise[8:120, 38:90]) / noise[mask].std()  # the body
+    assert finest[0.5] > 1.2 * finest[1.0], finest  # 0.39 -> 0.55 for this draw
+
+
+def test_attenuation_scales_cycle_over_draws_and_keep_the_cache_of_scale_one(
+        tmp_path: Path) -> None:
+    from domains.ct_denoise.config import CtConfig
+    from domains.ct_denoise.train import Axial, simulated_pairs
+
+    rng = np.random.default_rng(0)
+    hu = np.full((48, 48, 2), -1000.0, np.float32)
+    hu[8:40, 8:40] = 40 + rng.normal(0, 5, (32, 32, 2))
+    cfg = CtConfig()
+    cfg.data.noise_levels_hu, cfg.data.realizations = [30.0], 2
+    cfg.data.cache = tmp_path / "cache"
+    plain, _ = simulated_pairs([Axial(hu, 2, 1.0)], cfg)
+    cfg.data.attenuation_scales = [1.0, 0.5]
+    mixed, _ = simulated_pairs([Axial(hu, 2, 1.0)], cfg)
+    np.testing.assert_array_equal(mixed[0], plain[0])  # draw 0 keeps scale 1
+    assert not np.array_equal(mixed[1], plain[1])  # draw 1 takes 0.5
+    assert len(list(cfg.data.cache.glob("*.npy"))) == 3  # scale 1's files were reused
+
+
+@pytest.mark.parametrize(("settings", "needle"), [
+    (["--set", "data.attenuation_scales=[]"], "scales in (0, 2]"),
+    (["--set", "data.attenuation_scales=[1,0]"], "scales in (0, 2]"),
+    (["--paired", "--set", "data.attenuation_scales=[0.5]"], "paired training has none"),
+])
+def test_bad_attenuation_scales_are_refused_before_any_simulation(run_cli, tmp_path: Path,
+                                                                  settings: list[str],
+                                                                  needle: str) -> None:
+    empty = tmp_path / "series"
+    empty.mkdir()
+    code, _, err = run_cli("train", "ct-denoise", "--data", empty, "--set", f"data.val={empty}",
+                           *settings, "--out", tmp_path / "run")
+    assert code == 2 and needle in err, err
+    assert len(err.strip().splitlines()) == 1 and not (tmp_path / "run").exists()
+
+
 def test_spaced_pairs_keep_every_kth_slice_of_both_sides() -> None:
     from domains.ct_denoise.train import spaced_pairs
 

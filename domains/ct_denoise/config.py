@@ -94,6 +94,12 @@ class DataConfig:
             proportional to each level's remaining error ask for equal gains in dB at every
             level (1 / level tilts further, since a network's output error grows more slowly
             than its input noise).
+        attenuation_scales: scales of the line integrals that set the simulated counts, cycled
+            over the draws (draw ``d`` takes scale ``d % len``); ``[1.0]`` simulates each volume
+            as it is. Below 1 the added noise has the texture of a less attenuating patient at
+            the same level: finer, less streaky (``lowdose.simulate_low_dose``). The training
+            series is a large abdomen whose lateral views dominate its noise as streaks; a
+            smaller patient's noise puts more of its power at the finest scale.
     """
 
     noise_levels_hu: list[float] = field(default_factory=lambda: [20.0, 35.0, 50.0, 75.0, 100.0])
@@ -109,6 +115,7 @@ class DataConfig:
     teacher: Path | None = None
     teacher_mix: float = 1.0
     level_weights: list[float] | None = None
+    attenuation_scales: list[float] = field(default_factory=lambda: [1.0])
 
 
 @dataclass

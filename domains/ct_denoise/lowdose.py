@@ -98,10 +98,19 @@ def _pad_square(image: np.ndarray, side: int, fill: float) -> np.ndarray:
 
 
 def slice_noise(
-    slice_hu: np.ndarray, pixel_mm: float, photons: float, rng: np.random.Generator
+    slice_hu: np.ndarray,
+    pixel_mm: float,
+    photons: float,
+    rng: np.random.Generator,
+    attenuation_scale: float = 1.0,
 ) -> np.ndarray:
-    """Image noise (HU) of one axial slice at ``photons`` incident counts per bin and view."""
-    p = line_integrals(slice_hu, pixel_mm)
+    """Image noise (HU) of one axial slice at ``photons`` incident counts per bin and view.
+
+    ``attenuation_scale`` multiplies the line integrals before the counts are drawn: below 1 the
+    noise is that of a less attenuating patient, whose views differ less in counts, so it is less
+    streaky and puts more of its power at the finest scale (see :func:`simulate_low_dose`).
+    """
+    p = attenuation_scale * line_integrals(slice_hu, pixel_mm)
     expected = photons * np.exp(-p)
     counts = rng.poisson(expected) + rng.normal(0.0, ELECTRONIC_SIGMA, size=p.shape)
     # Detectors never report below one count: the log would blow up (the clipping that makes
@@ -151,6 +160,7 @@ def calibrate_photons(
     target_hu: float,
     seed: int = 0,
     bracket: tuple[float, float] = (1e2, 1e12),
+    attenuation_scale: float = 1.0,
 ) -> float:
     """Find I0 whose added noise in soft tissue is ``target_hu`` on this slice.
 
@@ -166,7 +176,8 @@ def calibrate_photons(
     for _ in range(16):
         mid = 0.5 * (lo + hi)
         rng = np.random.default_rng(seed)
-        measured = float(slice_noise(slice_hu, pixel_mm, float(np.exp(mid)), rng)[mask].std())
+        noise = slice_noise(slice_hu, pixel_mm, float(np.exp(mid)), rng, attenuation_scale)
+        measured = float(noise[mask].std())
         lo, hi = (mid, hi) if measured > target_hu else (lo, mid)
     return float(np.exp(0.5 * (lo + hi)))
 
@@ -181,6 +192,7 @@ def simulate_low_dose(
     photons: float | None = None,
     seed: int = 0,
     progress: bool = False,
+    attenuation_scale: float = 1.0,
 ) -> LowDoseResult:
     """Add projection-domain low-dose noise to every slice along ``axis``.
 
@@ -192,15 +204,23 @@ def simulate_low_dose(
         pixel_mm: in-plane pixel size in millimetres (square pixels assumed).
         axis: the slice axis (axial slices are taken across it).
         progress: a progress bar over the slices (a 300-slice series takes minutes).
+        attenuation_scale: scales the line integrals that set the counts (1: the volume's own).
+            The texture of CT noise depends on the patient: through a large abdomen the lateral
+            views carry far fewer counts than the others, and their noise dominates as streaks;
+            through a smaller patient the views are more alike and the noise is finer. Below 1
+            this gives the input the noise texture of a less attenuating patient at the same
+            noise level; the anatomy is the volume's own.
     """
     rng = np.random.default_rng(seed)
     vol = np.moveaxis(np.asarray(volume_hu, dtype=np.float64), axis, 0)
     middle = vol[len(vol) // 2]
     if photons is None:
         target = noise_hu if noise_hu is not None else _dose_to_noise(middle, dose)
-        photons = calibrate_photons(middle, pixel_mm, target, seed)
+        photons = calibrate_photons(middle, pixel_mm, target, seed,
+                                    attenuation_scale=attenuation_scale)
     slices = tqdm(vol, desc="simulating slices", unit="slice", disable=not progress)
-    noise = np.stack([slice_noise(s, pixel_mm, photons, rng) for s in slices])
+    noise = np.stack([slice_noise(s, pixel_mm, photons, rng, attenuation_scale)
+                      for s in slices])
     pad = padding_mask(vol)
     if pad is not None:
         noise[pad] = 0.0  # padding is not a measurement: it stays exactly as it was

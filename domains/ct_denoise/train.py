@@ -153,17 +153,19 @@ def simulated_pairs(
 ) -> tuple[list[np.ndarray], list[np.ndarray]]:
     """(inputs, targets) as (1, X, Y, Z) arrays in HU / 1000, one per volume, level and draw.
 
-    Each draw has its own fixed seed, so the pairs are the same whatever ``data.workers`` is.
+    Each draw has its own fixed seed, so the pairs are the same whatever ``data.workers`` is;
+    draw ``d`` takes ``data.attenuation_scales[d % len(...)]``.
     """
+    scales = cfg.data.attenuation_scales
     jobs = [
-        (v_index, level, 1000 * v_index + 10 * draw + int(level))
+        (v_index, level, 1000 * v_index + 10 * draw + int(level), scales[draw % len(scales)])
         for v_index in range(len(volumes))
         for level in cfg.data.noise_levels_hu
         for draw in range(cfg.data.realizations)
     ]
     noisy = _run_simulations(volumes, jobs, cfg.data.workers, cfg.data.cache)
     inputs = [n[None] / HU_SCALE for n in noisy]
-    targets = [volumes[v_index].hu[None] / HU_SCALE for v_index, _, _ in jobs]
+    targets = [volumes[v_index].hu[None] / HU_SCALE for v_index, *_ in jobs]
     return inputs, targets
 
 
@@ -180,6 +182,18 @@ def check_level_weights(cfg: CtConfig) -> None:
         raise UsageError(f"data.level_weights needs one weight per noise level {levels}, "
                          f"got {weights}")
     sampling_probabilities(weights, len(levels), "data.level_weights")
+
+
+def check_attenuation_scales(cfg: CtConfig) -> None:
+    """Refuse ``data.attenuation_scales`` unless a non-empty list of scales in (0, 2], and
+    other than ``[1.0]`` for paired training."""
+    scales = cfg.data.attenuation_scales
+    if cfg.data.paired and list(scales) != [1.0]:
+        raise UsageError("data.attenuation_scales shapes the simulated noise; paired training "
+                         "has none")
+    if not scales or any(not 0.0 < float(x) <= 2.0 for x in scales):
+        raise UsageError(f"data.attenuation_scales needs scales in (0, 2] (1 keeps the "
+                         f"volume's own attenuation), got {scales}")
 
 
 def level_weights(cfg: CtConfig, pairs: int) -> list[float] | None:
@@ -272,14 +286,21 @@ def _initial_model(cfg: CtConfig) -> nn.Module:
     return model
 
 
-def _simulate(hu: np.ndarray, pixel_mm: float, level: float, seed: int) -> np.ndarray:
-    return simulate_low_dose(hu, pixel_mm, 2, noise_hu=level, seed=seed).noisy
+def _simulate(hu: np.ndarray, pixel_mm: float, level: float, seed: int, scale: float
+              ) -> np.ndarray:
+    return simulate_low_dose(hu, pixel_mm, 2, noise_hu=level, seed=seed,
+                             attenuation_scale=scale).noisy
+
+
+Job = tuple[int, float, int, float]  # volume index, noise level (HU), seed, attenuation scale
+SimArgs = tuple[np.ndarray, float, float, int, float]
 
 
 def _run_simulations(
-    volumes: list[Axial], jobs: list[tuple[int, float, int]], workers: int, cache: Path | None
+    volumes: list[Axial], jobs: list[Job], workers: int, cache: Path | None
 ) -> list[np.ndarray]:
-    args = [(volumes[v].hu, volumes[v].pixel_mm, level, seed) for v, level, seed in jobs]
+    args = [(volumes[v].hu, volumes[v].pixel_mm, level, seed, scale)
+            for v, level, seed, scale in jobs]
     files = [_cache_file(cache, *a) if cache is not None else None for a in args]
     todo = [i for i, f in enumerate(files) if f is None or not f.exists()]
     done = _simulate_all([args[i] for i in todo], workers)
@@ -302,14 +323,17 @@ def _cached(fresh: np.ndarray | None, file: Path | None) -> np.ndarray:
     return np.asarray(np.load(file))
 
 
-def _cache_file(cache: Path, hu: np.ndarray, pixel_mm: float, level: float, seed: int) -> Path:
+def _cache_file(cache: Path, hu: np.ndarray, pixel_mm: float, level: float, seed: int,
+                scale: float) -> Path:
     key = hashlib.sha1(np.ascontiguousarray(hu, dtype=np.float32).tobytes())
     key.update(f"{hu.shape}|{pixel_mm:.6f}|{level:.3f}|{seed}".encode())
+    if scale != 1.0:  # only then: the files simulated before the scale existed stay valid
+        key.update(f"|{scale:.4f}".encode())
     return cache / f"ct_lowdose_{key.hexdigest()[:20]}.npy"
 
 
 def _simulate_all(
-    args: list[tuple[np.ndarray, float, float, int]], workers: int
+    args: list[SimArgs], workers: int
 ) -> list[np.ndarray]:
     if workers <= 1 or len(args) <= 1:
         return [_simulate(*a) for a in args]
@@ -394,6 +418,7 @@ def train(args: argparse.Namespace) -> Path:
     started = time.time()
     model = _initial_model(cfg)  # before the data: a bad model or init fails in seconds
     check_level_weights(cfg)  # before the minutes of simulation
+    check_attenuation_scales(cfg)
     pairs = _training_pairs(list(args.data), cfg)
     weights = spaced_weights(level_weights(cfg, len(pairs[0])), cfg.data.slice_steps)
     inputs, targets = spaced_pairs(*pairs, cfg.data.slice_steps)
