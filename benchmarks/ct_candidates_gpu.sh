@@ -17,10 +17,10 @@
 #   python benchmarks/bench_ct_quality.py --weights OUT_DIR/NAME/ct_denoise.safetensors \
 #     --no-classical --no-adapt
 #
-# The low-dose simulations are made once, on all cores, before the candidates start (a run with
-# train.steps=0 fills data.cache), and each candidate then gets an equal share of the CPU
-# threads. A first round that simulated inside one candidate while the others, and a test run,
-# competed for 16 cores reached step 900 of 7200 in eight minutes.
+# The low-dose simulations are made once, on all cores, before the candidates start (a run
+# with train.steps=0 per candidate fills data.cache), and each candidate then gets an equal
+# share of the CPU threads. A first round that simulated inside one candidate while the others,
+# and a test run, competed for 16 cores reached step 900 of 7200 in eight minutes.
 # DEVICE=cpu runs the same on the CPU (a check of the script, with a small STEPS).
 set -euo pipefail
 [ $# -ge 3 ] || { sed -n '2,12p' "$0"; exit 2; }
@@ -36,8 +36,14 @@ common=(--data "$data/totalsegmentator_ct_dicom"
         --set "data.val=$data/totalsegmentator_ct.nii.gz" --set data.realizations=4
         --set "data.cache=$cache")
 start=$(date +%s)
-suite --quiet train ct-denoise "${common[@]}" --set "data.workers=$cores" --set train.steps=0 \
-  --device cpu --out "$out/.simulate" >"$out/simulate.log" 2>&1
+# once per candidate, with its own options: a data option such as data.attenuation_scales makes
+# draws of its own, and the draws two candidates share are found in the cache the second time
+for spec in "$@"; do
+  name=${spec%%|*}
+  read -r -a options <<<"${spec#*|}"
+  suite --quiet train ct-denoise "${common[@]}" "${options[@]}" --set "data.workers=$cores" \
+    --set train.steps=0 --device cpu --out "$out/.simulate/$name" >>"$out/simulate.log" 2>&1
+done
 echo "simulations cached in $(( $(date +%s) - start )) s"
 pids=()
 for spec in "$@"; do
