@@ -81,6 +81,7 @@ class Options:
     adapt: AdaptConfig | None = None
     seed: int = 7
     runtime: str = "torch"
+    attenuation_scale: float = 1.0
 
 
 def run(volume: Path, weights: Path | None, slices: int, start: int | None,
@@ -93,7 +94,8 @@ def run(volume: Path, weights: Path | None, slices: int, start: int | None,
     rows = ["| added noise (HU, soft tissue) | method | parameter | PSNR [-160,240] dB | SSIM "
             "[-160,240] | residual noise HU | seconds |", "|---|---|---|---|---|---|---|"]
     for level in LEVELS_HU:
-        low = simulate_low_dose(ref, pixel_mm, 2, noise_hu=level, seed=options.seed)
+        low = simulate_low_dose(ref, pixel_mm, 2, noise_hu=level, seed=options.seed,
+                                attenuation_scale=options.attenuation_scale)
         rows += _level_rows(low.noisy, ref, low.added_noise_hu, options.classical)
         start_time = time.time()
         pred = denoise(model, low.noisy, tiling)
@@ -175,6 +177,10 @@ def main() -> None:
     parser.add_argument("--runtime", default="torch", choices=["torch", "torch-int8", "torch-bf16"],
                         help="the model row on this runtime (as enhance --runtime); other than "
                              "torch needs --no-adapt")
+    parser.add_argument("--attenuation-scale", type=float, default=1.0,
+                        help="simulate the noise with the line integrals scaled by this (as "
+                             "data.attenuation_scales): above 1 the streakier texture of a more "
+                             "attenuating patient, such as the training series, at the same level")
     args = parser.parse_args()
     if args.runtime != "torch" and not args.no_adapt:
         parser.error(f"--runtime {args.runtime} has no --adapt row: add --no-adapt")
@@ -184,10 +190,10 @@ def main() -> None:
     adapt = None if args.no_adapt else _adapt_config(args.adapt)
     rows = run(args.volume, args.weights, args.slices, args.start,
                Options(classical=not args.no_classical, adapt=adapt, seed=args.seed,
-                       runtime=args.runtime))
+                       runtime=args.runtime, attenuation_scale=args.attenuation_scale))
     where = "central" if args.start is None else f"from slice {args.start},"
     text = (f"Volume: {args.volume.name}, {where} {args.slices} axial slices, noise seed "
-            f"{args.seed}; --adapt: {adapt}"
+            f"{args.seed}, attenuation scale {args.attenuation_scale:g}; --adapt: {adapt}"
             "\n\n" + "\n".join(rows))
     print(text)
     if args.out:
