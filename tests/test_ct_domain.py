@@ -239,6 +239,8 @@ def test_level_weights_follow_each_pair_to_its_noise_level() -> None:
     (["--paired", "--set", "data.level_weights=[1,1,1,1,1]"], "paired training has none"),
     (["--set", "data.attenuation_scales=[]"], "scales in (0, 2]"),
     (["--set", "data.attenuation_scales=[1,0]"], "scales in (0, 2]"),
+    (["--set", "data.attenuation_scales=[1,0.5]", "--set", "data.realizations=1"],
+     "need data.realizations >= 2"),
     (["--paired", "--set", "data.attenuation_scales=[0.5]"], "paired training has none"),
 ])
 def test_bad_simulation_settings_are_refused_before_any_simulation(run_cli, tmp_path: Path,

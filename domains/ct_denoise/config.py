@@ -95,7 +95,8 @@ class DataConfig:
             level (1 / level tilts further, since a network's output error grows more slowly
             than its input noise).
         attenuation_scales: scales of the line integrals that set the simulated counts, cycled
-            over the draws (draw ``d`` takes scale ``d % len``); ``[1.0]`` simulates each volume
+            over the draws (draw ``d`` takes ``attenuation_scales[d % len(attenuation_scales)]``,
+            so ``realizations`` must be at least their number); ``[1.0]`` simulates each volume
             as it is. Below 1 the added noise has the texture of a less attenuating patient at
             the same level: finer, less streaky (``lowdose.simulate_low_dose``). The training
             series is a large abdomen whose lateral views dominate its noise as streaks; a

@@ -185,8 +185,8 @@ def check_level_weights(cfg: CtConfig) -> None:
 
 
 def check_attenuation_scales(cfg: CtConfig) -> None:
-    """Refuse ``data.attenuation_scales`` unless a non-empty list of scales in (0, 2], and
-    other than ``[1.0]`` for paired training."""
+    """Refuse ``data.attenuation_scales`` unless a non-empty list of scales in (0, 2], no
+    longer than the draws that take them, and other than ``[1.0]`` for paired training."""
     scales = cfg.data.attenuation_scales
     if cfg.data.paired and list(scales) != [1.0]:
         raise UsageError("data.attenuation_scales shapes the simulated noise; paired training "
@@ -194,6 +194,10 @@ def check_attenuation_scales(cfg: CtConfig) -> None:
     if not scales or any(not 0.0 < float(x) <= 2.0 for x in scales):
         raise UsageError(f"data.attenuation_scales needs scales in (0, 2] (1 keeps the "
                          f"volume's own attenuation), got {scales}")
+    if len(scales) > cfg.data.realizations:  # a scale no draw takes would be silently lost
+        raise UsageError(f"data.attenuation_scales gives each noise draw one scale: {len(scales)} "
+                         f"scales need data.realizations >= {len(scales)}, got "
+                         f"{cfg.data.realizations}")
 
 
 def level_weights(cfg: CtConfig, pairs: int) -> list[float] | None:
