@@ -38,10 +38,15 @@ SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "ct"
 BENCH_LEVELS = (36.6, 76.7)  # the added noise that bench_ct_quality.py's two doses give
 
 
-def training_rows(data: Path, cache: Path | None) -> list[str]:
-    cfg = load_config(CtConfig, DEFAULT_YAML)  # the shipped recipe's levels and bins
+def training_volumes(data: Path) -> list[Axial]:
+    """The training series at the shipped recipe's in-plane bins."""
+    cfg = load_config(CtConfig, DEFAULT_YAML)
+    return binned_copies(load_axial([data]), cfg.data.inplane_bins)
+
+
+def training_rows(volumes: list[Axial], cache: Path | None) -> list[str]:
+    cfg = load_config(CtConfig, DEFAULT_YAML)  # the shipped recipe's noise levels
     cfg.data.realizations, cfg.data.cache, cfg.data.workers = 1, cache, 2
-    volumes = binned_copies(load_axial([data]), cfg.data.inplane_bins)
     inputs, _ = simulated_pairs(volumes, cfg)
     levels = cfg.data.noise_levels_hu
     # the clean series first: what the estimate reads before any noise is added
@@ -54,8 +59,7 @@ def training_rows(data: Path, cache: Path | None) -> list[str]:
     return rows
 
 
-def benchmark_rows(volume: Path) -> list[str]:
-    axial = to_axial(read_volume(volume))
+def benchmark_rows(axial: Axial) -> list[str]:
     clean = central_slab(axial.hu, 24).copy()  # bench_ct_quality.py's slices
     rows = [f"| benchmark, {axial.pixel_mm:.2f} mm pixels | 0 | {volume_noise_hu(clean):.1f} |"]
     for level in (20.0, *BENCH_LEVELS, 100.0):
@@ -76,11 +80,8 @@ def finest_fraction(slice_hu: np.ndarray, pixel_mm: float, scale: float) -> floa
     return float(estimate_sigma(box) / noise[mask].std())
 
 
-def texture_rows(data: Path, volume: Path, scales: list[float]) -> list[str]:
-    cfg = load_config(CtConfig, DEFAULT_YAML)
-    axial = to_axial(read_volume(volume))
-    named = [(f"training, {v.pixel_mm:.2f} mm pixels", v)
-             for v in binned_copies(load_axial([data]), cfg.data.inplane_bins)]
+def texture_rows(volumes: list[Axial], axial: Axial, scales: list[float]) -> list[str]:
+    named = [(f"training, {v.pixel_mm:.2f} mm pixels", v) for v in volumes]
     named.append((f"benchmark, {axial.pixel_mm:.2f} mm pixels",
                   Axial(central_slab(axial.hu, 24).copy(), 2, axial.pixel_mm)))
     rows = []
@@ -100,15 +101,16 @@ def main() -> None:
     parser.add_argument("--scales", type=float, nargs="+", default=[1.0, 0.8, 0.65, 0.5],
                         help="attenuation scales of the texture table")
     args = parser.parse_args()
+    volumes, axial = training_volumes(args.data), to_axial(read_volume(args.volume))
     print("| volume | added noise (HU, soft tissue) | volume_noise_hu (HU) |")
     print("|---|---|---|")
-    for row in training_rows(args.data, args.cache) + benchmark_rows(args.volume):
+    for row in training_rows(volumes, args.cache) + benchmark_rows(axial):
         print(row)
     print("\nFinest-scale fraction of the added noise (middle slice, 50 HU, wavelet estimate of "
           "the noise alone / its std in soft tissue), by data.attenuation_scales:\n")
     print(f"| volume | longest line integral | {' | '.join(f'scale {x:g}' for x in args.scales)} |")
     print("|---|---|" + "---|" * len(args.scales))
-    for row in texture_rows(args.data, args.volume, args.scales):
+    for row in texture_rows(volumes, axial, args.scales):
         print(row)
 
 
