@@ -588,6 +588,29 @@ def test_frequency_loss_weight_in_the_config_is_used() -> None:
     assert pred.grad is not None and torch.isfinite(pred.grad).all()
 
 
+def test_window_l1_weighs_only_voxels_whose_reference_is_soft_tissue() -> None:
+    from domains.ct_denoise.config import HU_SCALE, CtConfig
+    from domains.ct_denoise.train import make_loss
+
+    target = torch.full((1, 1, 8, 8, 2), 40.0 / HU_SCALE)  # soft tissue
+    target[..., 4:, :, :] = -800.0 / HU_SCALE  # lung
+    cfg = CtConfig()
+    cfg.loss.ssim = 0.0
+    err_lung = target.clone()
+    err_lung[..., 4:, :, :] += 0.1
+    err_tissue = target.clone()
+    err_tissue[..., :4, :, :] += 0.1
+    plain = [make_loss(cfg)(p, target).item() for p in (err_lung, err_tissue)]
+    cfg.loss.window_l1 = 2.0
+    weighted = [make_loss(cfg)(p, target).item() for p in (err_lung, err_tissue)]
+    assert plain[0] == pytest.approx(plain[1])
+    assert weighted[0] == pytest.approx(plain[0])  # lung error: no extra weight
+    assert weighted[1] == pytest.approx(3 * plain[1])  # tissue error: 1 + 2 times
+    pred = err_tissue.clone().fill_(300.0 / HU_SCALE).requires_grad_()  # pushed out of window
+    make_loss(cfg)(pred, target).backward()
+    assert pred.grad is not None and pred.grad[..., :4, :, :].abs().min() > 0
+
+
 def test_noise_channel_networks_get_the_volumes_own_noise_level(sample_hu: np.ndarray) -> None:
     from domains.ct_denoise.config import NOISE_SCALE, CtConfig
     from domains.ct_denoise.lowdose import volume_noise_hu

@@ -353,6 +353,11 @@ def make_loss(cfg: CtConfig) -> Callable[[torch.Tensor, torch.Tensor], torch.Ten
 
     def loss(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         total = cfg.loss.l1 * l1_loss(pred, target)
+        if cfg.loss.window_l1:
+            # Unclamped error, masked by the reference: clamping the prediction would cut the
+            # gradient of a voxel pushed out of the window.
+            inside = ((target >= lo) & (target <= hi)).to(pred.dtype)
+            total = total + cfg.loss.window_l1 * ((pred - target).abs() * inside).mean()
         if cfg.loss.ssim:
             # 2D SSIM on axial slices, as in the evaluation convention (and patches are thin).
             total = total + cfg.loss.ssim * ssim_loss(
