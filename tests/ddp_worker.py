@@ -14,6 +14,7 @@ import torch
 import torch.nn.functional as F
 from safetensors.torch import save_file
 from torch import nn
+from torch.nn.parallel import DistributedDataParallel
 
 from suite.engine import PairedPatchDataset, TrainConfig, Trainer
 
@@ -34,6 +35,9 @@ def main(out: Path) -> None:
                          validate_every=2, progress=False, device="cpu")
     trainer = Trainer(net, F.mse_loss, torch.optim.Adam, data, out / "run", config)
     trainer.fit()
+    # the DDP wrapper must be gone once fit() has left the process group (see Trainer._finish)
+    if isinstance(trainer.net, DistributedDataParallel):
+        raise SystemExit("the trainer still holds its DDP wrapper after fit()")
     state = {k: v.contiguous() for k, v in trainer.model.state_dict().items()}
     save_file(state, str(out / f"rank{trainer.dist.rank}.safetensors"))
 

@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import copy
 import csv
+import gc
 import json
 import math
 import os
@@ -486,6 +487,10 @@ class Trainer:
                 save_file(state, str(tmp))
         if self._owns_group:
             dist.barrier()
+            # the DDP wrapper's reducer keeps the process group alive: free it first so that
+            # gloo's threads stop here, not at interpreter exit, where they can abort the rank
+            self.net = self.model
+            gc.collect()
             dist.destroy_process_group()
             self._owns_group = False
 
