@@ -431,3 +431,31 @@ def test_vessel_label_masks_replace_the_vesselness_in_training_targets(tmp_path:
     (tmp_path / "none").mkdir()
     with pytest.raises(InputError, match=r"0 vessel label masks named eye\.\*"):
         training_pairs([photo], cfg)
+
+
+def test_cast_jitter_scales_rgb_and_context_alike_and_keeps_the_target() -> None:
+    from domains.fundus.train import flips_and_cast
+    from suite.engine.patches import random_flips
+
+    rng = np.random.default_rng(0)
+    inputs = rng.uniform(0.1, 1.0, (6, 8, 8)).astype(np.float32)
+    target = rng.uniform(0.0, 1.0, (5, 8, 8)).astype(np.float32)
+    # jitter 0 is the shipped recipe: the very same patches as the flips alone
+    plain = random_flips(inputs, target, np.random.default_rng(3))
+    same = flips_and_cast(inputs, target, np.random.default_rng(3), jitter=0.0)
+    np.testing.assert_array_equal(same[0], plain[0])
+    np.testing.assert_array_equal(same[1], plain[1])
+    cast, kept = flips_and_cast(inputs, target, np.random.default_rng(3), jitter=0.2)
+    np.testing.assert_array_equal(kept, plain[1])
+    gains = (cast / plain[0]).reshape(6, -1)
+    np.testing.assert_allclose(gains, gains[:, :1].repeat(64, axis=1), rtol=1e-5)
+    np.testing.assert_allclose(gains[:3, 0], gains[3:, 0], rtol=1e-6)
+    assert np.all(np.abs(gains[:3, 0] - 1) <= 0.2) and np.ptp(gains[:3, 0]) > 0.01
+
+
+def test_cast_jitter_out_of_range_is_a_usage_error(run_cli: Cli, tmp_path: Path,
+                                                   small_png: Path) -> None:
+    code, _, err = run_cli("train", "fundus", "--data", str(small_png), "--out",
+                           str(tmp_path / "run"), "--set", "data.cast_jitter=1.5")
+    assert code == 2 and "data.cast_jitter" in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "run" / "fundus.safetensors").exists()

@@ -43,6 +43,10 @@ class DataConfig:
         vessel_labels: folder of vessel label masks, one per ``--data`` photograph with the
             same file stem (any image format, non-zero = vessel, the photograph's size): the
             vessel map of the losses instead of the clean photograph's vesselness.
+        cast_jitter: each training patch's input (RGB and context) is multiplied by one more
+            random gain per channel, uniform in ``1 +- cast_jitter``; the target is not. A
+            handful of pairs carries only a handful of colour casts, too few to learn to undo
+            one; this shows every patch a new cast. 0 turns it off.
     """
 
     region: str = "left"
@@ -51,6 +55,7 @@ class DataConfig:
     synthetic_size: int = 768
     synthetic_severities: list[float] = field(default_factory=lambda: [0.4, 0.8])
     vessel_labels: Path | None = None
+    cast_jitter: float = 0.0
 
 
 @dataclass

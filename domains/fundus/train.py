@@ -104,6 +104,18 @@ def training_pairs(paths: list[Path], cfg: FundusConfig) -> Pairs:
     return inputs, targets
 
 
+def flips_and_cast(inputs: np.ndarray, target: np.ndarray, rng: np.random.Generator,
+                   jitter: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
+    """Random flips, then per-channel gains ``1 +- jitter`` on the input's RGB and on its
+    context channels alike (the context is a linear blur of the RGB, so it takes the same
+    gain); the target keeps its colour."""
+    inputs, target = random_flips(inputs, target, rng)
+    if jitter:
+        gains = (1.0 + jitter * rng.uniform(-1.0, 1.0, 3)).astype(np.float32)
+        inputs = inputs * np.tile(gains, 2)[:, None, None]
+    return inputs, target
+
+
 class Validator:
     """Restore a held-out synthetic image (never trained on) at severity 0.6."""
 
@@ -132,9 +144,12 @@ class FundusTrainer(Trainer):
 def train(args: argparse.Namespace) -> Path:
     """``suite train fundus``: returns the path of the final weights with their card."""
     cfg = recipe_from_args(FundusConfig, DEFAULT_YAML, args, "good fundus photographs")
+    if not 0.0 <= cfg.data.cast_jitter < 1.0:
+        raise UsageError(f"data.cast_jitter must be in [0, 1), got {cfg.data.cast_jitter}")
     started = time.time()
     inputs, targets = training_pairs(list(args.data), cfg)
-    dataset = PairedPatchDataset(targets, inputs=inputs, patch_size=96, augment=random_flips,
+    augment = functools.partial(flips_and_cast, jitter=cfg.data.cast_jitter)
+    dataset = PairedPatchDataset(targets, inputs=inputs, patch_size=96, augment=augment,
                                  seed=cfg.train.seed)
     loss = functools.partial(_loss, gain=cfg.loss.vessel_gain, cldice=cfg.loss.cldice,
                              ridge=cfg.loss.ridge)
