@@ -87,8 +87,8 @@ def draw_rng(severity_index: int, draw: int) -> np.random.Generator:
 def run(l1: Path, default: Path, bf16: bool = False, draws: int = 1,
         classical: bool = True) -> dict[str, dict[str, dict[str, float]]]:
     """Metrics per severity and method; with ``draws`` > 1, each metric is the mean over that
-    many degradation draws (dB averaged as dB), which steadies a model's colour guess against
-    one draw's cast."""
+    many degradation draws (dB averaged as dB), so that a score does not hinge on how one
+    draw's cast and illumination suit a model's colour guess."""
     src = read_fundus(PHOTO, None)
     clean, fov = src.rgb, src.fov
     right = np.zeros_like(fov)
@@ -107,7 +107,7 @@ def run(l1: Path, default: Path, bf16: bool = False, draws: int = 1,
                 row = scores(out, clean, fov, region, vessels)
                 row["seconds"] = time.perf_counter() - started
                 per_draw[name].append(row)
-                print(severity, draw, name, {k: round(v, 4) for k, v in row.items()}, flush=True)
+                print(severity, draw, name, {m: round(v, 4) for m, v in row.items()}, flush=True)
         results[str(severity)] = {name: {key: float(np.mean([r[key] for r in rows]))
                                          for key in rows[0]}
                                   for name, rows in per_draw.items()}

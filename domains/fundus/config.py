@@ -45,8 +45,9 @@ class DataConfig:
             vessel map of the losses instead of the clean photograph's vesselness.
         cast_jitter: each training patch's input (RGB and context) is multiplied by one more
             random gain per channel, uniform in ``1 +- cast_jitter``; the target is not. A
-            handful of pairs carries only a handful of colour casts, too few to learn to undo
-            one; this shows every patch a new cast. 0 turns it off.
+            handful of pairs carries only a handful of colour casts; this shows every patch
+            a new one. 0 (the shipped recipe) turns it off: at 0.1 it lowered FOV PSNR on the
+            benchmark (docs/fundus.md).
     """
 
     region: str = "left"
