@@ -459,37 +459,3 @@ def test_cast_jitter_out_of_range_is_a_usage_error(run_cli: Cli, tmp_path: Path,
                            str(tmp_path / "run"), "--set", "data.cast_jitter=1.5")
     assert code == 2 and "data.cast_jitter" in err and len(err.strip().splitlines()) == 1
     assert not (tmp_path / "run" / "fundus.safetensors").exists()
-
-
-def test_radius_channel_is_zero_at_the_centre_one_at_the_rim_and_zero_outside() -> None:
-    from domains.fundus.model import fov_radius, model_input
-
-    yy, xx = np.indices((101, 121))
-    fov = np.hypot(yy - 50, xx - 60) <= 40
-    radius = fov_radius(fov)
-    assert radius[50, 60] < 0.05
-    assert abs(radius[50, 100] - 1.0) < 0.05 and abs(radius[10, 60] - 1.0) < 0.05
-    assert np.all(radius[~fov] == 0)
-    img = np.random.default_rng(0).uniform(0, 1, (101, 121, 3)).astype(np.float32)
-    plain, placed = model_input(img, fov), model_input(img, fov, position=True)
-    assert plain.shape == (6, 101, 121) and placed.shape == (7, 101, 121)
-    np.testing.assert_array_equal(placed[:6], plain)
-    np.testing.assert_array_equal(placed[6], radius)
-
-
-def test_a_position_recipe_trains_and_enhances_with_seven_channels(
-        run_cli: Cli, tmp_path: Path, small_png: Path) -> None:
-    import json
-
-    out = tmp_path / "run"
-    code, _, err = run_cli("train", "fundus", "--data", small_png, "--out", out, "--quiet",
-                           "--set", "train.steps=2", "--set", "train.batch_size=2",
-                           "--set", "data.severities=[0.5]", "--set", "data.synthetic=1",
-                           "--set", "data.synthetic_size=128", "--set", "model.channels=[4,8]",
-                           "--set", "model.position=true", "--set", "data.cast_jitter=0.1")
-    assert code == 0, err
-    card = json.loads((out / "fundus.json").read_text())
-    assert card["arguments"]["in_channels"] == 7 and card["inference"]["position"] is True
-    code, _, err = run_cli("enhance", "fundus", small_png, "-o", tmp_path / "e.png",
-                           "--weights", out / "fundus.safetensors")
-    assert code == 0, err

@@ -12,18 +12,12 @@ DEFAULT_YAML = Path(__file__).with_name("default.yaml")
 
 @dataclass
 class ModelConfig:
-    """2D lean U-Net widths (input: RGB + 3 context channels) and the inference tiling.
-
-    Attributes:
-        position: one more input channel, each pixel's distance from the FOV centre over the
-            FOV radius (``domains.fundus.model.fov_radius``).
-    """
+    """2D lean U-Net widths (input: RGB + 3 context channels) and the inference tiling."""
 
     channels: list[int] = field(default_factory=lambda: [16, 32, 64])
     patch: int = 256
     overlap: int = 32
     halo: int = 16
-    position: bool = False
 
 
 @dataclass

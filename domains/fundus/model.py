@@ -25,29 +25,14 @@ CONTEXT_FRACTION = 1 / 16
 
 def model_arguments(cfg: FundusConfig) -> dict[str, Any]:
     """Keyword arguments of ``create_model("unet", ...)`` for this recipe."""
-    channels = 7 if cfg.model.position else 6
-    return {"spatial_dims": 2, "in_channels": channels, "out_channels": 3,
+    return {"spatial_dims": 2, "in_channels": 6, "out_channels": 3,
             "channels": list(cfg.model.channels), "residual": False, "backend": "lean"}
 
 
-def model_input(img: np.ndarray, fov: np.ndarray, position: bool = False) -> np.ndarray:
-    """``(6, H, W)`` float32: RGB ``[0, 1]`` and its FOV-normalized low-pass context; with
-    ``position``, ``(7, H, W)`` with the radius channel last."""
+def model_input(img: np.ndarray, fov: np.ndarray) -> np.ndarray:
+    """``(6, H, W)`` float32: RGB ``[0, 1]`` and its FOV-normalized low-pass context."""
     ctx = masked_blur(img, fov, fov_diameter(fov) * CONTEXT_FRACTION) * fov[..., None]
-    planes = [img, ctx] + ([fov_radius(fov)[..., None]] if position else [])
-    return np.concatenate(planes, axis=2).transpose(2, 0, 1).astype(np.float32)
-
-
-def fov_radius(fov: np.ndarray) -> np.ndarray:
-    """Distance from the FOV's centroid over the FOV's radius (1 at the rim), 0 outside.
-
-    Rim darkening and vignetting depend on where a pixel sits in the disc; a tile alone does
-    not say where that is.
-    """
-    rows, cols = np.nonzero(fov)
-    yy, xx = np.indices(fov.shape, dtype=np.float32)
-    radius = np.hypot(yy - rows.mean(), xx - cols.mean()) / (fov_diameter(fov) / 2)
-    return (radius * fov).astype(np.float32)
+    return np.concatenate([img, ctx], axis=2).transpose(2, 0, 1).astype(np.float32)
 
 
 def forward(net: nn.Module, x: Tensor) -> Tensor:
@@ -62,7 +47,7 @@ def restore(net: nn.Module, img: np.ndarray, fov: np.ndarray, tiling: ModelConfi
     Tiles of ``tiling.patch`` pixels with ``tiling.halo`` pixels of context on each side and
     ``tiling.overlap`` pixels blended with a Gaussian window, so any size runs without seams.
     """
-    x = torch.from_numpy(model_input(img, fov, tiling.position))[None]
+    x = torch.from_numpy(model_input(img, fov))[None]
     # zero padding, as the network's own: tiled output then equals whole-image output
     config = TileConfig(patch_size=tiling.patch, overlap=tiling.overlap, halo=tiling.halo,
                         batch_size=2, pad_mode="constant")

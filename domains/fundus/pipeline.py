@@ -44,8 +44,7 @@ def load_fundus_model(weights: Path | None, trust: bool = False, runtime: str = 
     default = ModelConfig()
     cfg = ModelConfig(patch=int(tiling.get("patch", default.patch)),
                       overlap=int(tiling.get("overlap", default.overlap)),
-                      halo=int(tiling.get("halo", default.halo)),
-                      position=bool(tiling.get("position", False)))
+                      halo=int(tiling.get("halo", default.halo)))
     return model, cfg
 
 

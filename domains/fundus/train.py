@@ -32,7 +32,7 @@ Pairs = tuple[list[np.ndarray], list[np.ndarray]]
 
 
 def make_pairs(img: np.ndarray, fov: np.ndarray, severities: list[float], seed: int,
-               region: str, vessels: np.ndarray | None = None, position: bool = False) -> Pairs:
+               region: str, vessels: np.ndarray | None = None) -> Pairs:
     """Inputs ``(6, H, W)`` and packed targets ``(5, H, W)`` (RGB, FOV, vessel map).
 
     Degradation and context use the whole photograph (they are global); the pair is then
@@ -46,7 +46,7 @@ def make_pairs(img: np.ndarray, fov: np.ndarray, severities: list[float], seed: 
     inputs = []
     for k, sev in enumerate(severities):
         low, _ = degrade_fundus(img, fov, sev, np.random.default_rng([seed, k]))
-        inputs.append(np.ascontiguousarray(model_input(low, fov, position)[:, :, cols]))
+        inputs.append(np.ascontiguousarray(model_input(low, fov)[:, :, cols]))
     return inputs, [target] * len(inputs)
 
 
@@ -95,13 +95,11 @@ def training_pairs(paths: list[Path], cfg: FundusConfig) -> Pairs:
         labels = None
         if cfg.data.vessel_labels is not None:
             labels = read_label_mask(label_file(cfg.data.vessel_labels, path), photo.fov.shape)
-        x, y = make_pairs(photo.rgb, photo.fov, cfg.data.severities, i, cfg.data.region, labels,
-                          cfg.model.position)
+        x, y = make_pairs(photo.rgb, photo.fov, cfg.data.severities, i, cfg.data.region, labels)
         inputs, targets = inputs + x, targets + y
     for j in range(cfg.data.synthetic):
         img, fov = synthetic_fundus(cfg.data.synthetic_size, np.random.default_rng(100 + j))
-        x, y = make_pairs(img, fov, cfg.data.synthetic_severities, 100 + j, "all",
-                          position=cfg.model.position)
+        x, y = make_pairs(img, fov, cfg.data.synthetic_severities, 100 + j, "all")
         inputs, targets = inputs + x, targets + y
     return inputs, targets
 
@@ -114,9 +112,7 @@ def flips_and_cast(inputs: np.ndarray, target: np.ndarray, rng: np.random.Genera
     inputs, target = random_flips(inputs, target, rng)
     if jitter:
         gains = (1.0 + jitter * rng.uniform(-1.0, 1.0, 3)).astype(np.float32)
-        scale = np.ones(len(inputs), np.float32)
-        scale[:6] = np.tile(gains, 2)  # a position channel, if any, keeps its values
-        inputs = inputs * scale[:, None, None]
+        inputs = inputs * np.tile(gains, 2)[:, None, None]
     return inputs, target
 
 
@@ -192,7 +188,7 @@ def model_card(cfg: FundusConfig, args: argparse.Namespace, metrics: dict[str, f
             "output": "RGB in [0, 1] = input RGB + predicted correction; outside FOV kept",
         },
         "inference": {"patch": cfg.model.patch, "overlap": cfg.model.overlap,
-                      "halo": cfg.model.halo, "position": cfg.model.position},
+                      "halo": cfg.model.halo},
         "training": {
             "data": data,
             "region": f"{cfg.data.region} half of each photograph (the right half is the "
