@@ -17,7 +17,7 @@ colour shift); ``mean_error_r/g/b`` (printed and in ``--json``) are those means.
 
 Usage:
     flock /tmp/suite_train.lock python benchmarks/bench_fundus.py [--l1 W] [--default W]
-        [--draws N] [--no-classical]
+        [--draws N] [--no-classical] [--half left]
         [--docs docs/fundus.md]
 """
 
@@ -85,16 +85,18 @@ def draw_rng(severity_index: int, draw: int) -> np.random.Generator:
 
 
 def run(l1: Path, default: Path, bf16: bool = False, draws: int = 1,
-        classical: bool = True) -> dict[str, dict[str, dict[str, float]]]:
+        classical: bool = True, half: str = "right") -> dict[str, dict[str, dict[str, float]]]:
     """Metrics per severity and method; with ``draws`` > 1, each metric is the mean over that
     many degradation draws (dB averaged as dB), so that a score does not hinge on how one
-    draw's cast and illumination suit a model's colour guess."""
+    draw's cast and illumination suit a model's colour guess. ``half="left"`` scores the
+    training half instead (a diagnostic: what the networks do on what they were fitted to)."""
     src = read_fundus(PHOTO, None)
     clean, fov = src.rgb, src.fov
-    right = np.zeros_like(fov)
-    right[:, fov.shape[1] // 2:] = True
-    region = fov & right
-    vessels = vessel_mask(vesselness(clean, fov), fov) & right
+    scored = np.zeros_like(fov)
+    columns = slice(fov.shape[1] // 2, None) if half == "right" else slice(0, fov.shape[1] // 2)
+    scored[:, columns] = True
+    region = fov & scored
+    vessels = vessel_mask(vesselness(clean, fov), fov) & scored
     results: dict[str, dict[str, dict[str, float]]] = {}
     restorers = methods(l1, default, bf16, classical)  # weights loaded once for both severities
     for k, severity in enumerate(SEVERITIES):
@@ -189,16 +191,20 @@ def main() -> None:
                              "the docs table)")
     parser.add_argument("--no-classical", action="store_true",
                         help="only the input and the two models (to compare training runs)")
+    parser.add_argument("--half", choices=("right", "left"), default="right",
+                        help="the half scored: right (held out, the docs table) or left "
+                             "(the training half, a diagnostic)")
     args = parser.parse_args()
     torch.set_num_threads(2)
     if args.full_res:
         full_resolution(args.default, ("torch", "torch-bf16") if args.bf16 else ("torch",))
         return
-    if args.docs and args.no_classical:
-        parser.error("--docs needs the classical rows: drop --no-classical")
+    if args.docs and (args.no_classical or args.half != "right"):
+        parser.error("--docs is the held-out table: drop --no-classical and --half left")
     if args.draws < 1:
         parser.error("--draws must be at least 1")
-    results = run(args.l1, args.default, args.bf16, args.draws, not args.no_classical)
+    results = run(args.l1, args.default, args.bf16, args.draws, not args.no_classical,
+                  args.half)
     text = table(results)
     print(text)
     if args.json:
