@@ -7,9 +7,9 @@ Run under the training lock (it takes several minutes on 2 CPU cores)::
         --ref ../shared/data/mri/niivue_MR_Gd.nii.gz \
         [--ablation runs/mri_sr_nofft/mri_sr.safetensors] [--bf16]
 
-Thick slices are simulated along axis 2 (Gaussian slice profile, FWHM = factor), restored onto
-the original grid and compared with the original; the metric convention is printed with the
-table (``domains.mri_sr.metrics.convention``).
+Thick slices are simulated along axis 2 (``--axis`` to choose another; Gaussian slice
+profile, FWHM = factor), restored onto the original grid and compared with the original; the
+metric convention is printed with the table (``domains.mri_sr.metrics.convention``).
 """
 
 from __future__ import annotations
@@ -38,7 +38,8 @@ AXIS = 2
 
 def run_method(weights: Path | None, data: np.ndarray, ref_path: Path, scale: float,
                adapt: bool = False, adapt_steps: int | None = None,
-               adapt_lr: float | None = None, bf16: bool = False) -> tuple[dict[str, float], float]:
+               adapt_lr: float | None = None, bf16: bool = False,
+               axis: int = AXIS) -> tuple[dict[str, float], float]:
     """Super-resolve the thick volume with one method; return metrics and seconds."""
     started = time.time()
     model = None if weights is None else load_model(weights)[0]
@@ -46,13 +47,13 @@ def run_method(weights: Path | None, data: np.ndarray, ref_path: Path, scale: fl
         cfg = load_config(MriSrConfig, DEFAULT_YAML)
         cfg.adapt.steps = adapt_steps or cfg.adapt.steps
         cfg.adapt.lr = adapt_lr or cfg.adapt.lr
-        model = adapt_model(model, data, AXIS, scale, cfg.adapt, cfg.loss, ref_path)
+        model = adapt_model(model, data, axis, scale, cfg.adapt, cfg.loss, ref_path)
     if bf16 and model is not None:
         model = to_bfloat16(model)  # as ``enhance --runtime torch-bf16``
-    pred = super_resolve(model, data, AXIS, scale)
+    pred = super_resolve(model, data, axis, scale)
     seconds = time.time() - started
-    ref = read_volume(ref_path).data[..., : pred.shape[AXIS]]
-    return sr_metrics(pred, ref, AXIS, scale), seconds
+    ref = np.take(read_volume(ref_path).data, np.arange(pred.shape[axis]), axis=axis)
+    return sr_metrics(pred, ref, axis, scale), seconds
 
 
 def main() -> None:
@@ -67,13 +68,15 @@ def main() -> None:
     parser.add_argument("--bf16", action="store_true",
                         help="also the default model on --runtime torch-bf16")
     parser.add_argument("--json", type=Path, default=Path("runs/bench_mri_sr.json"))
+    parser.add_argument("--axis", type=int, choices=(0, 1, 2), default=AXIS,
+                        help="the axis made thick (default 2)")
     args = parser.parse_args()
     torch.set_num_threads(2)
     rows = []
     for ref_path in args.ref:
         hr = read_volume(ref_path).data
         for scale in (2.0, 4.0):
-            thick = thick_slices(hr, AXIS, scale, "gaussian")
+            thick = thick_slices(hr, args.axis, scale, "gaussian")
             methods: list[tuple[str, Path | None, bool, bool]] = [
                 ("cubic B-spline", None, False, False)]
             if args.weights is not None:
@@ -86,7 +89,7 @@ def main() -> None:
                 methods.append(("default + --adapt", args.weights, True, False))
             for name, w, adapt, bf16 in methods:
                 m, sec = run_method(w, thick, ref_path, scale, adapt, args.adapt_steps,
-                                    args.adapt_lr, bf16)
+                                    args.adapt_lr, bf16, args.axis)
                 rows.append({"volume": ref_path.name, "scale": scale, "method": name,
                              **{k: round(v, 4) for k, v in m.items()}, "seconds": round(sec, 1)})
                 print(rows[-1], flush=True)
