@@ -13,7 +13,8 @@ channels averaged, over the same pixels; ``PSNR vessel`` over the right-half ves
 ``vessel AUC`` the ROC AUC of the Sato vesselness of each image against those vessel pixels;
 ``colour removed``: PSNR FOV and PSNR vessel after subtracting each channel's mean error over
 the right-half FOV pixels from the image (a diagnostic: how much of the error is one global
-colour shift); ``mean_error_r/g/b`` (printed and in ``--json``) are those means.
+colour shift); ``mean_error_r/g/b`` (printed and in ``--json``) are those means, and
+``vessel_mean_error_r/g/b`` the same over the vessel pixels (negative: too dark).
 
 Usage:
     flock /tmp/suite_train.lock python benchmarks/bench_fundus.py [--l1 W] [--default W]
@@ -53,8 +54,10 @@ def scores(img: np.ndarray, clean: np.ndarray, fov: np.ndarray, region: np.ndarr
            vessels: np.ndarray) -> dict[str, float]:
     """The metrics of the module docstring on ``region`` (right-half FOV)."""
     shift = (img[region] - clean[region]).mean(axis=0)
+    vessel_shift = (img[vessels] - clean[vessels]).mean(axis=0)
     return {
         **{f"mean_error_{c}": float(v) for c, v in zip("rgb", shift, strict=True)},
+        **{f"vessel_mean_error_{c}": float(v) for c, v in zip("rgb", vessel_shift, strict=True)},
         "psnr_fov": psnr(img[region], clean[region], data_range=1.0),
         "psnr_fov_colour_removed": psnr(img[region] - shift, clean[region], data_range=1.0),
         "psnr_vessel_colour_removed": psnr(img[vessels] - shift, clean[vessels], data_range=1.0),
