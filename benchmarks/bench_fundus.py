@@ -4,7 +4,8 @@ Only one real fundus photograph can be redistributed here (scikit-image's retina
 default weights are trained on its LEFT half (plus synthetic images) and every number below is
 measured on its RIGHT half only: the FOV pixels with column >= W/2. Degradations are simulated
 on the whole photograph (``suite degrade fundus``'s model, seeds never used in training) at two
-severities; every method sees the whole degraded photograph and is scored on the right half.
+severities; every method sees the whole degraded photograph and is scored on the right half
+(``--half left`` scores the training half instead: a diagnostic, never the table).
 
 Convention (every number): RGB / 255, data range 1; ``PSNR FOV`` over the right-half FOV
 pixels, all channels; ``SSIM FOV`` the mean of the 11-tap Gaussian (sigma 1.5) SSIM map,
@@ -52,7 +53,7 @@ Method = Callable[[np.ndarray, np.ndarray], np.ndarray]
 
 def scores(img: np.ndarray, clean: np.ndarray, fov: np.ndarray, region: np.ndarray,
            vessels: np.ndarray) -> dict[str, float]:
-    """The metrics of the module docstring on ``region`` (right-half FOV)."""
+    """The metrics of the module docstring on ``region`` (the scored half's FOV)."""
     shift = (img[region] - clean[region]).mean(axis=0)
     vessel_shift = (img[vessels] - clean[vessels]).mean(axis=0)
     return {
