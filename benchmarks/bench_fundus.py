@@ -15,7 +15,9 @@ channels averaged, over the same pixels; ``PSNR vessel`` over the right-half ves
 ``colour removed``: PSNR FOV and PSNR vessel after subtracting each channel's mean error over
 the right-half FOV pixels from the image (a diagnostic: how much of the error is one global
 colour shift); ``mean_error_r/g/b`` (printed and in ``--json``) are those means, and
-``vessel_mean_error_r/g/b`` the same over the vessel pixels (negative: too dark).
+``vessel_mean_error_r/g/b`` the same over the vessel pixels (negative: too dark);
+``psnr_vessel_own_shift_removed`` is PSNR vessel after subtracting the vessel pixels' own mean
+error per channel (what is left is error in the vessels' structure, not their level).
 
 Usage:
     flock /tmp/suite_train.lock python benchmarks/bench_fundus.py [--l1 W] [--default W]
@@ -62,6 +64,8 @@ def scores(img: np.ndarray, clean: np.ndarray, fov: np.ndarray, region: np.ndarr
         "psnr_fov": psnr(img[region], clean[region], data_range=1.0),
         "psnr_fov_colour_removed": psnr(img[region] - shift, clean[region], data_range=1.0),
         "psnr_vessel_colour_removed": psnr(img[vessels] - shift, clean[vessels], data_range=1.0),
+        "psnr_vessel_own_shift_removed": psnr(img[vessels] - vessel_shift, clean[vessels],
+                                              data_range=1.0),
         "ssim_fov": ssim_in_mask(img, clean, region),
         "psnr_vessel": psnr(img[vessels], clean[vessels], data_range=1.0),
         "vessel_auc": vessel_auc(vesselness(img, fov), vessels, region),
