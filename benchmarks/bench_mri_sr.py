@@ -36,11 +36,13 @@ from suite.weights import load_model
 AXIS = 2
 
 
-def run_method(weights: Path | None, data: np.ndarray, ref_path: Path, scale: float,
-               adapt: bool = False, adapt_steps: int | None = None,
+def run_method(weights: Path | None, data: np.ndarray, hr: np.ndarray, ref_path: Path,
+               scale: float, adapt: bool = False, adapt_steps: int | None = None,
                adapt_lr: float | None = None, bf16: bool = False,
                axis: int = AXIS) -> tuple[dict[str, float], float]:
-    """Super-resolve the thick volume with one method; return metrics and seconds."""
+    """Super-resolve the thick volume with one method and score it against ``hr`` (read once
+    per volume by the caller; ``ref_path`` names it in ``--adapt``'s errors); return metrics
+    and seconds."""
     started = time.time()
     model = None if weights is None else load_model(weights)[0]
     if adapt and model is not None:
@@ -52,7 +54,7 @@ def run_method(weights: Path | None, data: np.ndarray, ref_path: Path, scale: fl
         model = to_bfloat16(model)  # as ``enhance --runtime torch-bf16``
     pred = super_resolve(model, data, axis, scale)
     seconds = time.time() - started
-    ref = np.take(read_volume(ref_path).data, np.arange(pred.shape[axis]), axis=axis)
+    ref = np.take(hr, np.arange(pred.shape[axis]), axis=axis)
     return sr_metrics(pred, ref, axis, scale), seconds
 
 
@@ -88,7 +90,7 @@ def main() -> None:
             if not args.skip_adapt and args.weights is not None:
                 methods.append(("default + --adapt", args.weights, True, False))
             for name, w, adapt, bf16 in methods:
-                m, sec = run_method(w, thick, ref_path, scale, adapt, args.adapt_steps,
+                m, sec = run_method(w, thick, hr, ref_path, scale, adapt, args.adapt_steps,
                                     args.adapt_lr, bf16, args.axis)
                 rows.append({"volume": ref_path.name, "scale": scale, "method": name,
                              **{k: round(v, 4) for k, v in m.items()}, "seconds": round(sec, 1)})
