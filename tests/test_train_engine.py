@@ -268,3 +268,22 @@ def test_module_device_is_where_the_parameters_are() -> None:
     assert module_device(nn.ReLU()) == torch.device("cpu")  # no parameters at all
     if torch.cuda.is_available():
         assert module_device(nn.Conv2d(1, 1, 1).cuda()).type == "cuda"
+
+
+def test_a_recipe_seeds_torch_before_the_domain_builds_its_network() -> None:
+    import argparse
+
+    from domains.fundus.config import DEFAULT_YAML, FundusConfig
+    from suite.engine.train import recipe_from_args
+
+    calls = iter(range(1000, 1010))
+
+    def first_weights(seed: int) -> Tensor:
+        torch.manual_seed(next(calls))  # a different process state before every call
+        args = argparse.Namespace(data=[Path("x.png")], config=None, quiet=True,
+                                  overrides=[f"train.seed={seed}"])
+        recipe_from_args(FundusConfig, DEFAULT_YAML, args, "photos")
+        return nn.Conv2d(3, 4, 3).weight.detach().clone()
+
+    assert torch.equal(first_weights(5), first_weights(5))
+    assert not torch.equal(first_weights(5), first_weights(6))

@@ -604,6 +604,10 @@ def recipe_from_args(cls: type[R], default_yaml: Path, args: argparse.Namespace,
     if not args.data:
         domain = getattr(args, "domain", "DOMAIN")
         raise UsageError(f"suite train {domain} needs --data ({data_hint})")
+    # Every domain builds its network after this and before the Trainer seeds torch; without
+    # this its initial weights came from torch's per-process random seed, so two runs of the
+    # same recipe and train.seed started from different networks.
+    torch.manual_seed(train_cfg.seed)
     return cfg
 
 
