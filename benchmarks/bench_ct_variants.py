@@ -1,8 +1,9 @@
 """Per-patch CPU forward time of CT network candidates vs MONAI's UNet, in one run.
 
 Untrained networks (time does not depend on the weights): the shipped lean U-Net 16-32-64, the
-space-to-depth (``unshuffle``) variants trained for the comparison in ``docs/ct_denoise.md``,
-and MONAI ``UNet(16, 32, 64, 128; 2 res units)``, each in float32 and cast to bfloat16
+space-to-depth (``unshuffle``) variants trained for the comparison in
+``docs/ct_denoise_3x_search.md``, and MONAI ``UNet(16, 32, 64, 128; 2 res units)``, each in
+float32 and cast to bfloat16
 (``--runtime torch-bf16``'s wrapper). One 128x128x16 patch, 2 threads; the networks take turns
 within each round (so a busy spell of the machine hits them all) and each keeps its best of
 the rounds.

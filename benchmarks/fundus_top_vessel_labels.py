@@ -4,7 +4,7 @@ The metric's own vessel convention (``domains.fundus.vessels.vessel_mask``), tak
 left-half FOV only, so the labels hold nothing from the benchmark's held-out right half. Written
 as a PNG named after the photograph, for ``suite train fundus --set data.vessel_labels=DIR``:
 an experiment on whether the loss should weight the metric's binary vessel pixels rather than
-the soft vesselness map (docs/fundus.md, "Binary vessel labels").
+the soft vesselness map (docs/fundus_vessel_target.md, "Binary vessel labels").
 
 Usage:
     python benchmarks/fundus_top_vessel_labels.py --out runs/fundus_labels

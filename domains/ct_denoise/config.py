@@ -23,7 +23,7 @@ class ModelConfig:
     overlap their neighbours, ``norm_levels`` adds instance norm to its deepest levels and
     ``residual_levels`` shortcuts around their convolutions (see
     :class:`suite.models.unet.LeanUNet`); all are MONAI's, tried to bring the folded network to
-    MONAI's quality (``docs/ct_denoise.md``).
+    MONAI's quality (``docs/ct_denoise_3x_search.md``).
     ``noise_channel`` gives the lean network the input's noise level, estimated once per volume
     (:func:`~domains.ct_denoise.lowdose.volume_noise_hu`), as a second input channel that
     scales and shifts its first level's features, as FFDNet's noise map tells one network

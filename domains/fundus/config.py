@@ -47,7 +47,7 @@ class DataConfig:
             random gain per channel, uniform in ``1 +- cast_jitter``; the target is not. A
             handful of pairs carries only a handful of colour casts; this shows every patch
             a new one. 0 (the shipped recipe) turns it off: at 0.1 it lowered FOV PSNR on the
-            benchmark (docs/fundus.md).
+            benchmark (docs/fundus_vessel_target.md).
     """
 
     region: str = "left"
