@@ -459,3 +459,22 @@ def test_cast_jitter_out_of_range_is_a_usage_error(run_cli: Cli, tmp_path: Path,
                            str(tmp_path / "run"), "--set", "data.cast_jitter=1.5")
     assert code == 2 and "data.cast_jitter" in err and len(err.strip().splitlines()) == 1
     assert not (tmp_path / "run" / "fundus.safetensors").exists()
+
+
+def test_training_twice_with_one_seed_gives_the_same_weights(run_cli: Cli, tmp_path: Path,
+                                                              small_png: Path) -> None:
+    from safetensors.torch import load_file
+
+    def trained(name: str, seed: int) -> dict[str, torch.Tensor]:
+        torch.manual_seed(len(name))  # a different process state before each run
+        out = tmp_path / name
+        code, _, err = run_cli("train", "fundus", "--data", small_png, "--out", out, "--quiet",
+                               "--set", "train.steps=3", "--set", "train.batch_size=2",
+                               "--set", "data.severities=[0.5]", "--set", "data.synthetic=0",
+                               "--set", "model.channels=[4,8]", "--set", f"train.seed={seed}")
+        assert code == 0, err
+        return load_file(out / "fundus.safetensors")
+
+    first, again, other = trained("a", 3), trained("bb", 3), trained("ccc", 4)
+    assert all(torch.equal(first[k], again[k]) for k in first)
+    assert not all(torch.equal(first[k], other[k]) for k in first)
