@@ -478,3 +478,36 @@ def test_training_twice_with_one_seed_gives_the_same_weights(run_cli: Cli, tmp_p
     first, again, other = trained("a", 3), trained("bb", 3), trained("ccc", 4)
     assert all(torch.equal(first[k], again[k]) for k in first)
     assert not all(torch.equal(first[k], other[k]) for k in first)
+
+
+def test_local_contrast_ignores_the_global_level_and_pixels_outside_the_fov() -> None:
+    from domains.fundus.losses import local_contrast
+
+    rng = np.random.default_rng(0)
+    image = torch.from_numpy(rng.uniform(0.2, 0.6, (1, 3, 48, 48)).astype(np.float32))
+    fov = torch.zeros(1, 1, 48, 48)
+    fov[..., 8:40, 8:40] = 1
+    base = local_contrast(image, fov, 6.0)
+    shifted = local_contrast(image + 0.1, fov, 6.0)
+    assert torch.allclose(base * fov, shifted * fov, atol=1e-5)
+    outside = image.clone()
+    outside[..., :4, :] = 1.0  # changes only pixels outside the FOV
+    assert torch.allclose(local_contrast(outside, fov, 6.0) * fov, base * fov, atol=1e-5)
+    flat = local_contrast(torch.full_like(image, 0.4), fov, 6.0)
+    assert float((flat * fov).abs().max()) < 1e-5
+
+
+def test_contrast_term_penalizes_faded_vessels_not_a_global_shift() -> None:
+    clean, fov = synthetic_fundus(96, np.random.default_rng(3))
+    rgb = torch.from_numpy(clean.transpose(2, 0, 1)[None].copy())
+    f = torch.from_numpy(fov[None, None].astype(np.float32))
+    vessel = torch.from_numpy(vesselness(clean, fov)[None, None].astype(np.float32))
+    target = torch.cat([rgb, f, vessel], 1)
+    blurred = torch.nn.functional.avg_pool2d(rgb, 5, 1, 2, count_include_pad=False)
+
+    def term(pred: torch.Tensor) -> float:
+        return float(fundus_loss(pred, target, 0.0, 0.0, contrast=1.0)
+                     - fundus_loss(pred, target, 0.0, 0.0))
+
+    assert term(rgb + 0.05) < 1e-4  # a global shift costs the term nothing
+    assert term(blurred) > 10 * max(term(rgb + 0.05), 1e-6)

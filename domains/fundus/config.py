@@ -22,11 +22,18 @@ class ModelConfig:
 
 @dataclass
 class LossConfig:
-    """Loss weights: ``vessel_gain = cldice = 0`` is plain L1 inside the FOV (the ablation)."""
+    """Loss weights: ``vessel_gain = cldice = 0`` is plain L1 inside the FOV (the ablation).
+
+    ``ridge`` weighs an L1 between the soft vessel maps of prediction and target; ``contrast``
+    an L1 between their local contrast (each pixel minus its FOV surround, sigma 6 px)
+    weighted by the vessel map, i.e. how dark each vessel is against its surround, whatever
+    the global level. Both are 0 in the shipped recipe (``docs/fundus_vessel_target.md``).
+    """
 
     vessel_gain: float = 3.0
     cldice: float = 0.05
     ridge: float = 0.0
+    contrast: float = 0.0
 
 
 @dataclass

@@ -14,6 +14,7 @@ from suite.errors import ShapeError
 
 EPS = 1e-6
 SQRT_EPS = 1e-12  # keeps sqrt differentiable at 0 without lifting flat regions
+CONTRAST_SIGMA = 6.0  # surround of a vessel: a few widths of the widest (about 10 px) vessels
 RIDGE_SCALE = 0.015  # ridge strength mapped to 0.76: about the 95th percentile in a retina
 
 
@@ -75,6 +76,23 @@ def soft_vesselness(rgb: Tensor, sigmas: tuple[float, ...] = (1.0, 2.0)) -> Tens
     return torch.tanh(best / RIDGE_SCALE)
 
 
+def local_contrast(x: Tensor, fov: Tensor, sigma: float) -> Tensor:
+    """``x`` minus its Gaussian-weighted mean over the FOV pixels around it (sigma in pixels).
+
+    A vessel's value here is its darkness against its surround, whatever the global level.
+    """
+    k = _gauss_kernel(sigma, x.device)
+    r = k.numel() // 2
+
+    def blur(y: Tensor) -> Tensor:
+        c = y.shape[1]
+        row, col = k.view(1, 1, 1, -1).repeat(c, 1, 1, 1), k.view(1, 1, -1, 1).repeat(c, 1, 1, 1)
+        y = F.conv2d(F.pad(y, (r, r, 0, 0), mode="replicate"), row, groups=c)
+        return F.conv2d(F.pad(y, (0, 0, r, r), mode="replicate"), col, groups=c)
+
+    return x - blur(x * fov) / (blur(fov) + EPS)
+
+
 def soft_skeleton(mask: Tensor, iterations: int = 5) -> Tensor:
     """Soft morphological skeleton by iterated min/max pooling (Shit et al. 2021, Alg. 1)."""
 
@@ -115,7 +133,7 @@ def soft_cldice(pred_map: Tensor, target_map: Tensor, fov: Tensor,
 
 
 def fundus_loss(pred: Tensor, target: Tensor, vessel_gain: float, cldice: float,
-                ridge: float = 0.0) -> Tensor:
+                ridge: float = 0.0, contrast: float = 0.0) -> Tensor:
     """The training loss on packed targets ``(B, 5, H, W)``: RGB, FOV, vessel map.
 
     ``vessel_gain = cldice = 0`` gives plain L1 inside the FOV (the ablation). ``ridge``
@@ -123,6 +141,9 @@ def fundus_loss(pred: Tensor, target: Tensor, vessel_gain: float, cldice: float,
     """
     rgb, fov, vessel = target[:, :3], target[:, 3:4], target[:, 4:5]
     loss = vessel_weighted_l1(pred, rgb, fov, vessel, vessel_gain)
+    if contrast:
+        loss = loss + contrast * masked_l1(local_contrast(pred, fov, CONTRAST_SIGMA),
+                                           local_contrast(rgb, fov, CONTRAST_SIGMA), fov * vessel)
     if cldice or ridge:
         with torch.no_grad():
             target_map = soft_vesselness(rgb)

@@ -152,7 +152,7 @@ def train(args: argparse.Namespace) -> Path:
     dataset = PairedPatchDataset(targets, inputs=inputs, patch_size=96, augment=augment,
                                  seed=cfg.train.seed)
     loss = functools.partial(_loss, gain=cfg.loss.vessel_gain, cldice=cfg.loss.cldice,
-                             ridge=cfg.loss.ridge)
+                             ridge=cfg.loss.ridge, contrast=cfg.loss.contrast)
     trainer = FundusTrainer(create_model("unet", **model_arguments(cfg)), loss,
                             torch.optim.AdamW, dataset, Path(args.out), cfg.train,
                             validate=Validator(cfg))
@@ -160,8 +160,9 @@ def train(args: argparse.Namespace) -> Path:
     return _export(trainer, cfg, args, metrics, time.time() - started + trainer.earlier_seconds)
 
 
-def _loss(pred: Tensor, target: Tensor, gain: float, cldice: float, ridge: float) -> Tensor:
-    return fundus_loss(pred, target, gain, cldice, ridge)
+def _loss(pred: Tensor, target: Tensor, gain: float, cldice: float, ridge: float,
+          contrast: float) -> Tensor:
+    return fundus_loss(pred, target, gain, cldice, ridge, contrast)
 
 
 def _export(trainer: Trainer, cfg: FundusConfig, args: argparse.Namespace,
