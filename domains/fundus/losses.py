@@ -47,6 +47,15 @@ def _gauss_kernel(sigma: float, device: torch.device) -> Tensor:
     return k / k.sum()
 
 
+def gaussian_blur(x: Tensor, sigma: float) -> Tensor:
+    """Separable Gaussian blur of every channel of ``(B, C, H, W)``, borders replicated."""
+    k = _gauss_kernel(sigma, x.device)
+    r, c = k.numel() // 2, x.shape[1]
+    row, col = k.view(1, 1, 1, -1).repeat(c, 1, 1, 1), k.view(1, 1, -1, 1).repeat(c, 1, 1, 1)
+    x = F.conv2d(F.pad(x, (r, r, 0, 0), mode="replicate"), row, groups=c)
+    return F.conv2d(F.pad(x, (0, 0, r, r), mode="replicate"), col, groups=c)
+
+
 def soft_vesselness(rgb: Tensor, sigmas: tuple[float, ...] = (1.0, 2.0)) -> Tensor:
     """Differentiable dark-ridge map of the green channel: the largest Hessian eigenvalue.
 
@@ -63,11 +72,7 @@ def soft_vesselness(rgb: Tensor, sigmas: tuple[float, ...] = (1.0, 2.0)) -> Tens
     g = rgb[:, 1:2]
     best = torch.zeros_like(g)
     for s in sigmas:
-        k = _gauss_kernel(s, g.device)
-        r = k.numel() // 2
-        sm = F.conv2d(F.pad(g, (r, r, 0, 0), mode="replicate"), k.view(1, 1, 1, -1))
-        sm = F.conv2d(F.pad(sm, (0, 0, r, r), mode="replicate"), k.view(1, 1, -1, 1))
-        p = F.pad(sm, (1, 1, 1, 1), mode="replicate")
+        p = F.pad(gaussian_blur(g, s), (1, 1, 1, 1), mode="replicate")
         dxx = p[..., 1:-1, 2:] - 2 * p[..., 1:-1, 1:-1] + p[..., 1:-1, :-2]
         dyy = p[..., 2:, 1:-1] - 2 * p[..., 1:-1, 1:-1] + p[..., :-2, 1:-1]
         dxy = (p[..., 2:, 2:] - p[..., 2:, :-2] - p[..., :-2, 2:] + p[..., :-2, :-2]) / 4
@@ -81,16 +86,7 @@ def local_contrast(x: Tensor, fov: Tensor, sigma: float) -> Tensor:
 
     A vessel's value here is its darkness against its surround, whatever the global level.
     """
-    k = _gauss_kernel(sigma, x.device)
-    r = k.numel() // 2
-
-    def blur(y: Tensor) -> Tensor:
-        c = y.shape[1]
-        row, col = k.view(1, 1, 1, -1).repeat(c, 1, 1, 1), k.view(1, 1, -1, 1).repeat(c, 1, 1, 1)
-        y = F.conv2d(F.pad(y, (r, r, 0, 0), mode="replicate"), row, groups=c)
-        return F.conv2d(F.pad(y, (0, 0, r, r), mode="replicate"), col, groups=c)
-
-    return x - blur(x * fov) / (blur(fov) + EPS)
+    return x - gaussian_blur(x * fov, sigma) / (gaussian_blur(fov, sigma) + EPS)
 
 
 def soft_skeleton(mask: Tensor, iterations: int = 5) -> Tensor:
