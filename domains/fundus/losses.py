@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
+from monai.networks.layers import separable_filtering
 from torch import Tensor
 
 from suite.errors import ShapeError
@@ -48,12 +49,10 @@ def _gauss_kernel(sigma: float, device: torch.device) -> Tensor:
 
 
 def gaussian_blur(x: Tensor, sigma: float) -> Tensor:
-    """Separable Gaussian blur of every channel of ``(B, C, H, W)``, borders replicated."""
+    """Separable Gaussian blur (3-sigma kernel) of every channel of ``(B, C, H, W)``, borders
+    replicated, by MONAI's ``separable_filtering``."""
     k = _gauss_kernel(sigma, x.device)
-    r, c = k.numel() // 2, x.shape[1]
-    row, col = k.view(1, 1, 1, -1).repeat(c, 1, 1, 1), k.view(1, 1, -1, 1).repeat(c, 1, 1, 1)
-    x = F.conv2d(F.pad(x, (r, r, 0, 0), mode="replicate"), row, groups=c)
-    return F.conv2d(F.pad(x, (0, 0, r, r), mode="replicate"), col, groups=c)
+    return separable_filtering(x, [k, k], mode="replicate")
 
 
 def soft_vesselness(rgb: Tensor, sigmas: tuple[float, ...] = (1.0, 2.0)) -> Tensor:
@@ -133,13 +132,15 @@ def fundus_loss(pred: Tensor, target: Tensor, vessel_gain: float, cldice: float,
     """The training loss on packed targets ``(B, 5, H, W)``: RGB, FOV, vessel map.
 
     ``vessel_gain = cldice = 0`` gives plain L1 inside the FOV (the ablation). ``ridge``
-    weighs an L1 between the soft vessel maps of prediction and target inside the FOV.
+    weighs an L1 between the soft vessel maps of prediction and target inside the FOV;
+    ``contrast`` an L1 between their local contrasts, weighted by the vessel map.
     """
     rgb, fov, vessel = target[:, :3], target[:, 3:4], target[:, 4:5]
     loss = vessel_weighted_l1(pred, rgb, fov, vessel, vessel_gain)
     if contrast:
-        loss = loss + contrast * masked_l1(local_contrast(pred, fov, CONTRAST_SIGMA),
-                                           local_contrast(rgb, fov, CONTRAST_SIGMA), fov * vessel)
+        # local_contrast is linear, so the contrast of the error is the error of the contrasts
+        error = local_contrast(pred - rgb, fov, CONTRAST_SIGMA)
+        loss = loss + contrast * masked_l1(error, torch.zeros_like(error), fov * vessel)
     if cldice or ridge:
         with torch.no_grad():
             target_map = soft_vesselness(rgb)
