@@ -173,6 +173,40 @@ def test_mask_with_nodata_writes_nodata_value(tmp_path: Path) -> None:
     assert (got.data[0, :5] == 0).all() and (got.data[0, 5:] == 14).all()
 
 
+@pytest.mark.parametrize(("dtype", "nodata", "moved"), [
+    ("uint8", 0, 1), ("uint8", 255, 254), ("int16", -9999, -9998), ("float32", 0.0, 1e-5)])
+def test_valid_pixels_never_land_on_the_nodata_value(tmp_path: Path, dtype: str, nodata: float,
+                                                      moved: float) -> None:
+    """A sharpened byte scene clipped valid dark pixels to 0, its nodata: they read back as
+    missing."""
+    data = np.full((1, 20, 30), 9, dtype=dtype)
+    src = fake_geotiff(tmp_path / "n.tif", data, nodata=nodata)
+    meta = read_raster_meta(src)
+    hidden = np.zeros(data.shape, bool)
+    hidden[0, :4] = True
+
+    def produce(window: Window) -> np.ma.MaskedArray:
+        block = np.full((1, int(window.height), int(window.width)), nodata, dtype=dtype)
+        block[0, -1] = 9
+        return np.ma.MaskedArray(block, mask=hidden[:, : block.shape[1], : block.shape[2]])
+
+    got = read_window(write_raster_windows(tmp_path / "o.tif", meta, produce), None, masked=True)
+    assert got.mask[0, :4].all() and not got.mask[0, 4:].any()
+    assert (got.data[0, :4] == nodata).all() and (got.data[0, -1] == 9).all()
+    assert (got.data[0, 4:-1] == np.asarray(moved, dtype)).all()
+
+
+def test_band_metadata_is_carried(tmp_path: Path) -> None:
+    src = fake_geotiff(tmp_path / "t.tif", np.ones((2, 20, 20), dtype=np.uint16))
+    with rasterio.open(src, "r+") as ds:
+        ds.update_tags(1, WAVELENGTH="0.49", STATISTICS_MEAN="1")
+        ds.update_tags(2, WAVELENGTH="0.56")
+    meta = read_raster_meta(src)
+    out = write_raster_windows(tmp_path / "o.tif", meta, lambda w: read_window(src, w))
+    with rasterio.open(out) as ds:
+        assert ds.tags(1) == {"WAVELENGTH": "0.49"} and ds.tags(2) == {"WAVELENGTH": "0.56"}
+
+
 def test_scales_offsets_and_descriptions_carried(tmp_path: Path) -> None:
     data = np.ones((2, 20, 20), dtype=np.uint16)
     src = fake_geotiff(tmp_path / "s.tif", data)

@@ -33,6 +33,7 @@ from suite.io.raster import (
     denormalize,
     detect_normalization,
     normalize,
+    off_nodata,
     read_raster_meta,
     read_valid_mask,
     read_window,
@@ -128,6 +129,11 @@ def choose_filler(options: argparse.Namespace, ref: np.ndarray | None) -> tuple[
     return model_filler(model, ref), f"model {Path(weights).name}"
 
 
+def _valid_values(values: np.ndarray, meta: RasterMeta) -> np.ndarray:
+    """Filled or clouded pixels are valid: none may land on the nodata value."""
+    return values if meta.nodata is None else off_nodata(values, meta.nodata)
+
+
 def _producer(stored: np.ndarray, valid: np.ndarray, meta: RasterMeta):  # type: ignore[no-untyped-def]
     """Window producer over an in-memory array, keeping a per-dataset mask when there is one."""
     keep_mask = meta.nodata is None and not valid.all()
@@ -164,7 +170,7 @@ def enhance_raster(path: Path, output: Path, options: argparse.Namespace) -> dic
     if mask.any():
         filled = filler(scene.values, mask)
         norm = detect_normalization(scene.meta, float(scene.stored.max()))
-        stored[:, mask] = denormalize(filled, norm)[:, mask]
+        stored[:, mask] = _valid_values(denormalize(filled, norm), scene.meta)[:, mask]
     write_raster_windows(output, scene.meta, _producer(stored, scene.valid, scene.meta))
     if getattr(options, "write_mask", False):
         write_mask(options.output, scene.meta, mask)
@@ -182,7 +188,8 @@ def degrade_raster(path: Path, output: Path, options: argparse.Namespace) -> dic
     cloudy = apply_clouds(scene.values, layer, cloud_brightness(scene.values[:, scene.valid]
                                                                 [:, :, None]))
     norm = detect_normalization(scene.meta, float(scene.stored.max()))
-    stored = np.where(codes[None] > 0, denormalize(cloudy, norm), scene.stored)
+    stored = np.where(codes[None] > 0, _valid_values(denormalize(cloudy, norm), scene.meta),
+                      scene.stored)
     write_raster_windows(output, scene.meta, _producer(stored, scene.valid, scene.meta))
     mask_path = write_mask(options.output, scene.meta, codes)
     return {"cover": round(float((codes > 0).mean()), 4), "mask": str(mask_path)}

@@ -82,6 +82,8 @@ class RasterMeta:
             resolution level-1 product), or ``None``.
         alpha: the 1-based index of the source's alpha band, or ``None``.
         paletted: whether the source's values index a colour table.
+        band_tags: each band's own metadata (e.g. ``WAVELENGTH``), band statistics left out,
+            written back to the output band of the same index.
     """
 
     profile: dict[str, Any]
@@ -100,6 +102,7 @@ class RasterMeta:
     rpcs: RPC | None = None
     alpha: int | None = None
     paletted: bool = False
+    band_tags: tuple[dict[str, str], ...] = ()
 
     @property
     def count(self) -> int:
@@ -202,6 +205,8 @@ def read_raster_meta(path: str | Path) -> RasterMeta:
             rpcs=ds.rpcs,
             alpha=interps.index(ColorInterp.alpha) + 1 if ColorInterp.alpha in interps else None,
             paletted=ColorInterp.palette in interps,
+            band_tags=tuple({k: str(v) for k, v in ds.tags(i).items() if not _not_carried(k)}
+                            for i in ds.indexes),
         )
 
 
@@ -509,14 +514,35 @@ def write_profile(meta: RasterMeta) -> dict[str, Any]:
     return profile
 
 
+def off_nodata(data: np.ndarray, nodata: float) -> np.ndarray:
+    """``data`` with every value equal to ``nodata`` moved one step off it.
+
+    A valid pixel that a sharpening or a fill drives to the nodata value (0 in a byte scene,
+    after clipping) would read back as missing; one digital number up, or down at the top of
+    the range, keeps it valid. Floats move by 1e-5 of the value (at least 1e-5): GDAL reads
+    float values within a few ulps of nodata as nodata.
+    """
+    if np.isnan(nodata):
+        return data
+    hit = data == nodata
+    if not hit.any():
+        return data
+    if np.issubdtype(data.dtype, np.floating):
+        step = nodata + max(abs(nodata), 1.0) * 1e-5
+    else:
+        step = nodata + 1 if nodata < np.iinfo(data.dtype).max else nodata - 1
+    return np.where(hit, np.asarray(step, dtype=data.dtype), data)
+
+
 def _write_window(dst: Any, window: Window, block: np.ndarray, meta: RasterMeta) -> bool:
     """Write one window; return whether the block had masked pixels and no nodata value."""
     if np.ndim(block) == 2:
         block = block[None]
     masked = isinstance(block, np.ma.MaskedArray) and bool(np.ma.is_masked(block))
-    data = np.ma.getdata(block)
-    if masked and meta.nodata is not None:
-        data = np.where(np.ma.getmaskarray(block), meta.nodata, data)
+    data = np.asarray(np.ma.getdata(block), dtype=meta.dtype)
+    if isinstance(block, np.ma.MaskedArray) and meta.nodata is not None:
+        invalid = np.ma.getmaskarray(block)
+        data = np.where(invalid, meta.nodata, off_nodata(data, meta.nodata))
     dst.write(np.asarray(data, dtype=meta.dtype), window=window)
     if masked and meta.nodata is None:
         valid = ~np.ma.getmaskarray(block).any(axis=0)
@@ -539,6 +565,9 @@ def _write_tiled(path: Path, meta: RasterMeta, producer: Producer, size: int) ->
         if meta.offsets:
             dst.offsets = meta.offsets[: meta.count]
         dst.update_tags(**meta.metadata, TIFFTAG_SOFTWARE=f"enhance-suite {version}")
+        for i, band in enumerate(meta.band_tags[: meta.count], start=1):
+            if band:
+                dst.update_tags(i, **band)
         if meta.gcps:
             dst.gcps = (list(meta.gcps), meta.gcps_crs)
         if meta.rpcs is not None:
