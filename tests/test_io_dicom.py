@@ -96,8 +96,11 @@ def _check_derived(out: Path, src: Volume) -> None:
     assert {str(ds.SOPInstanceUID) for ds in written}.isdisjoint(
         {str(ds.get("SOPInstanceUID")) for ds in source}
     )
+    studies = {str(ds.StudyInstanceUID) for ds in written}
+    assert len(studies) == 1 and studies.pop()  # the source's, or one made for a source without
     for ds, orig in zip(written, source, strict=True):
-        assert ds.PatientID == orig.PatientID and ds.StudyInstanceUID == orig.StudyInstanceUID
+        assert ds.PatientID == orig.PatientID
+        assert ds.StudyInstanceUID == orig.StudyInstanceUID or not orig.StudyInstanceUID
         assert list(ds.ImageType)[:2] == ["DERIVED", "SECONDARY"]
         assert ds.file_meta.TransferSyntaxUID == pydicom.uid.ExplicitVRLittleEndian
         assert ds.file_meta.MediaStorageSOPInstanceUID == ds.SOPInstanceUID
@@ -315,7 +318,7 @@ def test_series_on_a_finer_grid_round_trips(ct: Volume, tmp_path: Path) -> None:
     assert np.abs(back.data - data).max() <= 0.5
     first = pydicom.dcmread(sorted(out.iterdir())[0])
     source = ct.meta.datasets[0]
-    assert first.StudyInstanceUID == source.StudyInstanceUID
+    assert first.StudyInstanceUID == (source.StudyInstanceUID or first.StudyInstanceUID) != ""
     assert first.PatientID == source.PatientID
     assert float(first.SliceThickness) == pytest.approx(np.linalg.norm(affine[:3, 2]))
     assert int(first.Columns) == data.shape[0]
@@ -448,3 +451,17 @@ def test_info_lists_what_a_folder_holds(tmp_path: Path, run_cli) -> None:
     series = json.loads(out)["series"]
     assert [(s["series_number"], s["images"], s["volumes"]) for s in series] == [
         (None, 16, {"EchoNumbers": ["1", "2"]}), ("1", 1, 1)]
+
+
+def test_a_source_without_a_study_uid_gets_one_for_the_whole_derived_series(
+        tmp_path: Path, run_cli) -> None:
+    """The bundled anonymised series has an empty StudyInstanceUID, a required attribute; the
+    derived series kept it empty."""
+    src = Path(__file__).resolve().parents[1] / "sample_data" / "ct" / "abdomen_ct_dicom"
+    assert not any(str(pydicom.dcmread(f, stop_before_pixels=True).StudyInstanceUID)
+                   for f in src.iterdir())
+    out = tmp_path / "series"
+    assert run_cli("convert", src, "-o", out, "--quiet")[0] == 0
+    studies = {str(pydicom.dcmread(f, stop_before_pixels=True).StudyInstanceUID)
+               for f in out.iterdir()}
+    assert len(studies) == 1 and len(studies.pop()) > 10

@@ -476,12 +476,13 @@ def write_dicom_series(
         meta.affine, source_affine, atol=1e-4
     )
     stored, slope, intercept, signed = _encode(out, np.asarray(data))
-    series_uid = generate_uid()
+    series_uid, study_uid = generate_uid(), generate_uid()  # the study's only if it has none
     with atomic_path(out) as tmp:
         tmp.mkdir()
         for k in range(data.shape[2]):
             index = _nearest_source(meta.affine, source_affine, k, len(sources))
-            ds = derived_instance(sources[index], series_uid, description, derivation, k + 1)
+            ds = derived_instance(sources[index], series_uid, description, derivation, k + 1,
+                                  study_uid)
             if regridded:
                 _set_geometry(ds, meta.affine, k, data.shape)
             _set_pixels(ds, stored[:, :, k].T, slope, intercept, signed)
@@ -564,12 +565,20 @@ def _encode(out: Path, data: np.ndarray) -> tuple[np.ndarray, float, float, bool
 
 
 def derived_instance(
-    src: Dataset, series_uid: str, description: str, derivation: str, number: int
+    src: Dataset, series_uid: str, description: str, derivation: str, number: int,
+    study_uid: str | None = None,
 ) -> Dataset:
     """Copy of a source header turned into one instance of a derived series (new instance and
     series UIDs, ImageType DERIVED, a derivation description, a reference to the source); the
-    caller sets the pixel data."""
+    caller sets the pixel data.
+
+    ``study_uid`` stands in for a StudyInstanceUID that the source lacks or left empty (some
+    anonymisers do): it is a required attribute, and every instance of the series needs the
+    same one (one per series when not given).
+    """
     ds = copy.deepcopy(src)
+    if not str(src.get("StudyInstanceUID") or "").strip():
+        ds.StudyInstanceUID = study_uid or generate_uid()
     ds.SOPClassUID = _sop_class(src)
     ds.SeriesInstanceUID = series_uid
     ds.SOPInstanceUID = generate_uid()
