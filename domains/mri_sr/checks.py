@@ -60,14 +60,25 @@ def check_mr(vol: Volume, force: bool = False) -> None:
                          "Hounsfield units, not MRI (pass --force to run it anyway)")
 
 
-def pick_axis(vol: Volume, axis: str) -> int:
+def pick_axis(vol: Volume, axis: str, thin_input: bool = False) -> int:
     """The slice axis: as given, or with ``auto`` the one with the largest spacing.
 
+    Args:
+        vol: the volume.
+        axis: ``auto``, ``0``, ``1`` or ``2``.
+        thin_input: the volume is a thin-slice input to thicken (``suite degrade``), usually
+            isotropic: ``auto`` then takes the voxel axis nearest the head-foot direction, the
+            slice axis of an axial acquisition, where there is no largest spacing.
+
     Raises:
-        InputError: ``auto`` on a near-isotropic volume (no honest choice), or too few slices.
+        InputError: ``auto`` on a near-isotropic volume to enhance (no honest choice), or too
+            few slices.
     """
     spacing = np.asarray(vol.meta.spacing[:3], dtype=float)
-    if axis == "auto":
+    if axis == "auto" and thin_input and spacing.max() / spacing.min() < ISOTROPIC_RATIO:
+        directions = vol.meta.affine[:3, :3] / np.linalg.norm(vol.meta.affine[:3, :3], axis=0)
+        chosen = int(np.argmax(np.abs(directions[2])))
+    elif axis == "auto":
         if spacing.max() / spacing.min() < ISOTROPIC_RATIO:
             raise InputError(
                 vol.meta.source_path,

@@ -46,14 +46,15 @@ def read_mri(path: Path, options: argparse.Namespace) -> Volume:
     return vol
 
 
-def _prepare(path: Path, output: Path, options: argparse.Namespace) -> tuple[Volume, int, float]:
+def _prepare(path: Path, output: Path, options: argparse.Namespace,
+             thin_input: bool = False) -> tuple[Volume, int, float]:
     """Everything that can be refused, before any work: output kind, scale, volume, axis."""
     if options.scale is None:
         raise UsageError("give the through-plane factor with --scale, e.g. --scale 4")
     scale = check_scale(options.scale)
     vol = read_mri(path, options)
     check_output_kind(output, vol)
-    return vol, pick_axis(vol, options.axis), scale
+    return vol, pick_axis(vol, options.axis, thin_input), scale
 
 
 def _with_affine(meta: VolumeMeta, affine: np.ndarray) -> VolumeMeta:
@@ -111,7 +112,7 @@ def _method(model: nn.Module | None, options: argparse.Namespace) -> str:
 
 def degrade_volume(path: Path, output: Path, options: argparse.Namespace) -> dict[str, Any]:
     """Write a simulated thick-slice acquisition of ``path`` (NIfTI)."""
-    vol, axis, scale = _prepare(path, output, options)
+    vol, axis, scale = _prepare(path, output, options, thin_input=True)
     if not 0.0 < options.kspace <= 1.0:
         raise UsageError(f"--kspace must be a fraction in (0, 1], got {options.kspace:g}")
     if not 0.0 <= options.noise < 1.0:
