@@ -43,6 +43,7 @@ from suite.domain import Domain
 from suite.engine.device import pick_device
 from suite.errors import InputError, UsageError
 from suite.io.atomic import atomic_path, check_output_path
+from suite.weights import check_card_domain
 
 RETRIES = 2
 """Extra tries of a task that raised (a worker that dies is handled by the scheduler too)."""
@@ -286,7 +287,8 @@ def worker_options(args: argparse.Namespace) -> argparse.Namespace:
 
 
 def _out_dir(args: argparse.Namespace) -> Path:
-    out = check_output_path(args.output, [Path(p) for p in args.inputs if "*" not in str(p)])
+    out = check_output_path(args.output, [Path(p) for p in args.inputs if "*" not in str(p)],
+                            container=True)
     if out.exists() and not out.is_dir():
         raise InputError(out, "output must be a folder for a batch")
     out.mkdir(exist_ok=True)
@@ -352,6 +354,8 @@ def batch(args: argparse.Namespace) -> int:
     """Run ``suite batch``; return 0, 2 if any item had bad input, 1 if any failed otherwise."""
     domain = plugins.get_domain(args.domain)
     domain.check_runtime(args)
+    if getattr(args, "weights", None):
+        check_card_domain(args.weights, domain.name)  # before the output folder
     if not args.scheduler and getattr(args, "device", "auto") != "auto":
         pick_device(args.device)  # local workers see this machine's devices: refuse early
     skipped: list[Path] = []

@@ -7,6 +7,7 @@ Exit codes: 0 done; 2 bad input or usage (one line on stderr naming the file and
 from __future__ import annotations
 
 import argparse
+import difflib
 import sys
 import traceback
 import warnings
@@ -77,7 +78,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     debug = "--debug" in args_list
     _quiet_notices()
     try:
-        args = build_parser().parse_args(args_list)
+        parser = build_parser()
+        args, extras = parser.parse_known_args(args_list)
+        if extras:
+            raise UsageError(_unrecognized(parser, args, extras))
         if args.command is None:
             build_parser().print_help()
             return 2
@@ -94,6 +98,28 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     except Exception as exc:
         return _fail(exc, 1, debug, prefix="internal error: ")
+
+
+def _unrecognized(parser: argparse.ArgumentParser, args: argparse.Namespace,
+                  extras: list[str]) -> str:
+    """Name the command the extras were given to, and its nearest option for a typo."""
+    names = [str(v) for v in (getattr(args, "command", None), getattr(args, "domain", None)) if v]
+    text = f"{' '.join(['suite', *names])}: unrecognized arguments: {' '.join(extras)}"
+    target = parser
+    for name in names:  # down to the parser that took the last name
+        target = _sub_commands(target).get(name, target)
+    first = next((e.split("=")[0] for e in extras if e.startswith("--")), None)
+    options = sorted(o for a in target._actions for o in a.option_strings if o.startswith("--"))
+    close = difflib.get_close_matches(first, options, n=1) if first else []
+    return text + (f" (did you mean {close[0]}?)" if close else "")
+
+
+def _sub_commands(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
+    # argparse keeps no public map of a parser's sub-commands
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            return dict(action.choices)
+    return {}
 
 
 def _fail(exc: BaseException, code: int, debug: bool, prefix: str = "error: ") -> int:

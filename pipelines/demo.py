@@ -25,12 +25,13 @@ from suite.sample import sample_data_dir
 
 def demo(args: argparse.Namespace) -> int:
     """Run the demo into ``args.output``; exit 1 if any domain's demo failed."""
-    out = check_output_path(args.output)
+    chosen = _chosen(args.domains)  # a typo is refused before anything is written
+    out = check_output_path(args.output, container=True)
     out.mkdir(exist_ok=True)
     results: dict[str, Any] = {"io_roundtrip": roundtrip_check(out)}
     items: dict[str, list[DemoItem]] = {}
     failures: dict[str, str] = {}
-    for name in _chosen(args.domains):
+    for name in chosen:
         _log(args, f"demo: {name} ...")
         try:
             dom_dir = out / name
@@ -54,7 +55,8 @@ def _chosen(names: list[str] | None) -> list[str]:
         return [n for n, e in entries.items() if e.ok]
     unknown = [n for n in names if n not in entries]
     if unknown:
-        raise UsageError(f"unknown domain(s): {', '.join(unknown)}")
+        raise UsageError(f"--domains: unknown domain(s) {', '.join(unknown)}; "
+                         f"known: {', '.join(entries)}")
     return names
 
 

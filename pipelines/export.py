@@ -31,7 +31,10 @@ from suite.domain import Domain
 from suite.errors import InputError, UsageError
 from suite.int8 import ENGINE, fp32_module_names, quantize_torch_int8
 from suite.io.atomic import atomic_path, check_output_path
-from suite.weights import load_model
+from suite.weights import card_path, check_card_domain, load_model
+
+SUFFIXES = {"onnx": (".onnx",), "torchscript": (".pt", ".pth", ".ts")}
+"""Output suffixes of each format: an ONNX file named ``.pt`` opens nowhere."""
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -58,10 +61,17 @@ def export(args: argparse.Namespace) -> int:
     weights = args.weights or domain.default_weights()
     if weights is None:
         raise UsageError(f"{domain.name} has no default weights installed; pass --weights")
+    check_card_domain(weights, domain.name)
     out = check_output_path(args.output, [weights])
     if out.suffix == ".json":
         raise InputError(args.output, "the export's card is written as .json beside it; "
                          "give a .onnx or .pt name")  # fmt: skip
+    if out.suffix.lower() not in SUFFIXES[args.format]:
+        raise InputError(args.output, f"--format {args.format} writes "
+                         f"{' or '.join(SUFFIXES[args.format])} files")
+    if out.with_suffix(".json") == card_path(weights).absolute():
+        raise InputError(args.output, "its card would overwrite the card of the weights "
+                                      f"({card_path(weights).name}); give the export another name")
     model, card = load_domain_model(domain, weights, args.trust_checkpoint)
     example = ex.example_input(card, args.example_size)
     patches = _calibration(domain, args) if args.int8 else []

@@ -11,6 +11,7 @@ from typing import Any
 from suite import plugins
 from suite.errors import InputError
 from suite.io.atomic import atomic_path, check_output_path
+from suite.weights import check_card_domain
 
 
 def _say(args: argparse.Namespace, text: str) -> None:
@@ -48,6 +49,8 @@ def write_from_inputs(args: argparse.Namespace, operation: str) -> tuple[Path, d
     domain = plugins.get_domain(args.domain)
     if operation == "enhance":
         domain.check_runtime(args)
+        if getattr(args, "weights", None):
+            check_card_domain(args.weights, domain.name)
     inputs = _existing(args.inputs)
     out = check_output_path(args.output, inputs)
     domain.check_output(Path(args.output))
@@ -91,10 +94,11 @@ def evaluate_metrics(args: argparse.Namespace) -> dict[str, float]:
 
 def convert(args: argparse.Namespace) -> int:
     """``suite convert INPUT -o OUTPUT``: DICOM or NIfTI in, NIfTI or a DICOM series out."""
-    from suite.io.volume import read_volume, write_volume
+    from suite.io.volume import check_volume_output, read_volume, write_volume
 
     _existing([args.input])
     out = check_output_path(args.output, [args.input])
+    check_volume_output(out)
     vol = read_volume(args.input, series_uid=args.series, recursive=args.recursive,
                       volume=args.volume)
     write_volume(out, vol.data, vol.meta, description="converted", derivation="format conversion")
@@ -118,6 +122,12 @@ def info(args: argparse.Namespace) -> int:
     if path.is_dir() or path.suffix.lower() == ".dcm" or is_dicom_file(path):  # DICOMDIR too
         print(json.dumps(_dicom_info(path, args.recursive), indent=2, sort_keys=True))
         return 0
+    if path.suffix.lower() in PHOTO_INFO_SUFFIXES:
+        print(json.dumps(_photo_info(path), indent=2, sort_keys=True))
+        return 0
+    if path.suffix.lower() not in WEIGHTS_SUFFIXES:
+        raise InputError(path, "suite info reads weights (.safetensors, .pt, .onnx), NIfTI, "
+                               "DICOM, GeoTIFF and photographs (.png, .jpg); not this file")
     from suite.weights import read_card
 
     print(json.dumps(read_card(args.weights), indent=2, sort_keys=True))
@@ -125,6 +135,21 @@ def info(args: argparse.Namespace) -> int:
 
 
 RASTER_INFO_SUFFIXES = (".tif", ".tiff", ".jp2", ".vrt")
+PHOTO_INFO_SUFFIXES = (".png", ".jpg", ".jpeg")
+WEIGHTS_SUFFIXES = (".safetensors", ".pt", ".pth", ".ckpt", ".onnx")
+
+
+def _photo_info(path: Path) -> dict[str, Any]:
+    """Size, channels and bit depth of a photograph, without decoding its pixels."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as img:
+            bits = 16 if img.mode.startswith("I;16") or img.mode == "I" else 8
+            return {"file": str(path), "format": img.format, "width": img.width,
+                    "height": img.height, "mode": img.mode, "bits": bits}
+    except (UnidentifiedImageError, OSError) as exc:
+        raise InputError(path, f"corrupt or unreadable image ({exc})") from None
 
 
 def _raster_info(path: Path) -> dict[str, Any]:

@@ -55,14 +55,21 @@ class Domain:
     the format from the path."""
     output_format: ClassVar[str] = ""
     """The format those suffixes name, for the message."""
+    volume_output: ClassVar[bool] = False
+    """The output is a volume: NIfTI by its suffix, else a DICOM series folder."""
 
     def check_output(self, output: Path) -> None:
         """Refuse, before any work, an output whose name promises another format (a GeoTIFF
         written to ``out.png`` opens nowhere as a PNG).
 
         Raises:
-            InputError: the output's suffix is not one of :attr:`output_suffixes`.
+            InputError: the output's suffix is not one of :attr:`output_suffixes`, or a
+                volume's output names another file format.
         """
+        if self.volume_output:
+            from suite.io.volume import check_volume_output
+
+            check_volume_output(output)
         if self.output_suffixes and not output.name.lower().endswith(self.output_suffixes):
             raise InputError(output, f"{self.name} writes {self.output_format}; name the output "
                              f"{' or '.join(self.output_suffixes)}")

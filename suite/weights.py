@@ -48,15 +48,33 @@ def read_card(path: str | Path) -> dict[str, Any]:
     """Read the model card of a weights file.
 
     Raises:
-        InputError: the card is missing or not valid JSON.
+        InputError: the weights or their card are missing, or the card is not valid JSON.
     """
     cpath = card_path(path)
+    if not Path(path).exists():
+        raise InputError(path, "weights file not found")
     if not cpath.is_file():
         raise InputError(path, f"no model card {cpath.name} beside the weights")
     try:
         card: dict[str, Any] = json.loads(cpath.read_text())
     except json.JSONDecodeError as exc:
         raise InputError(cpath, f"model card is not valid JSON ({exc.msg})") from None
+    return card
+
+
+def check_card_domain(path: str | Path, domain: str) -> dict[str, Any]:
+    """The card of ``path``, if its weights were trained for ``domain``.
+
+    Another domain's network would fail deep inside the model (a shape or an argument error)
+    or, worse, run and write nonsense; the card says which domain trained it.
+
+    Raises:
+        InputError: the card is missing or names another domain.
+    """
+    card = read_card(path)
+    owner = card.get("domain")
+    if owner is not None and owner != domain:
+        raise InputError(path, f"these weights are for {owner}, not {domain}")
     return card
 
 

@@ -671,3 +671,13 @@ def test_noise_channel_recipe_trains_then_enhances_on_every_runtime_and_adapts(
                            tmp_path / "adapted.nii.gz", "--weights", weights, "--adapt",
                            "--adapt-steps", "2")
     assert code == 0, err
+
+
+def test_evaluate_refuses_a_reference_that_is_not_ct(run_cli) -> None:
+    """HU-window metrics of an MR volume were printed as if they meant something."""
+    mr = Path(__file__).resolve().parents[1] / "sample_data" / "mri" / "stroke_t1_excerpt.nii.gz"
+    code, out, err = run_cli("evaluate", "ct-denoise", "--pred", mr, "--ref", mr)
+    assert code == 2 and "stroke_t1_excerpt.nii.gz" in err and "Hounsfield" in err
+    assert len(err.strip().splitlines()) == 1 and out == ""
+    code, out, err = run_cli("evaluate", "ct-denoise", "--pred", mr, "--ref", mr, "--force")
+    assert code == 0 and "psnr" in out

@@ -260,6 +260,12 @@ def test_export_command_refusals(tmp_path: Path, tiny: TinyDomain) -> None:
         pipeline_export.export(_args(tmp_path, output=tmp_path / "no" / "m.onnx"))
     with pytest.raises(InputError, match=r"none\.safetensors"):
         pipeline_export.export(_args(tmp_path, weights=tmp_path / "none.safetensors"))
+    card_before = (tmp_path / "unet.json").read_bytes()
+    with pytest.raises(InputError, match=r"card of the weights \(unet\.json\)"):
+        pipeline_export.export(_args(tmp_path, output=tmp_path / "unet.onnx"))
+    assert (tmp_path / "unet.json").read_bytes() == card_before
+    with pytest.raises(InputError, match=r"--format onnx writes \.onnx"):
+        pipeline_export.export(_args(tmp_path, output=tmp_path / "out.pt"))
     bad = tmp_path / "bad.npy"
     np.save(bad, np.zeros((4, 4), dtype=np.int16))
     with pytest.raises(InputError, match=r"bad\.npy"):

@@ -201,6 +201,21 @@ def test_info_shows_a_raster_and_a_dicom_series(run_cli) -> None:
     assert shown["shape"] == [512, 512, 8] and shown["modality"] == "CT"
 
 
+def test_info_shows_a_photograph_and_names_a_file_it_cannot_read(run_cli,
+                                                                  tmp_path: Path) -> None:
+    """Any other file was taken for weights: "no model card notes.json beside the weights"."""
+    import json
+
+    code, out, err = run_cli("info", REPO / "sample_data" / "fundus" / "retina_700.png")
+    assert code == 0, err
+    assert json.loads(out) | {"file": ""} == {"file": "", "format": "PNG", "width": 700,
+                                              "height": 700, "mode": "RGB", "bits": 8}
+    (tmp_path / "notes.txt").write_text("a note\n")
+    code, _, err = run_cli("info", tmp_path / "notes.txt")
+    assert code == 2 and "notes.txt: suite info reads weights" in err
+    assert len(err.strip().splitlines()) == 1
+
+
 @pytest.mark.parametrize("domain", ["ct-denoise", "mri-sr", "fundus"])
 def test_one_file_domains_refuse_several_inputs(domain: str, run_cli, tmp_path: Path) -> None:
     inputs = tmp_path / "in"
@@ -262,3 +277,13 @@ def test_device_cuda_without_cuda_is_refused(domain: str, run_cli, tmp_path: Pat
     code, _, err = run_cli("--quiet", "enhance", domain, *args, "-o", out, "--device", "cuda")
     assert code == 2 and "CUDA is not available" in err and len(err.strip().splitlines()) == 1
     assert not out.exists()
+
+
+def test_a_misspelt_option_names_its_command_and_the_nearest_option(run_cli) -> None:
+    """The message said ``suite: unrecognized arguments`` whatever the command."""
+    code, _, err = run_cli("enhance", "ct-denoise", "in", "-o", "out.nii.gz", "--adpat")
+    assert code == 2 and len(err.strip().splitlines()) == 1
+    assert "suite enhance ct-denoise: unrecognized arguments: --adpat" in err
+    assert "did you mean --adapt?" in err
+    code, _, err = run_cli("batch", "fundus", "in", "-o", "out", "--workrs", "2")
+    assert code == 2 and "suite batch fundus:" in err and "did you mean --workers?" in err

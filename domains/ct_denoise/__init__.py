@@ -22,6 +22,7 @@ class CtDenoiseDomain(Domain):
     name = "ct-denoise"
     task = "low-dose CT denoising (3D residual U-Net, HU in and out)"
     input_kinds = ("dicom-series", "nifti")
+    volume_output = True
     runtimes = ("torch", "torch-int8", "torch-bf16", "onnxruntime")
 
     def default_weights(self) -> Path | None:
@@ -29,8 +30,8 @@ class CtDenoiseDomain(Domain):
         return WEIGHTS if WEIGHTS.is_file() else None
 
     def add_arguments(self, command: str, parser: argparse.ArgumentParser) -> None:
-        """Domain options: ``--force``, ``--series``, ``--volume`` and ``--recursive`` for
-        enhance/degrade; dose for degrade; ``--paired`` for train."""
+        """Domain options: ``--series``, ``--volume`` and ``--recursive`` for enhance/degrade;
+        ``--force`` for those and evaluate; dose for degrade; ``--paired`` for train."""
         if command in ("enhance", "degrade", "batch"):
             parser.add_argument("--series",
                                 help="SeriesInstanceUID or number, when a folder holds several")
@@ -38,6 +39,7 @@ class CtDenoiseDomain(Domain):
                                 "multi-volume series (0-based)")
             parser.add_argument("--recursive", action="store_true",
                                 help="read DICOM files in sub-folders too (e.g. a CD export)")
+        if command in ("enhance", "degrade", "batch", "evaluate"):
             parser.add_argument(
                 "--force",
                 action="store_true",
@@ -106,7 +108,7 @@ class CtDenoiseDomain(Domain):
         """PSNR/SSIM in two HU windows and the residual noise in soft tissue."""
         from domains.ct_denoise.pipeline import evaluate_volumes
 
-        return evaluate_volumes(pred, ref)
+        return evaluate_volumes(pred, ref, force=getattr(options, "force", False))
 
     def demo(self, out_dir: Path, options: argparse.Namespace) -> list[DemoItem]:
         """Degrade and denoise the bundled CT excerpt."""

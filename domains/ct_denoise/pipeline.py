@@ -140,9 +140,12 @@ def _dose_level(options: argparse.Namespace) -> dict[str, float]:
     return {"dose": dose}
 
 
-def evaluate_volumes(pred: Path, ref: Path) -> dict[str, float]:
-    """Metrics of ``pred`` against ``ref`` (same grid required)."""
-    p, r = to_axial(read_volume(pred)), to_axial(read_volume(ref))
+def evaluate_volumes(pred: Path, ref: Path, force: bool = False) -> dict[str, float]:
+    """Metrics of ``pred`` against ``ref`` (same grid required); HU windows, so the reference
+    must be CT (unless ``force``)."""
+    reference = read_volume(ref)
+    check_ct_volume(reference, force=force)
+    p, r = to_axial(read_volume(pred)), to_axial(reference)
     if p.hu.shape != r.hu.shape:
         raise InputError(pred, f"shape {p.hu.shape} differs from the reference {r.hu.shape}")
     return ct_metrics(p.hu, r.hu)

@@ -22,6 +22,7 @@ class MriSrDomain(Domain):
     name = "mri-sr"
     task = "MRI through-plane super-resolution (2.5D residual U-Net, factors 2-4)"
     input_kinds = ("dicom-series", "nifti")
+    volume_output = True
     runtimes = ("torch", "torch-bf16")
 
     def default_weights(self) -> Path | None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import shutil
 import tempfile
 from collections.abc import Iterator
@@ -17,21 +18,29 @@ from suite.errors import InputError
 NAME_KEPT = 40
 """Characters of the target's name kept in its temporary name (for a person listing the folder)."""
 
+SERIES_FILE = re.compile(r"IM\d{5}\.dcm")
+"""Names of the files of a DICOM series this suite wrote (``suite.io.dicom``): a folder holding
+only these is an earlier output, and a new series may replace it."""
+
 
 def check_output_path(
-    output: str | Path, inputs: list[str | Path] | tuple[str | Path, ...] = ()
+    output: str | Path, inputs: list[str | Path] | tuple[str | Path, ...] = (),
+    container: bool = False,
 ) -> Path:
     """Refuse an output path that cannot be written or that would overwrite an input.
 
     Args:
         output: the target file or folder.
         inputs: input paths that must not be touched.
+        container: the output is a folder that the caller writes files into (a batch, the
+            demo), keeping what else is there; otherwise the output replaces the target whole.
 
     Returns:
         The output as an absolute :class:`~pathlib.Path`.
 
     Raises:
-        InputError: the parent folder is missing or read-only, or the output is an input.
+        InputError: the parent folder is missing or read-only, the output is an input, or it
+            is a folder holding files that replacing it would delete.
     """
     out = Path(output).absolute()
     for item in inputs:
@@ -45,7 +54,17 @@ def check_output_path(
         raise InputError(output, f"output folder {parent} does not exist")
     if not os.access(parent, os.W_OK):
         raise InputError(output, f"output folder {parent} is not writable")
+    if not container:
+        _check_replaceable(out)
     return out
+
+
+def _check_replaceable(target: Path) -> None:
+    """Refuse a target folder whose replacement would delete files this suite did not write."""
+    if target.is_dir() and not target.is_symlink():
+        if any(not (e.is_file() and SERIES_FILE.fullmatch(e.name)) for e in target.iterdir()):
+            raise InputError(target, "is a folder holding other files, which the output would "
+                                     "replace; name a new or an empty folder")
 
 
 @contextlib.contextmanager
@@ -81,8 +100,16 @@ def _format_suffix(target: Path) -> str:
 
 
 def _replace(tmp: Path, target: Path) -> None:
-    if tmp.is_dir() and target.exists():
-        _remove(target)
+    if tmp.is_dir():
+        if target.is_symlink():
+            raise InputError(target, "is a symbolic link; name a new folder for the series")
+        if target.is_file():
+            raise InputError(target, "is a file; a DICOM series is written to a folder")
+        _check_replaceable(target)  # checked before the work too, but the folder may have grown
+        if target.exists():
+            _remove(target)
+    elif target.is_dir() and not target.is_symlink():
+        raise InputError(target, "is a folder; name an output file")
     os.replace(tmp, target)
 
 

@@ -70,6 +70,26 @@ def is_nifti_path(path: str | Path) -> bool:
     return str(path).lower().endswith(NIFTI_SUFFIXES)
 
 
+FILE_SUFFIXES = frozenset(
+    ".png .jpg .jpeg .tif .tiff .bmp .gif .dcm .gz .img .hdr .mha .mhd .nrrd .mgz .mgh .npy "
+    ".npz .h5 .hdf5 .zip .json .txt .csv".split()
+)
+"""Suffixes of file formats: an output named so is a file the user expects, never a DICOM
+series folder."""
+
+
+def check_volume_output(path: str | Path) -> None:
+    """Refuse an output that names neither NIfTI nor a folder for a DICOM series.
+
+    Raises:
+        InputError: ``path`` ends with another file format's suffix (``out.png``, ``out.dcm``).
+    """
+    p = Path(path)
+    if not is_nifti_path(p) and p.suffix.lower() in FILE_SUFFIXES:
+        raise InputError(p, f"a volume cannot be written as '{p.suffix}': name a .nii or "
+                            ".nii.gz file, or a folder (no suffix) for a DICOM series")
+
+
 def is_dicom_file(path: str | Path) -> bool:
     """Whether ``path`` is a file with the DICOM Part 10 preamble ("DICM" at byte 128).
 
@@ -151,4 +171,5 @@ def write_volume(
 
     if is_nifti_path(path):
         return write_nifti(path, data, meta, description=description, derivation=derivation)
+    check_volume_output(path)
     return write_dicom_series(path, data, meta, description=description, derivation=derivation)
