@@ -22,7 +22,13 @@ def _domain_subparsers(
     common = DOMAIN_OPTIONS[command]
     sub = cmd.add_subparsers(dest="domain", metavar="DOMAIN", required=True, parser_class=type(cmd))
     for name, entry in plugins.discover().items():
-        dom_parser = sub.add_parser(name, help=entry.domain.task if entry.domain else "BROKEN")
+        task = entry.domain.task if entry.domain else "BROKEN"
+        kinds = ", ".join(entry.domain.input_kinds) if entry.domain else ""
+        built_in = type(entry.domain).__module__.startswith("domains.")
+        dom_parser = sub.add_parser(
+            name, help=task,
+            description=f"{command} {name}: {task}" + (f"; inputs: {kinds}" if kinds else "")
+            + (f". See docs/{name.replace('-', '_')}.md in the repository." if built_in else ""))
         add_shared_options(dom_parser, repeated=True)
         common(dom_parser)
         dom_parser.set_defaults(func=func)
@@ -65,7 +71,8 @@ def _broken(name: str, exc: Exception) -> Callable[[argparse.Namespace], int]:
 
 
 def _enhance_common(p: argparse.ArgumentParser) -> None:
-    p.add_argument("inputs", nargs="+", type=Path, metavar="INPUT")
+    p.add_argument("inputs", nargs="+", type=Path, metavar="INPUT",
+                   help="input file, or a folder holding a DICOM series")
     p.add_argument("-o", "--output", type=Path, required=True, help="output file or folder")
     p.add_argument("--weights", type=Path, help="weights (.safetensors with its .json card)")
     p.add_argument(
@@ -73,7 +80,8 @@ def _enhance_common(p: argparse.ArgumentParser) -> None:
         action="store_true",
         help="allow .pt/.pth state-dict checkpoints (tensors only: torch.load weights_only=True)",
     )
-    p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
+                   help="auto (default): CUDA when present")
     p.add_argument(
         "--runtime",
         choices=RUNTIMES,
@@ -85,8 +93,9 @@ def _enhance_common(p: argparse.ArgumentParser) -> None:
 
 
 def _degrade_common(p: argparse.ArgumentParser) -> None:
-    p.add_argument("inputs", nargs="+", type=Path, metavar="INPUT")
-    p.add_argument("-o", "--output", type=Path, required=True)
+    p.add_argument("inputs", nargs="+", type=Path, metavar="INPUT",
+                   help="clean input file, or a folder holding a DICOM series")
+    p.add_argument("-o", "--output", type=Path, required=True, help="output file or folder")
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
 
 
