@@ -41,8 +41,13 @@ def load_config(
     try:
         return from_dict(cls, data)
     except (TypeError, ValueError) as exc:
-        where = f"--set {' '.join(overrides)}: " if overrides else ""
-        raise UsageError(f"{where}{exc}") from None
+        raise UsageError(_blame(overrides or [], str(exc))) from None
+
+
+def _blame(overrides: list[str], problem: str) -> str:
+    """The problem, after the override(s) whose key it names (the file's were checked first)."""
+    named = [o for o in overrides if o.partition("=")[0] in problem]
+    return f"--set {' '.join(named or overrides)}: {problem}" if overrides else problem
 
 
 def _read_yaml(path: Path) -> dict[str, Any]:
@@ -93,6 +98,12 @@ def _coerce(hint: Any, value: Any, where: str) -> Any:
         return _first_fitting(
             [a for a in typing.get_args(hint) if a is not type(None)], value, where
         )
+    if origin is typing.Literal:
+        allowed = typing.get_args(hint)
+        if value not in allowed:
+            raise ValueError(f"{where} must be one of {', '.join(map(str, allowed))}, "
+                             f"got {value!r}")
+        return value
     if origin in (list, tuple):
         if not isinstance(value, list | tuple):
             raise TypeError(f"{where} must be a list")

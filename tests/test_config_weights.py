@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from suite.config import load_config
+from suite.engine.train import TrainConfig
 from suite.errors import InputError, UsageError
 from suite.models import create_model
 from suite.weights import load_model, load_state, save_weights
@@ -53,6 +54,21 @@ def test_a_bad_override_is_blamed_on_the_override_not_the_file(tmp_path: Path) -
         with pytest.raises(UsageError, match=problem) as info:
             load_config(Outer, cfg_file, [override])
         assert str(info.value).startswith(f"--set {override}") and "c.yaml" not in str(info.value)
+
+
+@dataclass
+class Recipe:
+    steps: int = 10
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+
+def test_only_the_override_at_fault_is_named_and_a_literal_is_checked() -> None:
+    with pytest.raises(UsageError) as info:
+        load_config(Recipe, None, ["steps=3", "train.lr_schedule=cosin"])
+    assert str(info.value) == ("--set train.lr_schedule=cosin: train.lr_schedule must be one "
+                               "of cosine, step, constant, got 'cosin'")  # was found at step 15
+    with pytest.raises(UsageError, match=r"train\.batch_size must be at least 1, got -2"):
+        load_config(Recipe, None, ["train.batch_size=-2"])  # was an internal error
 
 
 def test_wrong_type_and_bad_override_are_refused() -> None:

@@ -287,3 +287,28 @@ def test_a_recipe_seeds_torch_before_the_domain_builds_its_network() -> None:
 
     assert torch.equal(first_weights(5), first_weights(5))
     assert not torch.equal(first_weights(5), first_weights(6))
+
+
+def test_resuming_with_another_network_is_one_line_naming_the_checkpoint(tmp_path: Path) -> None:
+    """PyTorch's state-dict error (kilobytes on one line) came out as an internal error."""
+    from suite.errors import InputError
+
+    make_trainer(tmp_path / "run").fit(stop_after=3)
+    wider = nn.Sequential(nn.Conv2d(1, 8, 3, padding=1), nn.ReLU(), nn.Dropout(0.2),
+                          nn.Conv2d(8, 1, 3, padding=1))
+    config = make_trainer(tmp_path / "unused").config
+    trainer = Trainer(wider, F.l1_loss, torch.optim.AdamW, tiny_data(), tmp_path / "run", config)
+    with pytest.raises(InputError, match=r"step_0+3: does not fit this recipe's network") as info:
+        trainer.fit(resume=True)
+    assert "\n" not in str(info.value) and len(str(info.value)) < 400
+
+
+def test_a_recipe_refuses_to_start_over_an_earlier_run(tmp_path: Path) -> None:
+    from suite.engine.train import check_run_folder
+    from suite.errors import InputError
+
+    check_run_folder(tmp_path / "new", resume=False)  # absent: fine
+    make_trainer(tmp_path / "run").fit(stop_after=3)
+    with pytest.raises(InputError, match="holds an earlier run"):
+        check_run_folder(tmp_path / "run", resume=False)
+    check_run_folder(tmp_path / "run", resume=True)

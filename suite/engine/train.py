@@ -105,6 +105,19 @@ class TrainConfig:
     device: str = "auto"
     progress: bool = True
 
+    def __post_init__(self) -> None:
+        # a config error, not a crash deep in the data loader or the optimizer
+        if self.batch_size < 1:
+            raise ValueError(f"train.batch_size must be at least 1, got {self.batch_size}")
+        for name in ("steps", "warmup_steps", "checkpoint_every", "validate_every",
+                     "num_workers"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"train.{name} must not be negative, got {getattr(self, name)}")
+        if not self.lr > 0:
+            raise ValueError(f"train.lr must be positive, got {self.lr}")
+        if self.ema_decay is not None and not 0 <= self.ema_decay < 1:
+            raise ValueError(f"train.ema_decay must be in [0, 1), got {self.ema_decay}")
+
 
 def lr_factor(step: int, config: TrainConfig) -> float:
     """Multiplier of ``config.lr`` at ``step`` (0-based): warm-up, then the chosen decay."""
@@ -545,7 +558,12 @@ class Trainer:
             state = json.loads((folder / "state.json").read_text())
         except (OSError, json.JSONDecodeError) as exc:
             raise InputError(folder, f"unreadable checkpoint ({exc})") from None
-        self._load_modules(tensors)
+        try:
+            self._load_modules(tensors)
+        except RuntimeError as exc:  # PyTorch lists every mismatched tensor: keep the first
+            first = str(exc).split("\n")[1].strip() if "\n" in str(exc) else str(exc)
+            raise InputError(folder, "does not fit this recipe's network (were model settings "
+                                     f"changed since the run began?): {first[:200]}") from None
         for name, optimizer in self.optimizers.items():
             optimizer.load_state_dict(unflatten_optimizer(name, tensors, state["optimizers"][name]))
         if state["scaler"]:
@@ -604,11 +622,27 @@ def recipe_from_args(cls: type[R], default_yaml: Path, args: argparse.Namespace,
     if not args.data:
         domain = getattr(args, "domain", "DOMAIN")
         raise UsageError(f"suite train {domain} needs --data ({data_hint})")
+    if getattr(args, "out", None) is not None:
+        check_run_folder(Path(args.out), resume=bool(getattr(args, "resume", False)))
     # Every domain builds its network after this and before the Trainer seeds torch; without
     # this its initial weights came from torch's per-process random seed, so two runs of the
     # same recipe and train.seed started from different networks.
     torch.manual_seed(train_cfg.seed)
     return cfg
+
+
+def check_run_folder(out: Path, resume: bool) -> None:
+    """Refuse to start a new run in a folder that holds another run's log or checkpoints.
+
+    The two runs' logs would interleave, the old run's later checkpoints would outlive the new
+    run's, and a later ``--resume`` would continue the old run.
+
+    Raises:
+        InputError: ``out`` holds ``log.csv`` or ``checkpoints/`` and ``resume`` is off.
+    """
+    if not resume and ((out / "log.csv").exists() or (out / "checkpoints").exists()):
+        raise InputError(out, "holds an earlier run (log.csv, checkpoints/); pass --resume to "
+                              "continue it, or name a new --out")
 
 
 def training_command(domain: str, args: argparse.Namespace) -> str:
