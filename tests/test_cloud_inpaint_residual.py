@@ -148,3 +148,17 @@ def test_shipped_weights_are_residual_and_load(name: str) -> None:
     assert isinstance(model, ResidualInpainter)
     assert card["architecture"] == "cloud_residual_inpainter"
     assert "suite train cloud-inpaint" in card["training"]["command"]
+
+
+def test_the_card_command_reproduces_the_run_with_its_overrides() -> None:
+    """The card dropped every --set and named a lock-file wrapper that was not run."""
+    import argparse
+
+    from domains.cloud_inpaint.config import CloudConfig
+    from domains.cloud_inpaint.train import model_card
+
+    args = argparse.Namespace(data=[Path("scene.tif")], config=None, out=Path("runs/ci"),
+                              overrides=["train.steps=2", "loss.adversarial=0"])
+    command = model_card(CloudConfig(), args, {}, 1.0, 1)["training"]["command"]
+    assert command == ("suite train cloud-inpaint --data scene.tif --set train.steps=2 "
+                       "--set loss.adversarial=0 --out runs/ci")

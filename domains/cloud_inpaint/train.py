@@ -30,7 +30,7 @@ from domains.cloud_inpaint.inpaint import band_planes, clear_stats, model_filler
 from domains.cloud_inpaint.metrics import masked_metrics
 from suite.config import to_dict
 from suite.engine.patches import PairedPatchDataset, random_flips
-from suite.engine.train import Trainer, recipe_from_args
+from suite.engine.train import Trainer, recipe_from_args, training_command
 from suite.errors import UsageError
 from suite.losses import discriminator_loss, frequency_loss, generator_loss
 from suite.models import create_model
@@ -242,7 +242,6 @@ def model_card(cfg: CloudConfig, args: argparse.Namespace, metrics: dict[str, fl
                seconds: float, n_scenes: int) -> dict[str, Any]:
     """The JSON card saved beside the weights."""
     data = [str(p) for p in args.data]
-    config = f" --config {args.config}" if args.config else ""
     return {
         "domain": "cloud-inpaint",
         "architecture": architecture(cfg),
@@ -257,8 +256,7 @@ def model_card(cfg: CloudConfig, args: argparse.Namespace, metrics: dict[str, fl
             "clear_scenes_or_windows": n_scenes,
             "recipe": to_dict(cfg),
             "seconds": round(seconds),
-            "command": "flock /tmp/suite_train.lock suite train cloud-inpaint" + config
-            + " --data " + " ".join(data) + f" --out {args.out}",
+            "command": training_command("cloud-inpaint", args),
             "pairs": "synthetic fractal clouds (thick, thin, displaced shadows), cover "
             f"{cfg.data.cover}, {cfg.data.patch}-pixel patches, bands B, G, R, NIR",
             "discriminator": f"PatchGAN on (composite, mask), {cfg.loss.kind} loss, weight "

@@ -163,8 +163,7 @@ def model_card(arch: str, arguments: dict[str, Any], cfg: SatConfig, args: argpa
         "inference": {"tiling": to_dict_tiling()},
         "training": {"data": [str(p) for p in args.data], "recipe": to_dict(cfg),
                      "seconds": round(seconds), "threads": torch.get_num_threads(),
-                     "command": "flock /tmp/suite_train.lock "
-                                + training_command("sat-sr", args),
+                     "command": training_command("sat-sr", args),
                      "hardware": hardware_description(cfg.train.device),
                      "pairs": extra.pop("pairs")},
         "validation": {"benchmark": "benchmarks/bench_sat_sr.py (docs/sat_sr.md) on the "
