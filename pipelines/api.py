@@ -68,6 +68,13 @@ def train(domain: str, **options: Any) -> Path:
 def batch(domain: str, inputs: Paths, output: PathLike, **options: Any) -> dict[str, Any]:
     """Enhance many inputs into the folder ``output`` (see ``suite batch``).
 
+    Local workers are Dask processes that import the calling script again, so a script must
+    call this under ``if __name__ == "__main__":`` (without it, every worker reruns the
+    script's top level and Dask refuses to start them)::
+
+        if __name__ == "__main__":
+            items = api.batch("fundus", ["photos/"], "restored/", workers=2)
+
     Returns:
         The run manifest's entries, item name -> its record (``status`` ok, skipped, failed or
         error, with the one-line ``reason`` of a failure). A bad item does not raise.

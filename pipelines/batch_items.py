@@ -24,7 +24,8 @@ from suite.io.volume import is_nifti_path
 
 MANIFEST = "batch_manifest.json"
 RUNNER_KEYS = frozenset(
-    {"inputs", "output", "scheduler", "workers", "resume", "quiet", "debug", "func", "command"}
+    {"inputs", "output", "scheduler", "workers", "resume", "quiet", "debug", "func", "command",
+     "threads"}
 )
 """Arguments that steer the run, not the result; they are left out of the option fingerprint."""
 LIBRARIES = (

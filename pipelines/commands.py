@@ -125,7 +125,8 @@ def _batch_common(p: argparse.ArgumentParser) -> None:
     p.add_argument("inputs", nargs="+", metavar="INPUT", help="files, folders or globs")
     p.add_argument("-o", "--output", type=Path, required=True, help="output folder")
     p.add_argument("--scheduler", help="Dask scheduler address, e.g. tcp://host:8786")
-    p.add_argument("--workers", type=int, default=None, help="local workers (default: cores)")
+    p.add_argument("--workers", type=positive_int, default=None,
+                   help="local workers (default: one per core)")
     p.add_argument("--resume", action="store_true", help="skip items already done")
     p.add_argument(
         "--window-group",
@@ -136,7 +137,8 @@ def _batch_common(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--weights", type=Path)
     p.add_argument("--trust-checkpoint", action="store_true")
-    p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="cpu")
+    p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
+                   help="auto (default): CUDA when present, as for enhance")
     p.add_argument("--runtime", choices=RUNTIMES, default="torch")
 
 

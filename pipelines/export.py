@@ -72,6 +72,7 @@ def export(args: argparse.Namespace) -> int:
     if out.with_suffix(".json") == card_path(weights).absolute():
         raise InputError(args.output, "its card would overwrite the card of the weights "
                                       f"({card_path(weights).name}); give the export another name")
+    _check_card_free(out)
     model, card = load_domain_model(domain, weights, args.trust_checkpoint)
     example = ex.example_input(card, args.example_size)
     patches = _calibration(domain, args) if args.int8 else []
@@ -82,6 +83,25 @@ def export(args: argparse.Namespace) -> int:
         ex.write_card(tmp_card, card)
     _say(args, f"wrote {out} and {out.with_suffix('.json').name} ({_fmt_check(card)})")
     return 0
+
+
+def _check_card_free(out: Path) -> None:
+    """Refuse to write the export's card over the card of other weights or of another export.
+
+    The card goes to ``OUTPUT.json``; a file of that name may describe other weights (an
+    export into a run folder) or another export of the same stem (``m.onnx`` beside ``m.pt``).
+    Only an earlier export to this very output may be replaced with its card.
+    """
+    card = out.with_suffix(".json")
+    if not card.exists():
+        return
+    try:
+        earlier_export = out.exists() and "export" in json.loads(card.read_text())
+    except (OSError, ValueError):
+        earlier_export = False
+    if not earlier_export:
+        raise InputError(out, f"{card.name} beside it is the card of other weights or of another "
+                              "export; give the export another name")
 
 
 def load_domain_model(

@@ -128,9 +128,16 @@ class Domain:
 
     def batch_output_name(self, item: Path) -> str:
         """Name of the output for one batch item (a file or a DICOM folder): the item's, with
-        the suffix of the domain's output format where it differs (``a.png`` -> ``a.tif``)."""
+        the suffix of the domain's output format where it differs (``a.png`` -> ``a.tif``).
+        A volume from a single DICOM file (a multi-frame ``ct.dcm``) becomes a series folder
+        ``ct``."""
         if self.output_suffixes and not item.name.lower().endswith(self.output_suffixes):
             return item.stem + self.output_suffixes[0]
+        if self.volume_output:
+            from suite.io.volume import FILE_SUFFIXES, is_nifti_path
+
+            if not is_nifti_path(item) and item.suffix.lower() in FILE_SUFFIXES:
+                return item.stem
         return item.name
 
     def batch_folder_is_item(self, options: argparse.Namespace) -> bool:

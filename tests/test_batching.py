@@ -118,3 +118,16 @@ def test_tiled_inference_survives_oom_with_same_result() -> None:
     reference = tiled_inference(x, lambda t: 2 * t, config)
     assert torch.allclose(out, reference, atol=1e-6)
     assert 8 in fake.sizes and max(s for s in fake.sizes if s <= 2) == 2
+
+
+def test_runner_options_do_not_change_the_result_fingerprint() -> None:
+    """A --threads given to a resumed batch made it redo every item."""
+    import argparse
+
+    from pipelines.batch_items import domain_options, fingerprint
+
+    base = {"inputs": ["a"], "output": "o", "weights": None, "scale": 2}
+    plain = fingerprint(domain_options(argparse.Namespace(**base)))
+    runner = argparse.Namespace(**base, threads=1, workers=2, quiet=True, resume=True)
+    assert fingerprint(domain_options(runner)) == plain
+    assert fingerprint(domain_options(argparse.Namespace(**{**base, "scale": 4}))) != plain

@@ -124,6 +124,9 @@ def test_batch_names_a_raster_output_tif_whatever_the_input() -> None:
     assert sat.batch_output_name(Path("scene.png")) == "scene.tif"
     assert sat.batch_output_name(Path("scene.TIF")) == "scene.TIF"
     assert get_domain("cloud-inpaint").batch_output_name(Path("b.jp2")) == "b.tif"
+    # a multi-frame CT file is written as a series folder, which a ".dcm" name would refuse
+    assert get_domain("ct-denoise").batch_output_name(Path("enhanced.dcm")) == "enhanced"
+    assert get_domain("ct-denoise").batch_output_name(Path("v.nii.gz")) == "v.nii.gz"
 
 
 def test_a_dicomdir_file_names_the_way_to_read_its_export(tmp_path: Path, run_cli) -> None:

@@ -246,6 +246,16 @@ def test_export_command_writes_model_and_card(tmp_path: Path, tiny: TinyDomain, 
         ["unet.safetensors", "unet.json", out.name, out.with_suffix(".json").name])
 
 
+def test_export_replaces_only_its_own_earlier_export(tmp_path: Path, tiny: TinyDomain) -> None:
+    onnx = tmp_path / "m.onnx"
+    assert pipeline_export.export(_args(tmp_path, output=onnx)) == 0
+    assert pipeline_export.export(_args(tmp_path, output=onnx)) == 0  # the same export again
+    card = onnx.with_suffix(".json").read_bytes()
+    with pytest.raises(InputError, match=r"m\.json beside it"):  # m.pt would take m.onnx's card
+        pipeline_export.export(_args(tmp_path, output=tmp_path / "m.pt", format="torchscript"))
+    assert onnx.with_suffix(".json").read_bytes() == card
+
+
 def test_export_command_calibration_files(tmp_path: Path, tiny: TinyDomain) -> None:
     npy = tmp_path / "calib.npy"
     np.save(npy, np.stack(_calibration(3)))
@@ -266,6 +276,12 @@ def test_export_command_refusals(tmp_path: Path, tiny: TinyDomain) -> None:
     assert (tmp_path / "unet.json").read_bytes() == card_before
     with pytest.raises(InputError, match=r"--format onnx writes \.onnx"):
         pipeline_export.export(_args(tmp_path, output=tmp_path / "out.pt"))
+    other = tmp_path / "other.json"  # another model's card where the export's would go
+    other.write_text('{"architecture": "unet"}')
+    with pytest.raises(InputError, match=r"other\.json beside it is the card of other weights"):
+        pipeline_export.export(_args(tmp_path, output=tmp_path / "other.onnx"))
+    assert other.read_text() == '{"architecture": "unet"}'
+    other.unlink()
     bad = tmp_path / "bad.npy"
     np.save(bad, np.zeros((4, 4), dtype=np.int16))
     with pytest.raises(InputError, match=r"bad\.npy"):

@@ -287,3 +287,12 @@ def test_a_misspelt_option_names_its_command_and_the_nearest_option(run_cli) -> 
     assert "did you mean --adapt?" in err
     code, _, err = run_cli("batch", "fundus", "in", "-o", "out", "--workrs", "2")
     assert code == 2 and "suite batch fundus:" in err and "did you mean --workers?" in err
+
+
+def test_batch_refuses_a_worker_count_below_one(run_cli, tmp_path: Path) -> None:
+    """``--workers -1`` started no worker and waited forever; 0 silently meant one per core."""
+    for count in ("-1", "0"):
+        code, _, err = run_cli("batch", "fundus", REPO / "sample_data" / "fundus" /
+                               "retina_700.png", "-o", tmp_path / "out", "--workers", count)
+        assert code == 2 and "--workers" in err and "at least 1" in err
+    assert list(tmp_path.iterdir()) == []
