@@ -511,3 +511,45 @@ def test_contrast_term_penalizes_faded_vessels_not_a_global_shift() -> None:
 
     assert term(rgb + 0.05) < 1e-4  # a global shift costs the term nothing
     assert term(blurred) > 10 * max(term(rgb + 0.05), 1e-6)
+
+
+def test_a_new_run_into_an_earlier_runs_folder_is_refused(run_cli: Cli, tmp_path: Path,
+                                                           small_png: Path) -> None:
+    """Without --resume the second run's log interleaved with the first's, and its
+    checkpoints were pruned in favour of the old run's later ones."""
+    out = tmp_path / "run"
+    tiny = ["--set", "train.steps=2", "--set", "train.batch_size=2", "--set",
+            "data.severities=[0.5]", "--set", "data.synthetic=0", "--set", "model.channels=[4,8]"]
+    code, _, err = run_cli("train", "fundus", "--data", small_png, "--out", out, "--quiet", *tiny)
+    assert code == 0, err
+    log = (out / "log.csv").read_text()
+    code, _, err = run_cli("train", "fundus", "--data", small_png, "--out", out, "--quiet", *tiny)
+    assert code == 2 and "holds an earlier run" in err and "--resume" in err
+    assert len(err.strip().splitlines()) == 1 and (out / "log.csv").read_text() == log
+    code, _, err = run_cli("train", "fundus", "--data", small_png, "--out", out, "--quiet",
+                           "--resume", *tiny)
+    assert code == 0, err
+
+
+def test_an_affine_output_scales_and_shifts_the_rgb_input() -> None:
+    from domains.fundus.model import forward
+
+    class Fixed(torch.nn.Module):
+        def __init__(self, out: torch.Tensor) -> None:
+            super().__init__()
+            self.out = out
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.out.expand(x.shape[0], -1, *x.shape[2:])
+
+    x = torch.rand(2, 6, 8, 8)
+    gain_offset = torch.tensor([1.0, 0.0, -0.5, 0.1, 0.0, 0.2]).view(1, 6, 1, 1)
+    out = forward(Fixed(gain_offset), x)
+    expected = x[:, :3] * torch.tensor([2.0, 1.0, 0.5]).view(1, 3, 1, 1) + torch.tensor(
+        [0.1, 0.0, 0.2]).view(1, 3, 1, 1)
+    torch.testing.assert_close(out, expected)
+    residual = forward(Fixed(gain_offset[:, :3]), x)  # three channels: added to the input
+    torch.testing.assert_close(residual, x[:, :3] + gain_offset[:, :3])
+    cfg = FundusConfig()
+    cfg.model.output = "affine"
+    assert model_arguments(cfg)["out_channels"] == 6

@@ -25,7 +25,8 @@ CONTEXT_FRACTION = 1 / 16
 
 def model_arguments(cfg: FundusConfig) -> dict[str, Any]:
     """Keyword arguments of ``create_model("unet", ...)`` for this recipe."""
-    return {"spatial_dims": 2, "in_channels": 6, "out_channels": 3,
+    out = 6 if cfg.model.output == "affine" else 3
+    return {"spatial_dims": 2, "in_channels": 6, "out_channels": out,
             "channels": list(cfg.model.channels), "residual": False, "backend": "lean"}
 
 
@@ -36,8 +37,17 @@ def model_input(img: np.ndarray, fov: np.ndarray) -> np.ndarray:
 
 
 def forward(net: nn.Module, x: Tensor) -> Tensor:
-    """``(B, 6, H, W) -> (B, 3, H, W)``: RGB input plus the predicted correction."""
-    return x[:, :3] + net(x)
+    """``(B, 6, H, W) -> (B, 3, H, W)``: the RGB input corrected by the network.
+
+    A 3-channel network adds its output to the RGB input. A 6-channel one (``model.output:
+    affine``) predicts a gain and an offset per pixel and channel, ``rgb (1 + g) + b``:
+    illumination and haze are affine per pixel (``I = J l t + veil (1 - t)``), so undoing them
+    takes a smooth gain field that also restores the contrast that the veil took.
+    """
+    y = net(x)
+    if y.shape[1] == 6:
+        return x[:, :3] * (1 + y[:, :3]) + y[:, 3:]
+    return x[:, :3] + y
 
 
 def restore(net: nn.Module, img: np.ndarray, fov: np.ndarray, tiling: ModelConfig,

@@ -23,7 +23,7 @@ from domains.fundus.synthetic import synthetic_fundus
 from domains.fundus.vessels import vesselness
 from suite.config import to_dict
 from suite.engine.patches import PairedPatchDataset, random_flips
-from suite.engine.train import Trainer, recipe_from_args
+from suite.engine.train import Trainer, recipe_from_args, training_command
 from suite.errors import InputError, UsageError
 from suite.models import create_model
 from suite.weights import save_weights
@@ -178,7 +178,6 @@ def model_card(cfg: FundusConfig, args: argparse.Namespace, metrics: dict[str, f
                seconds: float) -> dict[str, Any]:
     """The JSON card saved beside the weights."""
     data = [str(p) for p in args.data]
-    sets = " ".join(f"--set {o}" for o in args.overrides)
     return {
         "domain": "fundus",
         "architecture": "unet",
@@ -186,7 +185,9 @@ def model_card(cfg: FundusConfig, args: argparse.Namespace, metrics: dict[str, f
         "normalization": {
             "input": "RGB / (2^bits - 1) in [0, 1], plus 3 context channels: FOV-normalized "
                      "Gaussian blur of the RGB input, sigma = FOV diameter / 16",
-            "output": "RGB in [0, 1] = input RGB + predicted correction; outside FOV kept",
+            "output": ("RGB in [0, 1] = input RGB x (1 + predicted gain) + predicted offset"
+                       if cfg.model.output == "affine" else
+                       "RGB in [0, 1] = input RGB + predicted correction") + "; outside FOV kept",
         },
         "inference": {"patch": cfg.model.patch, "overlap": cfg.model.overlap,
                       "halo": cfg.model.halo},
@@ -202,8 +203,7 @@ def model_card(cfg: FundusConfig, args: argparse.Namespace, metrics: dict[str, f
             "recipe": to_dict(cfg),
             "seconds": round(seconds),
             "threads": torch.get_num_threads(),
-            "command": f"suite train fundus --data {' '.join(data)} --out {args.out} {sets}"
-                       .strip(),
+            "command": training_command("fundus", args),
         },
         "validation": {
             "metrics": metrics,
