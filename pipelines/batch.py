@@ -273,6 +273,8 @@ class Runner:
             entry["output_sha256"] = sha256_path(item.output)
         self.manifest.record(item.name, entry)
         bar.update(1)
+        if getattr(self.args, "quiet", False):
+            return  # failures are listed again at the end, quiet or not
         why = f": {result['reason']}" if "reason" in result else ""
         bar.write(
             f"{result['status']:>6} {item.name} ({result.get('seconds', 0):.2f} s){why}",

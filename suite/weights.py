@@ -17,6 +17,7 @@ from torch import nn
 
 from suite.engine.device import pick_device
 from suite.errors import InputError
+from suite.io.atomic import readable_like_other_files
 from suite.models.registry import create_model
 
 CARD_KEYS = ("architecture", "arguments", "normalization", "training", "validation")
@@ -40,6 +41,7 @@ def save_weights(path: str | Path, model: nn.Module, card: dict[str, Any]) -> Pa
     path = Path(path)
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     save_file(state, str(path), metadata={"architecture": str(card["architecture"])})
+    readable_like_other_files(path)
     card_path(path).write_text(json.dumps(card, indent=2, sort_keys=True, default=str) + "\n")
     return path
 
@@ -71,10 +73,20 @@ def check_card_domain(path: str | Path, domain: str) -> dict[str, Any]:
     Raises:
         InputError: the card is missing or names another domain.
     """
-    card = read_card(path)
+    if Path(path).suffix.lower() == ".onnx" and not card_path(path).is_file():
+        from suite.export import read_onnx_card  # the card travels inside an ONNX export
+
+        card = read_onnx_card(path)
+    else:
+        card = read_card(path)
     owner = card.get("domain")
     if owner is not None and owner != domain:
         raise InputError(path, f"these weights are for {owner}, not {domain}")
+    if "export" in card and Path(path).suffix.lower() != ".onnx":
+        source = card["export"].get("source_weights", "the .safetensors it came from")
+        raise InputError(path, "is a TorchScript export, for your own PyTorch code; the suite "
+                               f"runs the weights it was exported from ({source}) or an ONNX "
+                               "export with --runtime onnxruntime")
     return card
 
 

@@ -325,6 +325,8 @@ def test_one_corrupt_input_fails_alone_with_exit_code_2(
     assert written == [f"{p.name}.tif" for p in items if p != items[2]]
     failures = [line for line in err.splitlines() if line.startswith("failed:")]
     assert len(failures) == 1 and str(bad) in failures[0] and "not a readable raster" in err
+    # --quiet: the failure once at the end, no line per item as it finishes
+    assert err.strip().splitlines() == failures
     entries = _manifest(tmp_path / "out")["items"]
     assert entries["scene2.tif"]["status"] == "failed"
     assert sum(e["status"] == "ok" for e in entries.values()) == 4

@@ -87,6 +87,9 @@ def test_weights_round_trip_through_the_card(tmp_path: Path) -> None:
     again, read = load_model(path)
     x = torch.randn(1, 1, 8, 8, 8)
     assert torch.equal(net.eval()(x), again(x)) and read["architecture"] == "unet"
+    # safetensors wrote owner-only files (0600) where the card beside them is readable to all
+    (tmp_path / "plain.txt").write_text("x")
+    assert path.stat().st_mode & 0o777 == (tmp_path / "plain.txt").stat().st_mode & 0o777
 
 
 def test_pickled_checkpoint_needs_trust(tmp_path: Path) -> None:

@@ -330,3 +330,19 @@ def test_onnx_module_on_cuda(tmp_path: Path) -> None:
         reference = model(x)
     out = ex.OnnxModule(path, "cuda")(x.cuda() if torch.cuda.is_available() else x)
     assert ex.relative_error(reference, out.cpu()) <= 1e-3  # TF32/cuDNN algorithms differ
+
+
+def test_a_torchscript_export_given_as_weights_names_its_source(tmp_path: Path,
+                                                                tiny: TinyDomain) -> None:
+    """It was taken for a pickled state dict: '--trust-checkpoint', which then failed too."""
+    from suite.weights import check_card_domain
+
+    out = tmp_path / "m.pt"
+    assert pipeline_export.export(_args(tmp_path, output=out, format="torchscript")) == 0
+    with pytest.raises(InputError, match=r"m\.pt: is a TorchScript export.*unet\.safetensors"):
+        check_card_domain(out, "tiny")
+    onnx = tmp_path / "m2.onnx"
+    assert pipeline_export.export(_args(tmp_path, output=onnx)) == 0
+    assert check_card_domain(onnx, "tiny")["export"]["format"] == "onnx"
+    onnx.with_suffix(".json").unlink()  # an ONNX file travels without its sidecar card
+    assert check_card_domain(onnx, "tiny")["export"]["format"] == "onnx"

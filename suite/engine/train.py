@@ -47,7 +47,7 @@ from suite.config import load_config
 from suite.engine.device import amp_dtype, autocast_context, pick_device
 from suite.engine.patches import StepSampler
 from suite.errors import InputError, UsageError
-from suite.io.atomic import atomic_path
+from suite.io.atomic import atomic_path, readable_like_other_files
 
 LossFn = Callable[[Tensor, Tensor], Tensor]
 OptimizerFactory = Callable[[Iterable[nn.Parameter]], torch.optim.Optimizer]
@@ -498,6 +498,7 @@ class Trainer:
             state = {k: v.detach().cpu().contiguous() for k, v in module.state_dict().items()}
             with atomic_path(self.out_dir / "final.safetensors") as tmp:
                 save_file(state, str(tmp))
+                readable_like_other_files(tmp)
         if self._owns_group:
             dist.barrier()
             # the DDP wrapper's reducer keeps the process group alive: free it first so that
@@ -540,6 +541,7 @@ class Trainer:
         with atomic_path(target) as tmp:
             tmp.mkdir()
             save_file(tensors, str(tmp / "state.safetensors"))
+            readable_like_other_files(tmp / "state.safetensors")
             (tmp / "state.json").write_text(json.dumps(state, default=_plain))
         self._prune(folder)
         return target

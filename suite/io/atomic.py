@@ -118,3 +118,14 @@ def _remove(path: Path) -> None:
         shutil.rmtree(path, ignore_errors=True)
     elif path.exists() or path.is_symlink():
         path.unlink()
+
+
+def readable_like_other_files(path: str | Path) -> None:
+    """Give a file the mode any new file gets (``0o666`` less the umask).
+
+    safetensors creates its files owner-only (0600), so colleagues on a shared cluster could
+    not read weights that the JSON card beside them lets them read.
+    """
+    mask = os.umask(0)  # reading the umask means setting it; put it straight back
+    os.umask(mask)
+    os.chmod(path, 0o666 & ~mask)
