@@ -355,7 +355,7 @@ def _remove_partials(out_dir: Path) -> None:
 def batch(args: argparse.Namespace) -> int:
     """Run ``suite batch``; return 0, 2 if any item had bad input, 1 if any failed otherwise."""
     domain = plugins.get_domain(args.domain)
-    domain.check_runtime(args)
+    domain.check_options(args)
     if getattr(args, "weights", None):
         check_card_domain(args.weights, domain.name)  # before the output folder
     if not args.scheduler and getattr(args, "device", "auto") != "auto":

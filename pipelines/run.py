@@ -48,7 +48,7 @@ def write_from_inputs(args: argparse.Namespace, operation: str) -> tuple[Path, d
     """
     domain = plugins.get_domain(args.domain)
     if operation == "enhance":
-        domain.check_runtime(args)
+        domain.check_options(args)
         if getattr(args, "weights", None):
             check_card_domain(args.weights, domain.name)
     inputs = _existing(args.inputs)

@@ -85,6 +85,15 @@ class Domain:
             raise UsageError(f"{self.name} runs on {', '.join(self.runtimes)} only, not "
                              f"--runtime {runtime}")
 
+    def check_options(self, options: argparse.Namespace) -> None:
+        """Refuse, before any input is read or any batch worker started, options that no input
+        could make right (by default: the runtime, :meth:`check_runtime`).
+
+        Raises:
+            UsageError: an option is missing or out of range.
+        """
+        self.check_runtime(options)
+
     def single_input(self, inputs: list[Path], kind: str) -> Path:
         """The one input of a domain that works on one file at a time (``kind``: its noun).
 

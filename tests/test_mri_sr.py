@@ -399,3 +399,13 @@ def test_bf16_runtime_is_close_to_fp32_with_the_shipped_weights(thick: Path, tmp
     scale = np.percentile(fp32[fp32 > 0], 99.5)
     difference = np.abs(bf16 - fp32) / scale
     assert 0 < difference.mean() < 5e-3 and difference.max() < 0.05
+
+
+def test_batch_without_a_scale_is_refused_before_it_starts(thick: Path, tmp_path: Path,
+                                                            run_cli: Cli) -> None:
+    """The cluster started and every item failed on its own with the same message."""
+    out = tmp_path / "out"
+    for extra in ([], ["--scale", "0.5"]):
+        code, _, err = run_cli("batch", "mri-sr", thick, "-o", out, "--quiet", *extra)
+        assert code == 2 and "--scale" in err and len(err.strip().splitlines()) == 1
+        assert not out.exists()
