@@ -19,7 +19,9 @@ import importlib.util
 import logging
 import os
 import shutil
+import signal
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from datetime import datetime, timezone
@@ -149,18 +151,35 @@ def connect(args: argparse.Namespace) -> Iterator[Any]:
             yield client
         return
     workers = args.workers or os.cpu_count() or 1
-    with (
-        LocalCluster(
+    with _interrupts_ignored():  # the worker processes inherit it; Ctrl-C is the main's to handle
+        cluster = LocalCluster(
             n_workers=workers,
             threads_per_worker=1,
             processes=True,
             host="127.0.0.1",
             dashboard_address="127.0.0.1:0",  # a free port: several batches may run at once
             silence_logs=logging.ERROR,
-        ) as cluster,
-        Client(cluster) as client,
-    ):
+        )
+    with cluster, Client(cluster) as client:
         yield client
+
+
+@contextlib.contextmanager
+def _interrupts_ignored() -> Iterator[None]:
+    """Ignore SIGINT while worker processes start, so that they inherit the ignoring.
+
+    On Ctrl-C the terminal interrupts the whole process group: every worker printed its own
+    KeyboardInterrupt traceback (some 70 lines) while the main process shut the cluster down.
+    A Python started with SIGINT ignored keeps ignoring it.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield  # only the main thread may set signal handlers
+        return
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def _announce(client: Any, args: argparse.Namespace, count: int) -> None:
@@ -380,7 +399,12 @@ def batch(args: argparse.Namespace) -> int:
         _say(args, f"resume: {len(items) - len(todo)} item(s) already done, skipped")
     manifest.save()
     if todo:
-        _run(args, domain, manifest, base, todo)
+        try:
+            _run(args, domain, manifest, base, todo)
+        except KeyboardInterrupt:
+            print(f"batch: interrupted; {len(manifest.items)} item(s) recorded in {manifest.path}"
+                  "; rerun with --resume to do the rest", file=sys.stderr)
+            raise
     _remove_partials(out_dir)
     return _report(manifest, args)
 

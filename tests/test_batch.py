@@ -432,3 +432,19 @@ def test_local_batch_on_cuda_without_cuda_is_refused_before_starting(
     code, _, err = run_cli("--quiet", "batch", "box3", tmp_path / "a.tif", "-o", out,
                            "--device", "cuda")
     assert code == 2 and "CUDA is not available" in err and not out.exists()
+
+
+def test_local_workers_leave_ctrl_c_to_the_main_process() -> None:
+    """Ctrl-C reaches the whole process group: every worker printed a KeyboardInterrupt
+    traceback while the main process shut the cluster down."""
+    import argparse
+    import signal
+
+    from pipelines.batch import connect
+
+    before = signal.getsignal(signal.SIGINT)
+    args = argparse.Namespace(scheduler=None, workers=1)
+    with connect(args) as client:
+        ignored = client.run(lambda: signal.getsignal(signal.SIGINT) == signal.SIG_IGN)
+    assert list(ignored.values()) == [True]
+    assert signal.getsignal(signal.SIGINT) == before  # the main process still stops on Ctrl-C
