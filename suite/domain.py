@@ -73,6 +73,9 @@ class Domain:
         if self.output_suffixes and not output.name.lower().endswith(self.output_suffixes):
             raise InputError(output, f"{self.name} writes {self.output_format}; name the output "
                              f"{' or '.join(self.output_suffixes)}")
+        if self.output_suffixes and output.is_dir():
+            raise InputError(output, f"is a folder; {self.name} writes one {self.output_format} "
+                                     "file")
 
     def check_runtime(self, options: argparse.Namespace) -> None:
         """Refuse a ``--runtime`` this domain does not run, rather than ignore it.

@@ -86,3 +86,14 @@ def test_atomic_replacement_keeps_files_and_folders_apart(tmp_path: Path) -> Non
         tmp.write_text("new")
     assert file_target.read_text() == "old" and folder_target.is_dir()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.nii.gz", "series"]
+
+
+def test_a_file_output_named_like_an_existing_folder_is_refused_before_any_work(
+        tmp_path: Path, run_cli) -> None:
+    raster = REPO / "sample_data" / "sat" / "landsat8_LC80200392015216_excerpt.tif"
+    for args, folder in ((("enhance", "sat-sr", raster, "--scale", "2"), "out.tif"),
+                         (("convert", SERIES), "out.nii.gz")):
+        (tmp_path / folder).mkdir()
+        code, _, err = run_cli(*args, "-o", tmp_path / folder, "--quiet")
+        assert code == 2 and "is a folder" in _one_line(err)
+        assert list((tmp_path / folder).iterdir()) == []

@@ -85,6 +85,8 @@ def check_volume_output(path: str | Path) -> None:
         InputError: ``path`` ends with another file format's suffix (``out.png``, ``out.dcm``).
     """
     p = Path(path)
+    if is_nifti_path(p) and p.is_dir():
+        raise InputError(p, "is a folder; a NIfTI output is a file")
     if not is_nifti_path(p) and p.suffix.lower() in FILE_SUFFIXES:
         raise InputError(p, f"a volume cannot be written as '{p.suffix}': name a .nii or "
                             ".nii.gz file, or a folder (no suffix) for a DICOM series")
