@@ -682,3 +682,19 @@ def test_evaluate_refuses_a_reference_that_is_not_ct(run_cli) -> None:
     assert len(err.strip().splitlines()) == 1 and out == ""
     code, out, err = run_cli("evaluate", "ct-denoise", "--pred", mr, "--ref", mr, "--force")
     assert code == 0 and "psnr" in out
+
+
+def test_evaluate_refuses_a_prediction_on_another_grid(run_cli, tmp_path: Path) -> None:
+    """Only the shapes were compared: the same voxels flipped, or moved, were scored as a
+    poor (or a perfect) denoising."""
+    vol = read_volume(SAMPLE)
+    ref = tmp_path / "ref.nii.gz"
+    nib.save(nib.Nifti1Image(vol.data, vol.meta.affine), ref)
+    moved = vol.meta.affine.copy()
+    moved[:3, 3] += 20.0
+    pred = tmp_path / "pred.nii.gz"
+    nib.save(nib.Nifti1Image(vol.data, moved), pred)
+    code, out, err = run_cli("evaluate", "ct-denoise", "--pred", pred, "--ref", ref)
+    assert code == 2 and "pred.nii.gz" in err and "another voxel grid" in err and out == ""
+    code, out, err = run_cli("evaluate", "ct-denoise", "--pred", SAMPLE, "--ref", ref)
+    assert code == 0 and "psnr" in out, err  # the DICOM series and its NIfTI copy: one grid

@@ -262,7 +262,15 @@ def test_evaluate_cli(thick: Path, tmp_path: Path, run_cli: Cli) -> None:
     code, out, err = run_cli("evaluate", "mri-sr", "--pred", SAMPLE, "--ref", SAMPLE)
     assert code == 0 and "psnr_masked" in out, err
     code, _, err = run_cli("evaluate", "mri-sr", "--pred", thick, "--ref", SAMPLE)
-    assert code == 2 and "differs" in err
+    assert code == 2 and "affines differ" in err
+    # the same array 50 mm away was scored as a perfect match (inf dB)
+    src = nib.load(SAMPLE)
+    moved = src.affine.copy()
+    moved[:3, 3] += 50
+    away = tmp_path / "away.nii.gz"
+    nib.save(nib.Nifti1Image(np.asarray(src.dataobj), moved), away)
+    code, out, err = run_cli("evaluate", "mri-sr", "--pred", away, "--ref", SAMPLE)
+    assert code == 2 and "away.nii.gz" in err and "grid" in err and out == ""
 
 
 def test_evaluate_compares_on_the_common_grid(tmp_path: Path, run_cli: Cli) -> None:

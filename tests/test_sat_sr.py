@@ -387,3 +387,17 @@ def test_s2_batch_takes_each_scene_folder_as_one_item(run_cli: Cli, s2_set: Path
     assert names == sorted([f"{safe.name.removesuffix('.SAFE')}_10m.tif", "s2_10m.tif"])
     with rasterio.open(out / "s2_10m.tif") as ds:
         assert ds.count == 6 and ds.width == 2 * rasterio.open(s2_set / "T_B05.tif").width
+
+
+def test_evaluate_refuses_a_raster_of_another_place(tmp_path: Path, run_cli) -> None:
+    """Only the sizes were compared: the reference itself moved 1.2 km scored as perfect."""
+    from affine import Affine
+
+    moved = tmp_path / "moved.tif"
+    shutil.copy(SAMPLE, moved)
+    with rasterio.open(moved, "r+") as ds:
+        ds.transform = ds.transform @ Affine.translation(40, 0)
+    code, out, err = run_cli("evaluate", "sat-sr", "--pred", moved, "--ref", SAMPLE)
+    assert code == 2 and "moved.tif: lies on another grid" in err and out == ""
+    code, out, err = run_cli("evaluate", "sat-sr", "--pred", SAMPLE, "--ref", SAMPLE)
+    assert code == 0 and "psnr_db" in out, err

@@ -18,7 +18,7 @@ from suite.domain import DemoItem
 from suite.engine.device import pick_device
 from suite.errors import InputError, UsageError
 from suite.export import load_runtime_model
-from suite.io.volume import Volume, read_volume, write_volume
+from suite.io.volume import Volume, check_same_volume_grid, read_volume, write_volume
 from suite.sample import sample_data_dir
 from suite.viz import save_png
 from suite.weights import read_card
@@ -143,11 +143,13 @@ def _dose_level(options: argparse.Namespace) -> dict[str, float]:
 def evaluate_volumes(pred: Path, ref: Path, force: bool = False) -> dict[str, float]:
     """Metrics of ``pred`` against ``ref`` (same grid required); HU windows, so the reference
     must be CT (unless ``force``)."""
-    reference = read_volume(ref)
+    reference, predicted = read_volume(ref), read_volume(pred)
     check_ct_volume(reference, force=force)
-    p, r = to_axial(read_volume(pred)), to_axial(reference)
-    if p.hu.shape != r.hu.shape:
-        raise InputError(pred, f"shape {p.hu.shape} differs from the reference {r.hu.shape}")
+    if predicted.data.shape != reference.data.shape:
+        raise InputError(pred, f"shape {predicted.data.shape} differs from the reference "
+                               f"{reference.data.shape}")
+    check_same_volume_grid(pred, predicted.meta.affine, reference.meta.affine)
+    p, r = to_axial(predicted), to_axial(reference)
     return ct_metrics(p.hu, r.hu)
 
 

@@ -137,11 +137,9 @@ def evaluate_volumes(pred: Path, ref: Path) -> dict[str, float]:
     """
     p, r = read_volume(pred), read_volume(ref)
     start = _grid_offset(p.meta.affine, r.meta.affine)
-    if start is None:
-        if p.data.shape != r.data.shape:
-            raise InputError(pred, f"shape {p.data.shape} differs from the reference "
-                             f"{r.data.shape} and its voxels do not lie on the reference's grid")
-        return sr_metrics(p.data, r.data)
+    if start is None:  # equal shapes are no excuse: the voxels would be other places
+        raise InputError(pred, "its voxels do not lie on the reference's grid (the affines "
+                               "differ); resample it onto the reference first")
     lo = [max(0, o) for o in start]
     hi = [min(n_r, o + n_p) for o, n_p, n_r in zip(start, p.data.shape, r.data.shape, strict=True)]
     if any(b - a < 8 for a, b in zip(lo, hi, strict=True)):

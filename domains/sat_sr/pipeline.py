@@ -22,7 +22,7 @@ from domains.sat_sr.sr import (
 )
 from suite.domain import DemoItem
 from suite.errors import InputError, UsageError
-from suite.io.raster import read_raster_meta, read_window, stacked_bands
+from suite.io.raster import check_same_grid, read_raster_meta, read_window, stacked_bands
 from suite.sample import sample_data_dir
 from suite.viz import save_png
 from suite.weights import load_model
@@ -87,6 +87,7 @@ def evaluate_rasters(pred: Path, ref: Path, scale: int = 2) -> dict[str, float]:
     if (p.count, p.width, p.height) != (r.count, r.width, r.height):
         raise InputError(pred, f"{p.count}x{p.height}x{p.width} differs from the reference "
                          f"{r.count}x{r.height}x{r.width}")
+    check_same_grid(pred, p, r)
     valid = ~np.ma.getmaskarray(read_window(ref, None, masked=True)).any(axis=0)
     return sr_metrics(to_reflectance(read_window(pred, None), p),
                       to_reflectance(read_window(ref, None), r), valid, border=2 * scale)

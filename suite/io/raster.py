@@ -514,6 +514,24 @@ def write_profile(meta: RasterMeta) -> dict[str, Any]:
     return profile
 
 
+def check_same_grid(path: str | Path, meta: RasterMeta, reference: RasterMeta) -> None:
+    """Refuse a raster that is not on ``reference``'s grid: the same size, CRS and transform
+    (to a thousandth of a pixel), so that its pixels and the reference's are the same places.
+
+    Raises:
+        InputError: the size, the CRS or the transform differs.
+    """
+    if (meta.height, meta.width) != (reference.height, reference.width):
+        raise InputError(path, f"is {meta.height}x{meta.width} pixels, the reference "
+                               f"{reference.height}x{reference.width}")
+    pixel = min(abs(reference.transform.a), abs(reference.transform.e)) or 1.0
+    same = np.allclose(tuple(meta.transform)[:6], tuple(reference.transform)[:6],
+                       rtol=0, atol=1e-3 * pixel)
+    if meta.crs != reference.crs or not same:
+        raise InputError(path, "lies on another grid than the reference (CRS or transform "
+                               "differs); compare rasters of the same place")
+
+
 def off_nodata(data: np.ndarray, nodata: float) -> np.ndarray:
     """``data`` with every value equal to ``nodata`` moved one step off it.
 

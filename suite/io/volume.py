@@ -92,6 +92,19 @@ def check_volume_output(path: str | Path) -> None:
                             ".nii.gz file, or a folder (no suffix) for a DICOM series")
 
 
+def check_same_volume_grid(path: str | Path, affine: np.ndarray,
+                           reference_affine: np.ndarray) -> None:
+    """Refuse a volume whose voxels are not the reference's places (affines differ by more
+    than 0.01 mm): comparing arrays of different places gives numbers that mean nothing.
+
+    Raises:
+        InputError: the affines differ.
+    """
+    if not np.allclose(affine, reference_affine, rtol=0, atol=1e-2):
+        raise InputError(path, "lies on another voxel grid than the reference (their affines "
+                               "differ); resample it onto the reference first")
+
+
 def is_dicom_file(path: str | Path) -> bool:
     """Whether ``path`` is a file with the DICOM Part 10 preamble ("DICM" at byte 128).
 
