@@ -45,7 +45,38 @@ def _nifti_4d(dst: Path) -> Path:
     return _nifti(dst, np.zeros((8, 8, 4, 3)))
 
 
+BUNDLED_SERIES = Path(__file__).resolve().parents[1] / "sample_data" / "ct" / "abdomen_ct_dicom"
+
+
+def _bundled_copy(dst: Path) -> list[Path]:
+    dst.mkdir()
+    files = []
+    for src in sorted(BUNDLED_SERIES.iterdir()):
+        files.append(dst / src.name)
+        files[-1].write_bytes(src.read_bytes())
+    return files
+
+
+def _no_pixel_spacing(dst: Path) -> Path:
+    """It was read as 1 mm pixels; ImagerPixelSpacing (at the detector) is not the same."""
+    for file in _bundled_copy(dst):
+        def change(ds):  # type: ignore[no-untyped-def]
+            ds.ImagerPixelSpacing = ds.PixelSpacing
+            del ds.PixelSpacing
+        fx.edit(file, change)
+    return dst
+
+
+def _mixed_pixel_spacing(dst: Path) -> Path:
+    """The first slice's spacing was used for every slice."""
+    files = _bundled_copy(dst)
+    fx.edit(files[3], lambda ds: setattr(ds, "PixelSpacing", [0.8, 0.8]))
+    return dst
+
+
 CASES: dict[str, tuple[Callable[[Path], Path], str]] = {
+    "no pixel spacing": (_no_pixel_spacing, "no PixelSpacing"),
+    "mixed pixel spacing": (_mixed_pixel_spacing, "mixed pixel spacing"),
     "empty folder": (_empty, "no DICOM"),
     "non-DICOM files": (_not_dicom, "no DICOM"),
     "two series": (_two_series, "series"),
@@ -61,7 +92,8 @@ CASES: dict[str, tuple[Callable[[Path], Path], str]] = {
 
 @pytest.mark.parametrize("case", list(CASES))
 def test_convert_refuses_bad_input(case: str, tmp_path: Path, run_cli) -> None:
-    if case not in ("empty folder", "non-DICOM files", "NaN/Inf NIfTI", "4D NIfTI"):
+    if case not in ("empty folder", "non-DICOM files", "NaN/Inf NIfTI", "4D NIfTI",
+                    "no pixel spacing", "mixed pixel spacing"):
         fx.require_data()
     maker, words = CASES[case]
     src = maker(tmp_path / "input")

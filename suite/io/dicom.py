@@ -339,7 +339,12 @@ def _check_uniform(root: Path, headers: list[Header]) -> None:
     if len(sizes) > 1:
         raise InputError(root, f"mixed image sizes (Rows, Columns) {sorted(sizes)} in one series")
     cos0 = _cosines(headers[0][1], headers[0][0])
+    spacing0 = _pixel_spacing(headers[0][0], headers[0][1])
     for file, ds in headers:
+        if not np.allclose(_pixel_spacing(file, ds), spacing0, rtol=0, atol=1e-4):
+            raise InputError(root, f"mixed pixel spacing: {file.name} has "
+                                   f"{list(_pixel_spacing(file, ds))} mm, {headers[0][0].name} "
+                                   f"{list(spacing0)} mm")
         if not np.allclose(_cosines(ds, file), cos0, atol=ORIENTATION_ATOL):
             first = headers[0][0].name
             raise InputError(root, f"mixed orientations: {file.name} differs from {first}")
@@ -397,11 +402,21 @@ def _check_steps(root: Path, headers: list[Header], pos: np.ndarray, normal: np.
         )
 
 
+def _pixel_spacing(file: Path, ds: Dataset) -> tuple[float, float]:
+    """(row, column) spacing in mm; a slice without PixelSpacing has no known pixel size."""
+    spacing = ds.get("PixelSpacing")
+    if not spacing or len(spacing) != 2:
+        hint = (" (ImagerPixelSpacing is measured at the detector, not in the patient)"
+                if "ImagerPixelSpacing" in ds else "")
+        raise InputError(file, f"no PixelSpacing, so the pixel size is unknown{hint}")
+    return float(spacing[0]), float(spacing[1])
+
+
 def _affine(headers: list[Header]) -> np.ndarray:
     """RAS+ affine: i along the row cosine, j along the column cosine, k along the slice step."""
     first = headers[0][1]
     cos = _cosines(first, headers[0][0])
-    row_mm, col_mm = (float(v) for v in first.get("PixelSpacing", [1.0, 1.0]))
+    row_mm, col_mm = _pixel_spacing(headers[0][0], first)
     p0 = np.asarray(first.ImagePositionPatient, dtype=np.float64)
     if len(headers) > 1:
         last = np.asarray(headers[-1][1].ImagePositionPatient, dtype=np.float64)
