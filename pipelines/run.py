@@ -218,7 +218,9 @@ def _nifti_info(path: Path) -> dict[str, Any]:
     return {
         "shape": list(img.shape),
         "voxel_mm": [round(float(z), 6) for z in header.get_zooms()[:3]],
-        "orientation": "".join(nib.aff2axcodes(img.affine)),
+        "orientation": "".join(nib.aff2axcodes(img.affine)) if int(header["sform_code"])
+        or int(header["qform_code"]) else "unknown (sform and qform codes 0; "
+        f"{''.join(nib.aff2axcodes(img.affine))} is nibabel's guess from the voxel sizes)",
         "descrip": header["descrip"].item().decode(errors="replace"),
         "provenance": provenance(header),
     }

@@ -183,3 +183,24 @@ def test_a_qform_apart_from_the_sform_keeps_its_own_space_on_a_new_grid(tmp_path
     assert (int(out.header["sform_code"]), int(out.header["qform_code"])) == (2, 1)
     np.testing.assert_allclose(out.header.get_sform(), sform @ grid_change, atol=1e-5)
     np.testing.assert_allclose(out.header.get_qform(), qform @ grid_change, atol=1e-5)
+
+
+@pytest.mark.parametrize(("codes", "shear"), [((0, 0), False), ((1, 0), True), ((0, 1), False)])
+def test_a_code_the_source_left_at_zero_stays_zero(tmp_path: Path, codes: tuple[int, int],
+                                                   shear: bool) -> None:
+    """Both codes were raised to 1: a sheared sform got a qform 16 mm off it under code 1,
+    and a file with no orientation at all came out claiming scanner space."""
+    affine = np.diag([0.9, 0.9, 3.0, 1.0])
+    affine[:3, 3] = [-20.0, 10.0, 5.0]
+    if shear:
+        affine[0, 2] = 1.0
+    img = nib.Nifti1Image(np.ones((6, 6, 4), np.float32), affine)
+    img.set_sform(affine, code=codes[0])
+    img.set_qform(affine, code=codes[1])
+    src = tmp_path / "src.nii.gz"
+    nib.save(img, src)
+    vol = read_volume(src)
+    out = write_volume(tmp_path / "out.nii.gz", vol.data, vol.meta, "copy", "test")
+    back = nib.load(out)
+    assert (int(back.header["sform_code"]), int(back.header["qform_code"])) == codes
+    np.testing.assert_allclose(back.affine, nib.load(src).affine, atol=1e-4)

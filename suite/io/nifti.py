@@ -223,9 +223,12 @@ def _own_qform(meta: VolumeMeta) -> np.ndarray:
 
 
 def _xform_codes(meta: VolumeMeta) -> tuple[int, int]:
-    """(sform, qform) codes: the source's, else scanner; 0 would make readers ignore the affine."""
+    """(sform, qform) codes: a NIfTI source's own, else scanner (a DICOM source's world).
+
+    A code the source left at 0 stays 0: raising it would declare real a transform that the
+    source never claimed (a sheared sform's shear-free qform approximation, or, with both
+    codes 0, the orientation nibabel guesses from the voxel sizes).
+    """
     if meta.nifti_header is None:
         return SCANNER_CODE, SCANNER_CODE
-    sform = int(meta.nifti_header["sform_code"]) or SCANNER_CODE
-    qform = int(meta.nifti_header["qform_code"]) or sform
-    return sform, qform
+    return int(meta.nifti_header["sform_code"]), int(meta.nifti_header["qform_code"])
