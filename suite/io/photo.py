@@ -35,6 +35,7 @@ MODES = {1: "L", 2: "LA", 3: "RGB", 4: "RGBA"}  # channel count -> mode of the a
 PILLOW_8BIT = {"L", "LA", "RGB", "RGBA"}
 PILLOW_16BIT = {"I;16", "I;16L", "I;16B", "I;16N", "I"}
 TIFF_ICC_TAG = 34675
+ORIENTATION_TAG = 274  # EXIF and TIFF Orientation: how the stored pixels are turned for display
 JPEG_QUALITY = 95
 _LOSSY_SYNTAXES = (
     "1.2.840.10008.1.2.4.50",  # JPEG baseline
@@ -60,6 +61,8 @@ class PhotoMeta:
         dataset: the source DICOM header without its pixels (DICOM only).
         dpi: pixel density ``(x, y)`` in dots per inch, if the file records one (PNG pHYs,
             JPEG JFIF density, TIFF resolution tags).
+        orientation: the EXIF/TIFF Orientation (2 to 8) of pixels stored turned or mirrored
+            (a camera held upright), written back in every format; ``None`` for 1 or none.
     """
 
     format: str
@@ -71,6 +74,7 @@ class PhotoMeta:
     exif: bytes | None = None
     dataset: Dataset | None = None
     dpi: tuple[float, float] | None = None
+    orientation: int | None = None
 
 
 @dataclass
@@ -185,7 +189,25 @@ def _meta(path: Path, fmt: str, data: np.ndarray, depth: int, im: Image.Image) -
         icc_profile=im.info.get("icc_profile") or None,
         exif=exif if isinstance(exif, bytes) and exif else None,
         dpi=_pillow_dpi(im),
+        orientation=_orientation(_exif_tag(im, ORIENTATION_TAG)),
     )
+
+
+def _exif_tag(im: Image.Image, tag: int) -> object:
+    """One EXIF tag's value; a malformed EXIF block (common in edited photos) gives ``None``."""
+    try:
+        return im.getexif().get(tag)
+    except (OSError, ValueError, SyntaxError):
+        return None
+
+
+def _orientation(value: object) -> int | None:
+    """An Orientation tag's value if it turns or mirrors the picture (2 to 8), else ``None``."""
+    try:
+        number = int(value)  # type: ignore[call-overload]
+    except (TypeError, ValueError):
+        return None
+    return number if 2 <= number <= 8 else None
 
 
 def _pillow_dpi(im: Image.Image) -> tuple[float, float] | None:
@@ -225,6 +247,8 @@ def _read_tiff(path: Path) -> Photo:
         icc = page.tags.get(TIFF_ICC_TAG)
         icc_bytes = bytes(icc.value) if icc is not None else None
         dpi = _tiff_dpi(page)
+        turned = page.tags.get(ORIENTATION_TAG)
+        orientation = _orientation(turned.value if turned is not None else None)
     if data.dtype not in (np.uint8, np.uint16):
         raise InputError(path, f"TIFF samples of type {data.dtype} are not 8 or 16-bit photos")
     data = data[..., np.newaxis] if data.ndim == 2 else data
@@ -232,7 +256,7 @@ def _read_tiff(path: Path) -> Photo:
         raise InputError(path, f"TIFF of shape {data.shape} is not a 1 to 4 channel photo")
     depth = 8 * data.dtype.itemsize
     meta = PhotoMeta("TIFF", depth, MODES[data.shape[2]], (data.shape[1], data.shape[0]), path)
-    meta.icc_profile, meta.dpi = icc_bytes, dpi
+    meta.icc_profile, meta.dpi, meta.orientation = icc_bytes, dpi, orientation
     return Photo(data=np.ascontiguousarray(data), meta=meta)
 
 
@@ -313,6 +337,10 @@ def _write_pillow(out: Path, tmp: Path, arr: np.ndarray, meta: PhotoMeta) -> Non
         options["icc_profile"] = meta.icc_profile
     if meta.exif:
         options["exif"] = meta.exif
+    elif meta.orientation:  # from a TIFF source: the tag alone, in a new EXIF block
+        exif = Image.Exif()
+        exif[ORIENTATION_TAG] = meta.orientation
+        options["exif"] = exif.tobytes()
     if meta.dpi:
         options["dpi"] = meta.dpi
     if meta.format == "JPEG":
@@ -367,4 +395,7 @@ def _write_tiff(tmp: Path, arr: np.ndarray, meta: PhotoMeta) -> None:
         resolution=meta.dpi,
         resolutionunit="INCH" if meta.dpi else None,
         compression="zlib",  # lossless and needs no codec beyond Python's zlib
+        # the Orientation tag, so that a viewer turns the picture as the source's did
+        extratags=[(ORIENTATION_TAG, "H", 1, meta.orientation, False)] if meta.orientation
+        else (),
     )
