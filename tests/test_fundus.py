@@ -553,3 +553,16 @@ def test_an_affine_output_scales_and_shifts_the_rgb_input() -> None:
     cfg = FundusConfig()
     cfg.model.output = "affine"
     assert model_arguments(cfg)["out_channels"] == 6
+
+
+def test_evaluate_refuses_a_photo_stored_turned_unlike_the_reference(run_cli: Cli,
+                                                                      tmp_path: Path) -> None:
+    """A square photograph stored turned (EXIF 6) was scored against an upright reference."""
+    ref = tmp_path / "ref.png"
+    Image.open(SAMPLE).resize((256, 256)).save(ref)
+    exif = Image.Exif()
+    exif[274] = 6
+    turned = tmp_path / "turned.png"
+    Image.fromarray(np.rot90(np.asarray(Image.open(ref)))).save(turned, exif=exif.tobytes())
+    code, out, err = run_cli("evaluate", "fundus", "--pred", turned, "--ref", ref)
+    assert code == 2 and "turned.png: EXIF orientation 6 differs" in err and out == ""

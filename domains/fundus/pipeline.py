@@ -85,6 +85,10 @@ def evaluate_photos(pred: Path, ref: Path, options: argparse.Namespace) -> dict[
     if p.data.shape[:2] != r.rgb.shape[:2] or p.data.shape[2] < 3:
         raise InputError(pred, f"shape {p.data.shape} does not match the reference "
                          f"{r.photo.data.shape}")
+    if p.meta.orientation != r.photo.meta.orientation:  # stored pixels turned differently
+        raise InputError(pred, f"EXIF orientation {p.meta.orientation or 1} differs from the "
+                               f"reference's {r.photo.meta.orientation or 1}: their stored "
+                               "pixels are not the same places")
     scale = 65535.0 if p.data.dtype == np.uint16 else 255.0
     labels = getattr(options, "vessels", None)
     vessels = None if labels is None else read_label_mask(labels, r.fov.shape)
