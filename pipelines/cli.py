@@ -8,10 +8,13 @@ from __future__ import annotations
 
 import argparse
 import difflib
+import signal
 import sys
+import threading
 import traceback
 import warnings
 from collections.abc import Sequence
+from typing import Any
 
 from pipelines import commands
 from suite import __version__
@@ -39,6 +42,26 @@ def _quiet_notices() -> None:
     """
     for message in (r"Dataset has no geotransform", r"The given matrix is equal to Affine"):
         warnings.filterwarnings("ignore", message=message)
+
+
+class Terminated(Exception):
+    """SIGTERM (a job scheduler's cancel, ``timeout``, ``kill``) raised in the main thread."""
+
+
+def _terminate_like_interrupt() -> Any:
+    """Let SIGTERM unwind like Ctrl-C, so that temporary outputs are removed; return the
+    handler it replaces (``None`` off the main thread, where handlers cannot be set).
+
+    By default SIGTERM ends Python at once, skipping every ``finally``: a cancelled cluster
+    job left its half-written ``.partial`` output beside the target.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        return None
+
+    def stop(signum: int, frame: object) -> None:
+        raise Terminated()
+
+    return signal.signal(signal.SIGTERM, stop)
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -75,8 +98,16 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI and return its exit code."""
     args_list = list(sys.argv[1:] if argv is None else argv)
-    debug = "--debug" in args_list
     _quiet_notices()
+    previous = _terminate_like_interrupt()
+    try:
+        return _run(args_list, debug="--debug" in args_list)
+    finally:
+        if previous is not None:  # the CLI may run inside another program (tests, a notebook)
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _run(args_list: list[str], debug: bool) -> int:
     try:
         parser = build_parser()
         args, extras = parser.parse_known_args(args_list)
@@ -96,6 +127,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("error: interrupted", file=sys.stderr)
         return 130
+    except Terminated:
+        print("error: terminated", file=sys.stderr)
+        return 128 + signal.SIGTERM
     except Exception as exc:
         return _fail(exc, 1, debug, prefix="internal error: ")
 

@@ -97,3 +97,46 @@ def test_a_file_output_named_like_an_existing_folder_is_refused_before_any_work(
         code, _, err = run_cli(*args, "-o", tmp_path / folder, "--quiet")
         assert code == 2 and "is a folder" in _one_line(err)
         assert list((tmp_path / folder).iterdir()) == []
+
+
+def test_the_input_reached_by_another_spelling_is_never_replaced(tmp_path: Path,
+                                                                   run_cli) -> None:
+    """'-o folder/../scan.nii.gz' or a link to the input replaced the input."""
+    src = tmp_path / "scan 1.nii.gz"
+    src.write_bytes((REPO / "sample_data" / "mri" / "stroke_t1_excerpt.nii.gz").read_bytes())
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "link.nii.gz").symlink_to(src)
+    before = fx.tree_hash(src)
+    for given, output in ((src, tmp_path / "sub" / ".." / "scan 1.nii.gz"),
+                          (tmp_path / "link.nii.gz", src), (src, tmp_path / "link.nii.gz")):
+        code, _, err = run_cli("convert", given, "-o", output, "--quiet")
+        assert code == 2 and "output path is the input" in _one_line(err), (given, output)
+    assert fx.tree_hash(src) == before
+
+
+def test_a_file_name_longer_than_the_file_system_allows_is_an_input_error(
+        tmp_path: Path, run_cli) -> None:
+    code, _, err = run_cli("convert", SERIES, "-o", tmp_path / ("y" * 260 + ".nii.gz"))
+    assert code == 2 and "267 bytes long" in _one_line(err)  # was an internal OSError
+
+
+def test_sigterm_unwinds_like_ctrl_c_and_leaves_no_temporary(
+        tmp_path: Path, run_cli, monkeypatch: pytest.MonkeyPatch) -> None:
+    """SIGTERM (a cancelled cluster job) ended Python at once and left the '.partial' file."""
+    import os
+    import signal
+
+    import nibabel as nib
+
+    real_save = nib.save
+
+    def save_then_terminated(img, path):  # type: ignore[no-untyped-def]
+        real_save(img, path)  # half way: the temporary exists
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    monkeypatch.setattr(nib, "save", save_then_terminated)
+    before = signal.getsignal(signal.SIGTERM)
+    code, _, err = run_cli("convert", SERIES, "-o", tmp_path / "out.nii.gz", "--quiet")
+    assert code == 128 + signal.SIGTERM and _one_line(err) == "error: terminated"
+    assert list(tmp_path.iterdir()) == []
+    assert signal.getsignal(signal.SIGTERM) == before  # handed back after the command

@@ -18,6 +18,9 @@ from suite.errors import InputError
 NAME_KEPT = 40
 """Characters of the target's name kept in its temporary name (for a person listing the folder)."""
 
+NAME_MAX = 255
+"""Bytes in one file name on Linux and macOS file systems."""
+
 SERIES_FILE = re.compile(r"IM\d{5}\.dcm")
 """Names of the files of a DICOM series this suite wrote (``suite.io.dicom``): a folder holding
 only these is an earlier output, and a new series may replace it."""
@@ -43,12 +46,17 @@ def check_output_path(
             is a folder holding files that replacing it would delete.
     """
     out = Path(output).absolute()
+    # resolved, so that 'a/../scan.nii.gz' or a link to the input is seen to be the input
+    real = out.parent.resolve() / out.name
     for item in inputs:
-        src = Path(item).absolute()
-        if out == src or (src.is_dir() and src in out.parents):
+        src = Path(item).resolve()
+        if real.resolve() == src or (src.is_dir() and src in real.parents):
             raise InputError(
                 output, "output path is the input (or inside it); inputs are never modified"
             )
+    if len(out.name.encode()) > NAME_MAX:
+        raise InputError(output, f"file name is {len(out.name.encode())} bytes long; the file "
+                                 f"system allows {NAME_MAX}")
     parent = out.parent
     if not parent.is_dir():
         raise InputError(output, f"output folder {parent} does not exist")
