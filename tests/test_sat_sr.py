@@ -401,3 +401,13 @@ def test_evaluate_refuses_a_raster_of_another_place(tmp_path: Path, run_cli) -> 
     assert code == 2 and "moved.tif: lies on another grid" in err and out == ""
     code, out, err = run_cli("evaluate", "sat-sr", "--pred", SAMPLE, "--ref", SAMPLE)
     assert code == 0 and "psnr_db" in out, err
+
+
+def test_enhance_shows_its_progress_unless_quiet(tmp_path: Path, run_cli) -> None:
+    """A large scene ran for hours with nothing on screen until the 'wrote' line."""
+    code, _, err = run_cli("enhance", "sat-sr", SAMPLE, "-o", tmp_path / "a.tif", "--scale", "2",
+                           "--model", "espcn")
+    assert code == 0 and "windows" in err, err
+    code, _, err = run_cli("enhance", "sat-sr", SAMPLE, "-o", tmp_path / "b.tif", "--scale", "2",
+                           "--model", "espcn", "--quiet")
+    assert code == 0 and err == ""

@@ -49,7 +49,8 @@ def enhance(inputs: list[Path], output: Path, options: argparse.Namespace) -> di
     model, tiling = load_sr(weights, scale, options.trust_checkpoint, runtime,
                             getattr(options, "device", "auto"))
     with stacked_bands(inputs) as raster:  # band files (one per band) read as one raster
-        return enhance_raster(raster, output, model, scale, tiling)
+        return enhance_raster(raster, output, model, scale, tiling,
+                              progress=not getattr(options, "quiet", False))
 
 
 def enhance_sentinel2(inputs: list[Path], output: Path, options: argparse.Namespace
@@ -78,7 +79,8 @@ def enhance_sentinel2(inputs: list[Path], output: Path, options: argparse.Namesp
         adapt_cfg = AdaptConfig(**{**known, **({"steps": steps} if steps is not None else {})})
         return model
 
-    return enhance_s2(inputs, output, load, options.s2_offset, lambda: adapt_cfg)
+    return enhance_s2(inputs, output, load, options.s2_offset, lambda: adapt_cfg,
+                      progress=not getattr(options, "quiet", False))
 
 
 def evaluate_rasters(pred: Path, ref: Path, scale: int = 2) -> dict[str, float]:

@@ -309,8 +309,8 @@ def output_meta(bands: BandSet) -> RasterMeta:
 
 
 def enhance_s2(inputs: list[Path], output: Path, load: Callable[[], nn.Module | None],
-               offset: str = "auto", adapt_cfg: Callable[[], AdaptConfig] = AdaptConfig
-               ) -> dict[str, Any]:
+               offset: str = "auto", adapt_cfg: Callable[[], AdaptConfig] = AdaptConfig,
+               progress: bool = False) -> dict[str, Any]:
     """Write the six sharpened bands to ``output`` (already a temporary path).
 
     ``load`` gives the network (``None``: the classical guided method) once the band set has
@@ -322,7 +322,8 @@ def enhance_s2(inputs: list[Path], output: Path, load: Callable[[], nn.Module | 
     cfg = adapt_cfg()
     sharpener = fit_scene(*fit_region(bands), model, cfg)
     meta = output_meta(bands)
-    write_raster_windows(output, meta, S2Producer(bands, sharpener))
+    write_raster_windows(output, meta, S2Producer(bands, sharpener),
+                         progress=progress)
     return {"bands": len(TARGETS), "width": meta.width, "height": meta.height,
             "offset": bands.offset, "method": "classical" if model is None else "network",
             "adapt_steps": cfg.steps if model is not None else 0}

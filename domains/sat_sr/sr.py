@@ -143,10 +143,10 @@ class SrProducer:
 
 
 def enhance_raster(path: Path, output: Path, model: nn.Module, scale: int,
-                   tiling: Tiling) -> dict[str, Any]:
+                   tiling: Tiling, progress: bool = False) -> dict[str, Any]:
     """Super-resolve the GeoTIFF ``path`` into ``output`` (already a temporary path)."""
     meta = read_raster_meta(path)
     producer = SrProducer(path, meta, model, scale, tiling)
     out_meta = sr_meta(meta, scale)
-    write_raster_windows(output, out_meta, producer)
+    write_raster_windows(output, out_meta, producer, progress=progress)
     return {"bands": meta.count, "width": out_meta.width, "height": out_meta.height}

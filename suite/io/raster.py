@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import sys
 import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
@@ -32,6 +33,7 @@ from rasterio.enums import ColorInterp, MaskFlags, Resampling
 from rasterio.errors import RasterioError
 from rasterio.rpc import RPC
 from rasterio.windows import Window
+from tqdm import tqdm
 
 from suite import __version__ as version
 from suite.errors import InputError
@@ -569,7 +571,8 @@ def _write_window(dst: Any, window: Window, block: np.ndarray, meta: RasterMeta)
     return False
 
 
-def _write_tiled(path: Path, meta: RasterMeta, producer: Producer, size: int) -> None:
+def _write_tiled(path: Path, meta: RasterMeta, producer: Producer, size: int,
+                 progress: bool = False) -> None:
     """Write ``meta``'s raster to ``path`` window by window (tiled, compressed GeoTIFF)."""
     with (
         rasterio.Env(GDAL_TIFF_INTERNAL_MASK="YES"),
@@ -590,7 +593,9 @@ def _write_tiled(path: Path, meta: RasterMeta, producer: Producer, size: int) ->
             dst.gcps = (list(meta.gcps), meta.gcps_crs)
         if meta.rpcs is not None:
             dst.rpcs = meta.rpcs
-        for _, window in iter_windows(meta.width, meta.height, size):
+        windows = [w for _, w in iter_windows(meta.width, meta.height, size)]
+        for window in tqdm(windows, desc="windows", unit="window", disable=not progress,
+                           file=sys.stderr, leave=False):
             _write_window(dst, window, producer(window), meta)
 
 
@@ -632,6 +637,7 @@ def write_raster_windows(
     producer: Producer,
     cog: bool = False,
     window_size: int = 2 * BLOCK,
+    progress: bool = False,
 ) -> Path:
     """Write a raster window by window so that memory stays flat as the raster grows.
 
@@ -647,6 +653,7 @@ def write_raster_windows(
         producer: gives the ``(C, h, w)`` block of a window (in output pixels).
         cog: write a COG.
         window_size: side of the windows asked of ``producer``; a multiple of 256.
+        progress: show a progress bar over the windows (a large scene takes hours on a CPU).
 
     Returns:
         The written path.
@@ -654,11 +661,11 @@ def write_raster_windows(
     target = Path(path)
     with atomic_path(target) as tmp:
         if not cog:
-            _write_tiled(tmp, meta_out, producer, window_size)
+            _write_tiled(tmp, meta_out, producer, window_size, progress)
         else:
             tiled = tmp.with_name(tmp.stem + ".tiled.tif")
             try:
-                _write_tiled(tiled, meta_out, producer, window_size)
+                _write_tiled(tiled, meta_out, producer, window_size, progress)
                 _to_cog(tiled, tmp, meta_out)
             finally:
                 tiled.unlink(missing_ok=True)
