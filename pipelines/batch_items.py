@@ -179,6 +179,10 @@ def weights_record(domain: Domain, args: argparse.Namespace) -> dict[str, Any]:
 
     card_file = card_path(path)
     card = json.loads(card_file.read_text()) if card_file.is_file() else None
+    if path.suffix.lower() == ".onnx":  # its own card, inside it: a sidecar may be another's
+        from suite.export import read_onnx_card
+
+        card = read_onnx_card(path)
     return {"path": str(path), "sha256": sha256_path(path), "card": card}
 
 

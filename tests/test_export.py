@@ -346,3 +346,14 @@ def test_a_torchscript_export_given_as_weights_names_its_source(tmp_path: Path,
     assert check_card_domain(onnx, "tiny")["export"]["format"] == "onnx"
     onnx.with_suffix(".json").unlink()  # an ONNX file travels without its sidecar card
     assert check_card_domain(onnx, "tiny")["export"]["format"] == "onnx"
+
+
+def test_a_batch_records_the_card_inside_an_onnx_export(tmp_path: Path, tiny: TinyDomain) -> None:
+    """The manifest took the sidecar JSON, which may describe another export of that stem."""
+    from pipelines.batch_items import weights_record
+
+    onnx = tmp_path / "m.onnx"
+    assert pipeline_export.export(_args(tmp_path, output=onnx)) == 0
+    onnx.with_suffix(".json").write_text('{"architecture": "something else"}')
+    record = weights_record(tiny, argparse.Namespace(weights=onnx))
+    assert record["card"]["export"]["format"] == "onnx" and record["card"]["architecture"] == "unet"
