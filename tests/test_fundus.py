@@ -566,3 +566,14 @@ def test_evaluate_refuses_a_photo_stored_turned_unlike_the_reference(run_cli: Cl
     Image.fromarray(np.rot90(np.asarray(Image.open(ref)))).save(turned, exif=exif.tobytes())
     code, out, err = run_cli("evaluate", "fundus", "--pred", turned, "--ref", ref)
     assert code == 2 and "turned.png: EXIF orientation 6 differs" in err and out == ""
+
+
+def test_training_on_a_photo_without_a_fov_gives_training_advice(run_cli: Cli,
+                                                                 tmp_path: Path) -> None:
+    """train said 'Pass --fov MASK.png', an option train does not have."""
+    flat = tmp_path / "flat.png"
+    Image.fromarray(np.full((128, 128, 3), 120, np.uint8)).save(flat)
+    code, _, err = run_cli("train", "fundus", "--data", flat, "--out", tmp_path / "run",
+                           "--quiet")
+    assert code == 2 and "flat.png" in err and "--fov" not in err
+    assert "fundus photographs only" in err

@@ -91,7 +91,12 @@ def training_pairs(paths: list[Path], cfg: FundusConfig) -> Pairs:
     inputs: list[np.ndarray] = []
     targets: list[np.ndarray] = []
     for i, path in enumerate(photo_files(paths)):
-        photo = read_fundus(path, None)
+        try:
+            photo = read_fundus(path, None)
+        except InputError as exc:  # train has no --fov; its advice would send the user astray
+            raise InputError(path, exc.problem.replace(
+                "Pass --fov MASK.png to give one", "training takes fundus photographs only")
+            ) from None
         labels = None
         if cfg.data.vessel_labels is not None:
             labels = read_label_mask(label_file(cfg.data.vessel_labels, path), photo.fov.shape)
