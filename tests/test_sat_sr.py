@@ -398,7 +398,7 @@ def test_evaluate_refuses_a_raster_of_another_place(tmp_path: Path, run_cli) -> 
     with rasterio.open(moved, "r+") as ds:
         ds.transform = ds.transform @ Affine.translation(40, 0)
     code, out, err = run_cli("evaluate", "sat-sr", "--pred", moved, "--ref", SAMPLE)
-    assert code == 2 and "moved.tif: lies on another grid" in err and out == ""
+    assert code == 2 and "moved.tif: the prediction lies on another grid" in err and out == ""
     code, out, err = run_cli("evaluate", "sat-sr", "--pred", SAMPLE, "--ref", SAMPLE)
     assert code == 0 and "psnr_db" in out, err
 

@@ -26,7 +26,7 @@ from rasterio.transform import Affine
 from scipy import ndimage
 
 from suite.errors import InputError, UsageError
-from suite.io.raster import RasterMeta, read_raster_meta, read_window
+from suite.io.raster import RasterMeta, check_same_grid, read_raster_meta, read_window
 
 QA_KINDS = ("auto", "landsat-pre", "landsat-c1", "landsat-c2", "s2-scl")
 LEVELS = {"low": 1, "medium": 2, "high": 3}
@@ -75,16 +75,6 @@ def guess_qa_kind(path: Path, meta: RasterMeta) -> str:
     raise InputError(path, "cannot tell the QA product generation; pass --qa-kind")
 
 
-def check_same_grid(path: Path, meta: RasterMeta, image: RasterMeta, what: str) -> None:
-    """Refuse a mask or QA raster whose grid (size, transform, CRS) differs from the image."""
-    if (meta.height, meta.width) != (image.height, image.width):
-        raise InputError(
-            path, f"{what} is {meta.height}x{meta.width}, the image {image.height}x{image.width}"
-        )
-    if meta.crs != image.crs or not meta.transform.almost_equals(image.transform, 1e-6):
-        raise InputError(path, f"{what} grid (CRS or transform) differs from the image's")
-
-
 def coarse_factor(meta: RasterMeta, image: RasterMeta) -> int:
     """``k`` when ``meta``'s pixels are exactly ``k x k`` image pixels (``k >= 2``) on the same
     CRS and upper-left corner and it covers the image; else 1 (then the grids must be equal).
@@ -104,7 +94,7 @@ def _on_image_grid(path: Path, meta: RasterMeta, image: RasterMeta, what: str) -
     ``k x k`` image pixels it covers (flags and classes are copied, never interpolated)."""
     k = coarse_factor(meta, image)
     if k == 1:
-        check_same_grid(path, meta, image, what)
+        check_same_grid(path, meta, image, what, of="the image")
     values = np.asarray(read_window(path, None)[0])
     if k == 1:
         return values

@@ -19,7 +19,6 @@ from domains.cloud_inpaint.inpaint import (
     model_filler,
 )
 from domains.cloud_inpaint.masks import (
-    check_same_grid,
     detect_clouds,
     dilate,
     mask_from_file,
@@ -30,6 +29,7 @@ from suite.domain import DemoItem
 from suite.errors import InputError, UsageError
 from suite.io.raster import (
     RasterMeta,
+    check_same_grid,
     denormalize,
     detect_normalization,
     normalize,
@@ -198,7 +198,7 @@ def degrade_raster(path: Path, output: Path, options: argparse.Namespace) -> dic
 def evaluate_rasters(pred: Path, ref: Path, mask_path: Path | None) -> dict[str, float]:
     """Metrics inside/outside the mask (``--mask``; else the pixels where pred and ref differ)."""
     p, r = read_scene(pred), read_scene(ref)
-    check_same_grid(pred, p.meta, r.meta, "prediction")
+    check_same_grid(pred, p.meta, r.meta, "the prediction")
     if p.meta.count != r.meta.count:
         raise InputError(pred, f"{p.meta.count} bands, the reference {r.meta.count}")
     if mask_path is not None:

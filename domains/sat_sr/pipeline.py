@@ -89,7 +89,7 @@ def evaluate_rasters(pred: Path, ref: Path, scale: int = 2) -> dict[str, float]:
     if (p.count, p.width, p.height) != (r.count, r.width, r.height):
         raise InputError(pred, f"{p.count}x{p.height}x{p.width} differs from the reference "
                          f"{r.count}x{r.height}x{r.width}")
-    check_same_grid(pred, p, r)
+    check_same_grid(pred, p, r, "the prediction")
     valid = ~np.ma.getmaskarray(read_window(ref, None, masked=True)).any(axis=0)
     return sr_metrics(to_reflectance(read_window(pred, None), p),
                       to_reflectance(read_window(ref, None), r), valid, border=2 * scale)

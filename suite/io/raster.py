@@ -516,22 +516,30 @@ def write_profile(meta: RasterMeta) -> dict[str, Any]:
     return profile
 
 
-def check_same_grid(path: str | Path, meta: RasterMeta, reference: RasterMeta) -> None:
+def check_same_grid(path: str | Path, meta: RasterMeta, reference: RasterMeta,
+                    what: str = "the raster", of: str = "the reference") -> None:
     """Refuse a raster that is not on ``reference``'s grid: the same size, CRS and transform
     (to a thousandth of a pixel), so that its pixels and the reference's are the same places.
+
+    Args:
+        path: the raster checked, named in the message.
+        meta: its metadata.
+        reference: the metadata of the raster it must match.
+        what: the checked raster in the message (``"the prediction"``, ``"QA band"``).
+        of: the reference in the message (``"the reference"``, ``"the image"``).
 
     Raises:
         InputError: the size, the CRS or the transform differs.
     """
     if (meta.height, meta.width) != (reference.height, reference.width):
-        raise InputError(path, f"is {meta.height}x{meta.width} pixels, the reference "
+        raise InputError(path, f"{what} is {meta.height}x{meta.width} pixels, {of} "
                                f"{reference.height}x{reference.width}")
     pixel = min(abs(reference.transform.a), abs(reference.transform.e)) or 1.0
     same = np.allclose(tuple(meta.transform)[:6], tuple(reference.transform)[:6],
                        rtol=0, atol=1e-3 * pixel)
     if meta.crs != reference.crs or not same:
-        raise InputError(path, "lies on another grid than the reference (CRS or transform "
-                               "differs); compare rasters of the same place")
+        raise InputError(path, f"{what} lies on another grid than {of} (CRS or transform "
+                               "differs)")
 
 
 def off_nodata(data: np.ndarray, nodata: float) -> np.ndarray:
