@@ -21,7 +21,7 @@ NAME_KEPT = 40
 NAME_MAX = 255
 """Bytes in one file name on Linux and macOS file systems."""
 
-SERIES_FILE = re.compile(r"IM\d{5}\.dcm")
+SERIES_FILE = re.compile(r"IM\d{5,}\.dcm")
 """Names of the files of a DICOM series this suite wrote (``suite.io.dicom``): a folder holding
 only these is an earlier output, and a new series may replace it."""
 
