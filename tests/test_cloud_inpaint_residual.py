@@ -162,3 +162,19 @@ def test_the_card_command_reproduces_the_run_with_its_overrides() -> None:
     command = model_card(CloudConfig(), args, {}, 1.0, 1)["training"]["command"]
     assert command == ("suite train cloud-inpaint --data scene.tif --set train.steps=2 "
                        "--set loss.adversarial=0 --out runs/ci")
+
+
+def test_a_large_fill_shows_its_progress_when_asked(tmp_path: Path,
+                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    """A 2000-pixel scene filled for minutes with nothing on screen."""
+    img = (_smooth(300, 260) + 2.0) * 0.1
+    mask = make_clouds((300, 260), 0.3, np.random.default_rng(3)).mask
+    path = save_weights(tmp_path / "w.safetensors", ResidualInpainter(5, 8, 2),
+                        {"domain": "cloud-inpaint", "architecture": "cloud_residual_inpainter",
+                         "arguments": {"in_channels": 5, "features": 8, "num_blocks": 2},
+                         "normalization": {}, "training": {}, "validation": {}})
+    model = load_model(path)[0]
+    quiet = model_filler(model)(img, mask)
+    assert "tiles" not in capsys.readouterr().err
+    shown = model_filler(model, progress=True)(img, mask)
+    assert "tiles" in capsys.readouterr().err and np.array_equal(quiet, shown)

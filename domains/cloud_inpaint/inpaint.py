@@ -102,18 +102,19 @@ def band_planes(z: Tensor, mask: Tensor, ref: Tensor | None = None,
 
 
 @torch.no_grad()
-def run_generator(model: nn.Module, x: np.ndarray) -> np.ndarray:
+def run_generator(model: nn.Module, x: np.ndarray, progress: bool = False) -> np.ndarray:
     """Run the generator on ``(N, K, H, W)`` on its own device, padding by reflection to a
     multiple of 4.
 
     Beyond 256 pixels the engine's tiled inference runs 192-pixel tiles with a 32-pixel halo
-    (self-attention memory grows with the square of the tile area).
+    (self-attention memory grows with the square of the tile area), with a progress bar over
+    the tiles if ``progress``.
     """
     h, w = x.shape[-2:]
     if max(h, w) > 256:
         config = TileConfig(patch_size=192, overlap=32, halo=32, batch_size=4, pad_mode="reflect")
         t = torch.from_numpy(np.ascontiguousarray(x))
-        return tiled_inference(t, model, config)[:, 0].numpy()
+        return tiled_inference(t, model, config, progress=progress)[:, 0].numpy()
     ph, pw = (-h) % 4, (-w) % 4
     t = torch.from_numpy(np.ascontiguousarray(x)).to(module_device(model))
     if ph or pw:
@@ -122,8 +123,10 @@ def run_generator(model: nn.Module, x: np.ndarray) -> np.ndarray:
     return model(t)[:, 0, :h, :w].float().cpu().numpy()
 
 
-def model_filler(model: nn.Module, ref: np.ndarray | None = None) -> Filler:
-    """Filler ``(image, mask) -> filled`` from a band-wise generator (``ref`` on the same grid)."""
+def model_filler(model: nn.Module, ref: np.ndarray | None = None,
+                 progress: bool = False) -> Filler:
+    """Filler ``(image, mask) -> filled`` from a band-wise generator (``ref`` on the same grid);
+    ``progress`` shows a bar over the generator's tiles."""
 
     def fill(image: np.ndarray, mask: np.ndarray) -> np.ndarray:
         mu, sd = clear_stats(image, ~mask)
@@ -132,7 +135,7 @@ def model_filler(model: nn.Module, ref: np.ndarray | None = None) -> Filler:
         if ref is not None:
             rmu, rsd = clear_stats(ref, ~mask)
             zr = (ref - rmu) / rsd
-        pred = run_generator(model.eval(), _planes(model, z, mask, zr))
+        pred = run_generator(model.eval(), _planes(model, z, mask, zr), progress)
         return composite(image, mask, pred * sd + mu)
 
     return fill

@@ -126,7 +126,8 @@ def choose_filler(options: argparse.Namespace, ref: np.ndarray | None) -> tuple[
         need = "--reference" if card.get("guided") else "weights trained with guidance"
         raise UsageError(f"{weights} {'is' if card.get('guided') else 'is not'} a guided model; "
                          f"it needs {need}")
-    return model_filler(model, ref), f"model {Path(weights).name}"
+    progress = not getattr(options, "quiet", True)
+    return model_filler(model, ref, progress), f"model {Path(weights).name}"
 
 
 def _valid_values(values: np.ndarray, meta: RasterMeta) -> np.ndarray:
