@@ -33,7 +33,6 @@ from suite.io.raster import (
     denormalize,
     detect_normalization,
     normalize,
-    off_nodata,
     read_raster_meta,
     read_valid_mask,
     read_window,
@@ -130,22 +129,15 @@ def choose_filler(options: argparse.Namespace, ref: np.ndarray | None) -> tuple[
     return model_filler(model, ref, progress), f"model {Path(weights).name}"
 
 
-def _valid_values(values: np.ndarray, meta: RasterMeta) -> np.ndarray:
-    """Filled or clouded pixels are valid: none may land on the nodata value."""
-    return values if meta.nodata is None else off_nodata(values, meta.nodata)
-
-
 def _producer(stored: np.ndarray, valid: np.ndarray, meta: RasterMeta):  # type: ignore[no-untyped-def]
-    """Window producer over an in-memory array, keeping a per-dataset mask when there is one."""
-    keep_mask = meta.nodata is None and not valid.all()
+    """Window producer over an in-memory array, its invalid pixels masked: the writer fills
+    them with nodata (or a per-dataset mask) and keeps filled pixels off the nodata value."""
 
-    def produce(window: Any) -> np.ndarray:
+    def produce(window: Any) -> np.ma.MaskedArray:
         rows = slice(int(window.row_off), int(window.row_off + window.height))
         cols = slice(int(window.col_off), int(window.col_off + window.width))
         block = stored[:, rows, cols]
-        if keep_mask:
-            return np.ma.MaskedArray(block, mask=np.broadcast_to(~valid[rows, cols], block.shape))
-        return block
+        return np.ma.MaskedArray(block, mask=np.broadcast_to(~valid[rows, cols], block.shape))
 
     return produce
 
@@ -171,7 +163,7 @@ def enhance_raster(path: Path, output: Path, options: argparse.Namespace) -> dic
     if mask.any():
         filled = filler(scene.values, mask)
         norm = detect_normalization(scene.meta, float(scene.stored.max()))
-        stored[:, mask] = _valid_values(denormalize(filled, norm), scene.meta)[:, mask]
+        stored[:, mask] = denormalize(filled, norm)[:, mask]
     write_raster_windows(output, scene.meta, _producer(stored, scene.valid, scene.meta))
     if getattr(options, "write_mask", False):
         write_mask(options.output, scene.meta, mask)
@@ -189,8 +181,7 @@ def degrade_raster(path: Path, output: Path, options: argparse.Namespace) -> dic
     cloudy = apply_clouds(scene.values, layer, cloud_brightness(scene.values[:, scene.valid]
                                                                 [:, :, None]))
     norm = detect_normalization(scene.meta, float(scene.stored.max()))
-    stored = np.where(codes[None] > 0, _valid_values(denormalize(cloudy, norm), scene.meta),
-                      scene.stored)
+    stored = np.where(codes[None] > 0, denormalize(cloudy, norm), scene.stored)
     write_raster_windows(output, scene.meta, _producer(stored, scene.valid, scene.meta))
     mask_path = write_mask(options.output, scene.meta, codes)
     return {"cover": round(float((codes > 0).mean()), 4), "mask": str(mask_path)}
