@@ -115,12 +115,9 @@ class MriSrDomain(Domain):
     def check_options(self, options: argparse.Namespace) -> None:
         """The runtime, and a ``--scale`` in range (a batch refused every item without it)."""
         from domains.mri_sr.checks import check_scale
-        from suite.errors import UsageError
 
         super().check_options(options)
         if hasattr(options, "scale"):
-            if options.scale is None:
-                raise UsageError("give the through-plane factor with --scale, e.g. --scale 4")
             check_scale(options.scale)
 
     def batch_output_name(self, item: Path) -> str:

@@ -14,12 +14,14 @@ ISOTROPIC_RATIO = 1.2  # largest / smallest spacing below which no axis is "the"
 MIN_SLICES = 4  # a cubic B-spline needs four samples
 
 
-def check_scale(scale: float) -> float:
+def check_scale(scale: float | None) -> float:
     """Accept a through-plane factor in ``(1, 8]``.
 
     Raises:
-        UsageError: the factor is not a finite number in that range.
+        UsageError: no factor given, or not a finite number in that range.
     """
+    if scale is None:
+        raise UsageError("give the through-plane factor with --scale, e.g. --scale 4")
     if not np.isfinite(scale) or scale <= 1.0 or scale > MAX_SCALE:
         raise UsageError(
             f"--scale must be a through-plane factor in (1, {MAX_SCALE:g}], got {scale:g}"

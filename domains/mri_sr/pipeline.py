@@ -49,8 +49,6 @@ def read_mri(path: Path, options: argparse.Namespace) -> Volume:
 def _prepare(path: Path, output: Path, options: argparse.Namespace,
              thin_input: bool = False) -> tuple[Volume, int, float]:
     """Everything that can be refused, before any work: output kind, scale, volume, axis."""
-    if options.scale is None:
-        raise UsageError("give the through-plane factor with --scale, e.g. --scale 4")
     scale = check_scale(options.scale)
     vol = read_mri(path, options)
     check_output_kind(output, vol)
