@@ -26,7 +26,7 @@ from torch import Tensor, nn
 from domains.cloud_inpaint.fill import SMOOTH_SWEEPS, smooth_fill
 from domains.cloud_inpaint.net import ResidualInpainter
 from suite.engine.device import module_device
-from suite.engine.tiling import TileConfig, tiled_inference
+from suite.engine.tiling import PadMode, TileConfig, tiled_inference
 
 Filler = Callable[[np.ndarray, np.ndarray], np.ndarray]
 
@@ -79,21 +79,24 @@ def classical_prior(z: Tensor, mask: Tensor, ref: Tensor | None = None,
 
 
 def band_planes(z: Tensor, mask: Tensor, ref: Tensor | None = None,
-                sweeps: int = SMOOTH_SWEEPS) -> Tensor:
+                sweeps: int = SMOOTH_SWEEPS, prior: Tensor | None = None) -> Tensor:
     """Residual-network input ``(B*C, K, H, W)``, K = 5 (7 with a reference), one band per row.
 
     Planes: ``[band * clear, mean of bands * clear, mask, prior, mean of priors]`` (+ ``[reference
-    band, mean of reference bands]``); the prior is :func:`classical_prior`.
+    band, mean of reference bands]``); the prior is :func:`classical_prior` unless given.
 
     Args:
         z: ``(B, C, H, W)`` standardized bands.
         mask: ``(B, 1, H, W)``, 1 where pixels are to be filled.
         ref: ``(B, C, H, W)`` standardized reference date, or ``None``.
         sweeps: biharmonic sweeps of the prior (:func:`smooth_fill`).
+        prior: ``(B, C, H, W)``, the prior when the caller made it (a window of a large scene,
+            whose holes run past its edges: :mod:`domains.cloud_inpaint.windows`).
     """
     b, c, h, w = z.shape
     hidden = z * (1 - mask)
-    prior = classical_prior(hidden, mask, ref, sweeps)
+    if prior is None:
+        prior = classical_prior(hidden, mask, ref, sweeps)
     parts = [hidden, hidden.mean(1, keepdim=True).expand_as(z), mask.expand_as(z), prior,
              prior.mean(1, keepdim=True).expand_as(z)]
     if ref is not None:
@@ -112,7 +115,11 @@ def run_generator(model: nn.Module, x: np.ndarray, progress: bool = False) -> np
     """
     h, w = x.shape[-2:]
     if max(h, w) > 256:
-        config = TileConfig(patch_size=192, overlap=32, halo=32, batch_size=4, pad_mode="reflect")
+        patch, halo = 192, 32
+        # reflection needs more pixels than it pads; a narrow strip (300 x 50) is replicated
+        roomy = all(s > halo + max(0, patch - s) for s in (h, w))
+        mode: PadMode = "reflect" if roomy else "replicate"
+        config = TileConfig(patch_size=patch, overlap=32, halo=halo, batch_size=4, pad_mode=mode)
         t = torch.from_numpy(np.ascontiguousarray(x))
         return tiled_inference(t, model, config, progress=progress)[:, 0].numpy()
     ph, pw = (-h) % 4, (-w) % 4

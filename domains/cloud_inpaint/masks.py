@@ -134,14 +134,33 @@ def detect_clouds(image: np.ndarray, valid: np.ndarray) -> np.ndarray:
         Zhu & Woodcock, "Object-based cloud and cloud shadow detection in Landsat imagery"
         (Fmask), RSE 2012 (whiteness and shadow-near-cloud ideas, much simplified here).
     """
+    levels = detector_levels(image.mean(axis=0)[valid])
+    cloud, dark = bright_and_dark(image, valid, levels)
+    return with_shadows(cloud, dark)
+
+
+def detector_levels(means: np.ndarray) -> tuple[float, float]:
+    """The detector's cloud and shadow thresholds from the band means of valid pixels (all of
+    them, or a regular sample of a scene too large to hold): ``median +- 3 * 1.4826 * MAD``."""
+    med = float(np.median(means))
+    mad = 1.4826 * float(np.median(np.abs(means - med))) + 1e-6
+    return med + 3 * mad, med - 3 * mad
+
+
+def bright_and_dark(image: np.ndarray, valid: np.ndarray, levels: tuple[float, float]
+                    ) -> tuple[np.ndarray, np.ndarray]:
+    """Cloud pixels (bright and white) and shadow candidates (dark) of ``image`` ``(C, h, w)``,
+    any window of the scene, against the scene's :func:`detector_levels`."""
     mean = image.mean(axis=0)
-    med = float(np.median(mean[valid]))
-    mad = 1.4826 * float(np.median(np.abs(mean[valid] - med))) + 1e-6
     white = image.std(axis=0) < 0.2 * np.abs(mean) + 1e-6
-    cloud = (mean > med + 3 * mad) & (white | (image.shape[0] < 3)) & valid
+    cloud = (mean > levels[0]) & (white | (image.shape[0] < 3)) & valid
+    return cloud, (mean < levels[1]) & valid
+
+
+def with_shadows(cloud: np.ndarray, dark: np.ndarray) -> np.ndarray:
+    """Clouds plus the dark pixels within 30 pixels of one (whole-scene masks)."""
     near = ndimage.binary_dilation(cloud, iterations=30) if cloud.any() else cloud
-    shadow = (mean < med - 3 * mad) & near & valid
-    return np.asarray(cloud | shadow)
+    return np.asarray(cloud | (dark & near))
 
 
 def dilate(mask: np.ndarray, pixels: int) -> np.ndarray:

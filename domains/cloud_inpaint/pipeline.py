@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from rasterio.warp import Resampling, reproject
+from torch import nn
 
 from domains.cloud_inpaint.clouds import apply_clouds, cloud_brightness, make_clouds
+from domains.cloud_inpaint.fill import SMOOTH_SWEEPS
 from domains.cloud_inpaint.inpaint import (
     Filler,
     biharmonic_fill,
@@ -25,6 +28,14 @@ from domains.cloud_inpaint.masks import (
     mask_from_qa,
 )
 from domains.cloud_inpaint.metrics import masked_metrics
+from domains.cloud_inpaint.windows import (
+    WindowFill,
+    biharmonic_window_fill,
+    enhance_by_windows,
+    fills_by_windows,
+    mean_window_fill,
+    model_window_fill,
+)
 from suite.domain import DemoItem
 from suite.errors import InputError, UsageError
 from suite.io.raster import (
@@ -67,16 +78,24 @@ def read_scene(path: Path) -> Scene:
 
 def scene_mask(scene: Scene, options: argparse.Namespace) -> tuple[np.ndarray, str]:
     """The pixels to fill, and where they came from (mask file, QA band or detector)."""
+    return choose_mask(scene.path, scene.meta, scene.valid, options,
+                       lambda: detect_clouds(scene.values, scene.valid))
+
+
+def choose_mask(path: Path, meta: RasterMeta, valid: np.ndarray, options: argparse.Namespace,
+                detect: Callable[[], np.ndarray]) -> tuple[np.ndarray, str]:
+    """The mask from ``--mask``, ``--qa`` or else ``detect()``, dilated, on valid pixels only;
+    refused when it leaves nothing clear to fill from."""
     if getattr(options, "mask", None) is not None:
-        mask, source = mask_from_file(options.mask, scene.meta), f"mask {options.mask.name}"
+        mask, source = mask_from_file(options.mask, meta), f"mask {options.mask.name}"
     elif getattr(options, "qa", None) is not None:
-        mask = mask_from_qa(options.qa, scene.meta, options.qa_kind, options.qa_confidence)
+        mask = mask_from_qa(options.qa, meta, options.qa_kind, options.qa_confidence)
         source = f"QA {options.qa.name}"
     else:
-        mask, source = detect_clouds(scene.values, scene.valid), "simple detector"
-    mask = dilate(mask, getattr(options, "dilate", 0)) & scene.valid
-    if mask.any() and not (scene.valid & ~mask).any():
-        bad = getattr(options, "mask", None) or getattr(options, "qa", None) or scene.path
+        mask, source = detect(), "simple detector"
+    mask = dilate(mask, getattr(options, "dilate", 0)) & valid
+    if mask.any() and not (valid & ~mask).any():
+        bad = getattr(options, "mask", None) or getattr(options, "qa", None) or path
         raise InputError(bad, "the mask covers every valid pixel; nothing clear to fill from")
     return mask, source
 
@@ -105,28 +124,41 @@ def read_reference(path: Path, scene: Scene) -> np.ndarray:
 
 def choose_filler(options: argparse.Namespace, ref: np.ndarray | None) -> tuple[Filler, str]:
     """The filler and its label; with no weights, a clearly labelled classical fallback."""
+    method, model, label = filler_choice(options, ref is not None)
+    if method == "mean":
+        return mean_fill, label
+    if model is None:
+        if ref is not None:
+            return (lambda x, m: matched_reference(ref, x, m)), label
+        return biharmonic_fill, label
+    progress = not getattr(options, "quiet", True)
+    return model_filler(model, ref, progress), label
+
+
+def filler_choice(options: argparse.Namespace, guided: bool
+                  ) -> tuple[str, nn.Module | None, str]:
+    """``(method, model or None, label)`` from ``--method`` and ``--weights`` (the shipped
+    weights by default); a guided model needs ``--reference`` and only it."""
     from domains.cloud_inpaint import DOMAIN
 
     method = getattr(options, "method", "model")
     if method == "mean":
-        return mean_fill, "mean fill"
+        return method, None, "mean fill"
     weights = getattr(options, "weights", None)
     if method == "model" and weights is None:
-        weights = DOMAIN.guided_weights() if ref is not None else DOMAIN.default_weights()
+        weights = DOMAIN.guided_weights() if guided else DOMAIN.default_weights()
     if method == "biharmonic" or weights is None:
-        if ref is not None:
-            label = "histogram-matched reference (no guided weights)"
-            return (lambda x, m: matched_reference(ref, x, m)), label
+        if guided:
+            return "biharmonic", None, "histogram-matched reference (no guided weights)"
         label = "biharmonic" if method == "biharmonic" else "biharmonic FALLBACK (no weights)"
-        return biharmonic_fill, label
+        return "biharmonic", None, label
     model, card = load_model(weights, trust=getattr(options, "trust_checkpoint", False),
                              device=getattr(options, "device", "auto"))
-    if bool(card.get("guided", False)) != (ref is not None):
+    if bool(card.get("guided", False)) != guided:
         need = "--reference" if card.get("guided") else "weights trained with guidance"
         raise UsageError(f"{weights} {'is' if card.get('guided') else 'is not'} a guided model; "
                          f"it needs {need}")
-    progress = not getattr(options, "quiet", True)
-    return model_filler(model, ref, progress), f"model {Path(weights).name}"
+    return "model", model, f"model {Path(weights).name}"
 
 
 def _producer(stored: np.ndarray, valid: np.ndarray, meta: RasterMeta):  # type: ignore[no-untyped-def]
@@ -154,20 +186,47 @@ def write_mask(target: Path, meta: RasterMeta, mask: np.ndarray | np.ndarray) ->
 
 
 def enhance_raster(path: Path, output: Path, options: argparse.Namespace) -> dict[str, Any]:
-    """Fill clouds and shadows of ``path``; pixels outside the mask are copied bit for bit."""
+    """Fill clouds and shadows of ``path``; pixels outside the mask are copied bit for bit.
+
+    A scene above :data:`domains.cloud_inpaint.windows.WHOLE_SCENE_PIXELS` is filled window by
+    window (:mod:`domains.cloud_inpaint.windows`), unless a reference date needs it whole.
+    """
+    meta = read_raster_meta(path)
+    if fills_by_windows(meta) and not options.reference:
+        return _enhance_large(path, output, meta, options)
     scene = read_scene(path)
     mask, source = scene_mask(scene, options)
     ref = read_reference(options.reference, scene) if options.reference else None
     filler, label = choose_filler(options, ref)
     stored = scene.stored.copy()
     if mask.any():
-        filled = filler(scene.values, mask)
+        # nodata pixels are unknown, not a dark clear surface: filled beside the clouds (never
+        # written) and left out of the statistics, so a scene's nodata collar does not pull
+        # the fill towards its nodata value
+        filled = filler(scene.values, mask | ~scene.valid)
         norm = detect_normalization(scene.meta, float(scene.stored.max()))
         stored[:, mask] = denormalize(filled, norm)[:, mask]
     write_raster_windows(output, scene.meta, _producer(stored, scene.valid, scene.meta))
     if getattr(options, "write_mask", False):
         write_mask(options.output, scene.meta, mask)
     return {"filled_fraction": round(float(mask.mean()), 4), "mask": source, "filler": label}
+
+
+def _enhance_large(path: Path, output: Path, meta: RasterMeta, options: argparse.Namespace
+                   ) -> dict[str, Any]:
+    """:func:`enhance_raster` for a scene too large to hold whole."""
+    method, model, label = filler_choice(options, guided=False)
+    fill: WindowFill = mean_window_fill if method == "mean" else biharmonic_window_fill
+    sweeps = SMOOTH_SWEEPS
+    if model is not None:
+        fill = model_window_fill(model)
+        sweeps = int(getattr(model, "prior_sweeps", SMOOTH_SWEEPS))
+    mask, source, note = enhance_by_windows(path, output, meta, options, choose_mask, fill,
+                                            sweeps)
+    if getattr(options, "write_mask", False):
+        write_mask(options.output, meta, mask)
+    return {"filled_fraction": round(float(mask.mean()), 4), "mask": source,
+            "filler": f"{label}, {note}"}
 
 
 def degrade_raster(path: Path, output: Path, options: argparse.Namespace) -> dict[str, Any]:
