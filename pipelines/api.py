@@ -22,9 +22,10 @@ exactly as on the command line.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -42,18 +43,22 @@ def enhance(domain: str, inputs: Paths, output: PathLike, **options: Any) -> dic
         The domain's summary of the run (what ``suite enhance`` prints after "wrote").
     """
     args = options_for("enhance", domain, inputs=inputs, output=output, **options)
-    return run.write_from_inputs(args, "enhance")[1]
+    with _threads(args):
+        return run.write_from_inputs(args, "enhance")[1]
 
 
 def degrade(domain: str, inputs: Paths, output: PathLike, **options: Any) -> dict[str, Any]:
     """Write a realistically degraded copy of ``inputs`` to ``output`` (see ``suite degrade``)."""
     args = options_for("degrade", domain, inputs=inputs, output=output, **options)
-    return run.write_from_inputs(args, "degrade")[1]
+    with _threads(args):
+        return run.write_from_inputs(args, "degrade")[1]
 
 
 def evaluate(domain: str, pred: PathLike, ref: PathLike, **options: Any) -> dict[str, float]:
     """The domain's metrics of ``pred`` against ``ref``; names carry their conventions."""
-    return run.evaluate_metrics(options_for("evaluate", domain, pred=pred, ref=ref, **options))
+    args = options_for("evaluate", domain, pred=pred, ref=ref, **options)
+    with _threads(args):
+        return run.evaluate_metrics(args)
 
 
 def train(domain: str, **options: Any) -> Path:
@@ -62,7 +67,9 @@ def train(domain: str, **options: Any) -> Path:
     Returns:
         The weights file written.
     """
-    return run.train_weights(options_for("train", domain, **options))
+    args = options_for("train", domain, **options)
+    with _threads(args):
+        return run.train_weights(args)
 
 
 def batch(domain: str, inputs: Paths, output: PathLike, **options: Any) -> dict[str, Any]:
@@ -83,7 +90,8 @@ def batch(domain: str, inputs: Paths, output: PathLike, **options: Any) -> dict[
     from pipelines.batch_items import MANIFEST
 
     args = options_for("batch", domain, inputs=inputs, output=output, **options)
-    run_batch(args)
+    with _threads(args):
+        run_batch(args)
     items: dict[str, Any] = json.loads((Path(args.output) / MANIFEST).read_text())["items"]
     return items
 
@@ -110,11 +118,33 @@ def options_for(command: str, domain: str, **options: Any) -> argparse.Namespace
     missing = [d for d, a in actions.items() if a.required and getattr(args, d) is None]
     if missing:
         raise UsageError(f"{parser.prog}: missing {', '.join(missing)}")
-    if args.threads:
-        import torch
-
-        torch.set_num_threads(args.threads)
+    _check_exclusive(parser, {k for k, v in options.items() if v is not None})
     return args
+
+
+def _check_exclusive(parser: argparse.ArgumentParser, given: set[str]) -> None:
+    """Refuse two options of one mutually exclusive group, as the command line does."""
+    # like _actions above: argparse keeps its groups only in this attribute
+    for group in parser._mutually_exclusive_groups:
+        both = [a.dest for a in group._group_actions if a.dest in given]
+        if len(both) > 1:
+            raise UsageError(f"{parser.prog}: {both[1]} is not allowed with {both[0]}")
+
+
+@contextlib.contextmanager
+def _threads(args: argparse.Namespace) -> Iterator[None]:
+    """``threads=N`` for this call only: the calling script's own torch setting is restored."""
+    if not getattr(args, "threads", None):
+        yield
+        return
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(args.threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def _convert(prog: str, action: argparse.Action, value: Any) -> Any:
@@ -139,12 +169,16 @@ def _convert(prog: str, action: argparse.Action, value: Any) -> Any:
 
 def _one(prog: str, action: argparse.Action, value: Any) -> Any:
     text = os.fspath(value) if isinstance(value, os.PathLike) else value
+    if isinstance(text, float) and text.is_integer() and action.type is int:
+        text = int(text)  # scale=2.0 where the option takes a whole number
     converted = text
     if callable(action.type):
         try:
             converted = action.type(str(text))
         except (argparse.ArgumentTypeError, TypeError, ValueError) as exc:
             raise UsageError(f"{prog}: {action.dest}: {exc}") from None
+    elif action.choices is not None and all(isinstance(c, str) for c in action.choices):
+        converted = str(text)  # axis=2 where the choices are "auto", "0", "1", "2"
     if action.choices is not None and converted not in action.choices:
         choices = ", ".join(map(str, action.choices))
         raise UsageError(f"{prog}: {action.dest} must be one of {choices}, got {value!r}")

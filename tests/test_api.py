@@ -101,3 +101,27 @@ def test_batch_returns_the_manifest_entries_with_failures(phantom: Path, tmp_pat
     statuses = {name: entry["status"] for name, entry in items.items()}
     assert statuses == {"phantom.nii.gz": "ok", "notes.nii.gz": "failed"}
     assert "notes.nii.gz" in items["notes.nii.gz"]["reason"]
+
+
+def test_options_the_command_line_refuses_together_are_refused(phantom: Path) -> None:
+    low = phantom.with_name("low.nii.gz")
+    with pytest.raises(UsageError, match="not allowed with"):
+        api.degrade("ct-denoise", phantom, low, dose=0.5, noise_hu=20)
+    assert not low.exists()
+
+
+def test_plain_python_numbers_are_taken_where_the_parser_takes_their_text() -> None:
+    args = api.options_for("enhance", "mri-sr", inputs="a.nii", output="b.nii", scale=2, axis=2)
+    assert args.axis == "2"
+    args = api.options_for("enhance", "sat-sr", inputs="a.tif", output="b.tif", scale=2.0)
+    assert args.scale == 2
+    with pytest.raises(UsageError):
+        api.options_for("enhance", "sat-sr", inputs="a.tif", output="b.tif", scale=2.5)
+
+
+def test_threads_apply_to_the_call_only(phantom: Path) -> None:
+    import torch
+
+    before = torch.get_num_threads()
+    api.evaluate("ct-denoise", pred=phantom, ref=phantom, threads=1 if before > 1 else 2)
+    assert torch.get_num_threads() == before
