@@ -377,6 +377,9 @@ def test_series_chosen_by_number_and_listed_by_it(tmp_path: Path) -> None:
     _add_scout(folder, localizer=False, own_series=True)  # not marked: the user must choose
     _assert_refused(folder, "2 series", "--series", "number 1, UID", "'Topogram' (1 slices)")
     assert read_volume(folder, series_uid="1").data.shape == (512, 512, 1)
+    assert read_volume(folder, series_uid=1).data.shape == (512, 512, 1)  # a script's int
+    with pytest.raises(InputError, match="single volume; there is no volume 1"):
+        read_volume(folder, series_uid=1, volume=1)
     with pytest.raises(InputError, match="no series with SeriesInstanceUID or number 7"):
         read_volume(folder, series_uid="7")
 

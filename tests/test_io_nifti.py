@@ -204,3 +204,11 @@ def test_a_code_the_source_left_at_zero_stays_zero(tmp_path: Path, codes: tuple[
     back = nib.load(out)
     assert (int(back.header["sform_code"]), int(back.header["qform_code"])) == codes
     np.testing.assert_allclose(back.affine, nib.load(src).affine, atol=1e-4)
+
+
+def test_a_volume_asked_of_a_3d_nifti_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "v.nii.gz"
+    nib.save(nib.Nifti1Image(np.zeros((4, 4, 4), np.float32), np.eye(4)), path)
+    assert read_volume(path, volume=0).data.shape == (4, 4, 4)
+    with pytest.raises(InputError, match="single 3D volume; there is no volume 2"):
+        read_volume(path, volume=2)

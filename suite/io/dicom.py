@@ -72,6 +72,8 @@ def read_dicom_series(
             series that cannot be stacked (the message says which problem).
     """
     root = Path(path)
+    if series_uid is not None:  # a script may pass the series number as an int
+        series_uid = str(series_uid)
     headers = _select_series(root, _read_headers(root, recursive), series_uid)
     multiframe = _multiframe_file(root, headers)
     if multiframe is not None:
@@ -270,6 +272,8 @@ def _one_volume(root: Path, headers: list[Header], volume: int | None) -> list[H
     dynamic MR series); a series that does not is returned as it is."""
     name, groups = _volume_groups(headers)
     if name is None:
+        if volume:
+            raise InputError(root, f"holds a single volume; there is no volume {volume}")
         return headers  # one volume, or duplicates the step check names
     values = ", ".join(value for value, _ in groups)
     what = f"{len(groups)} volumes at the same slice positions ({name} {values})"

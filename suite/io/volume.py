@@ -151,6 +151,10 @@ def read_volume(
         raise InputError(p, "does not exist")
     if is_nifti_path(p) or p.suffix.lower() in NIFTI_PAIR_SUFFIXES:
         vol = read_nifti(p, allow_4d=allow_4d or volume is not None)
+        if volume is not None:
+            volume = int(volume)
+        if vol.data.ndim == 3 and volume:
+            raise InputError(p, f"is a single 3D volume; there is no volume {volume}")
         if vol.data.ndim == 4 and volume is not None:
             last = vol.data.shape[3] - 1
             if not 0 <= volume <= last:
