@@ -15,7 +15,7 @@ import torch
 from domains.ct_denoise.lowdose import simulate_low_dose, soft_tissue_mask
 from domains.ct_denoise.metrics import ct_metrics
 from domains.ct_denoise.volumes import denoise, to_axial
-from suite.errors import UsageError
+from suite.errors import InputError, UsageError
 from suite.io.volume import read_volume
 from suite.models import create_model
 from suite.weights import save_weights
@@ -698,3 +698,15 @@ def test_evaluate_refuses_a_prediction_on_another_grid(run_cli, tmp_path: Path) 
     assert code == 2 and "pred.nii.gz" in err and "another voxel grid" in err and out == ""
     code, out, err = run_cli("evaluate", "ct-denoise", "--pred", SAMPLE, "--ref", ref)
     assert code == 0 and "psnr" in out, err  # the DICOM series and its NIfTI copy: one grid
+
+
+def test_nan_voxels_from_a_script_are_refused_not_spread() -> None:
+    """read_nifti refuses NaN files, but a script may hand its own array to denoise."""
+    from domains.ct_denoise.config import ModelConfig
+
+    hu = np.full((32, 32, 8), 40.0, np.float32)
+    hu[3, 3, 3] = np.nan
+    model = create_model("unet", spatial_dims=3, in_channels=1, out_channels=1,
+                         channels=[4, 8], residual=True, backend="lean")
+    with pytest.raises(InputError, match="1 of 8192 voxels are NaN or Inf"):
+        denoise(model, hu, ModelConfig(patch=(32, 32, 8), overlap=(0, 0, 0)))

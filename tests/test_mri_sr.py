@@ -417,3 +417,19 @@ def test_batch_without_a_scale_is_refused_before_it_starts(thick: Path, tmp_path
         code, _, err = run_cli("batch", "mri-sr", thick, "-o", out, "--quiet", *extra)
         assert code == 2 and "--scale" in err and len(err.strip().splitlines()) == 1
         assert not out.exists()
+
+
+def test_super_resolve_refuses_what_a_script_may_pass() -> None:
+    from domains.mri_sr.sr import super_resolve
+    from suite.errors import InputError, ShapeError, UsageError
+
+    data = np.random.default_rng(0).random((8, 8, 6)).astype(np.float32)
+    with pytest.raises(UsageError, match="axis must be 0, 1 or 2"):
+        super_resolve(None, data, 3, 2.0)
+    with pytest.raises(UsageError, match="scale must be above 1"):
+        super_resolve(None, data, 2, 0.5)
+    with pytest.raises(ShapeError):
+        super_resolve(None, data[..., 0], 1, 2.0)
+    data[1, 1, 1] = np.inf
+    with pytest.raises(InputError, match="1 of 384 voxels are NaN or Inf"):
+        super_resolve(None, data, 2, 2.0)

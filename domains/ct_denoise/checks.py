@@ -12,12 +12,15 @@ def check_ct_volume(vol: Volume, force: bool = False) -> None:
     """Refuse inputs the CT model must not see, with the reason.
 
     Raises:
-        InputError: a 2D image, a non-CT DICOM modality (unless ``force``), or values that are
-            clearly not Hounsfield units (unless ``force``).
+        InputError: a 2D image, NaN or infinite voxels, a non-CT DICOM modality (unless
+            ``force``), or values that are clearly not Hounsfield units (unless ``force``).
     """
     path = vol.meta.source_path
     if vol.data.ndim != 3 or min(vol.data.shape) < 2:
         raise InputError(path, f"a 3D CT volume is needed, got shape {vol.data.shape}")
+    bad = int(np.count_nonzero(~np.isfinite(vol.data)))
+    if bad:  # one NaN spreads through every patch that holds it, and hides from the HU check
+        raise InputError(path, f"{bad} of {vol.data.size} voxels are NaN or Inf")
     modality = vol.meta.modality
     if modality is not None and modality != "CT" and not force:
         raise InputError(

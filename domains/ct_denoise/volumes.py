@@ -14,6 +14,7 @@ from domains.ct_denoise.config import HU_SCALE, NOISE_SCALE, ModelConfig
 from domains.ct_denoise.lowdose import AIR_HU, PADDING_BELOW_HU, padding_mask, volume_noise_hu
 from suite.engine.device import module_device
 from suite.engine.tiling import TileConfig, tiled_inference
+from suite.errors import InputError
 from suite.io.volume import Volume
 
 
@@ -77,6 +78,9 @@ def denoise(
     does not say (an ONNX file without the suite's card): the patch sizes themselves divide
     into it.
     """
+    bad = int(np.count_nonzero(~np.isfinite(hu)))
+    if bad:  # one NaN would spread through every patch that holds it
+        raise InputError(None, f"{bad} of {np.size(hu)} voxels are NaN or Inf")
     device = device or module_device(model)
     # The volume goes in as it is and each patch is scaled (and its padding shown as air) on
     # its way to the network: a CT series can hold gigabytes, and a scaled copy of it would

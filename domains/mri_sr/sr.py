@@ -16,6 +16,7 @@ from torch import nn
 
 from domains.mri_sr.geometry import cubic_upsample
 from suite.engine.device import module_device
+from suite.errors import InputError, ShapeError, UsageError
 
 NORM_PERCENTILE = 99.5
 
@@ -74,7 +75,12 @@ def super_resolve(
 
     Returns:
         float32 array in scanner units with ``round(n * scale)`` slices along ``axis``.
+
+    Raises:
+        ShapeError: ``data`` is not 3D; UsageError: ``axis`` or ``scale`` out of range;
+        InputError: NaN or infinite voxels (a script's arrays skip the readers' checks).
     """
+    _check_arguments(data, axis, scale)
     up = cubic_upsample(data, axis, scale)
     if model is None:
         return up
@@ -82,3 +88,15 @@ def super_resolve(
     moved = np.moveaxis(up, axis, -1) / s
     out = refine(model, moved.astype(np.float32), batch) * s
     return np.moveaxis(out, -1, axis).astype(np.float32)
+
+
+def _check_arguments(data: np.ndarray, axis: int, scale: float) -> None:
+    if np.ndim(data) != 3:
+        raise ShapeError("data", "(I, J, K)", tuple(np.shape(data)))
+    if axis not in (0, 1, 2):
+        raise UsageError(f"axis must be 0, 1 or 2, got {axis!r}")
+    if not scale > 1:
+        raise UsageError(f"scale must be above 1 (a through-plane factor), got {scale!r}")
+    bad = int(np.count_nonzero(~np.isfinite(data)))
+    if bad:
+        raise InputError(None, f"{bad} of {np.size(data)} voxels are NaN or Inf")
