@@ -208,3 +208,12 @@ def test_write_refusals_leave_nothing(retina: np.ndarray, tmp_path: Path) -> Non
     with pytest.raises(InputError, match="input"):
         write_photo(src, photo.data, photo.meta)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.png"]
+
+
+def test_a_name_of_another_format_is_refused(retina: np.ndarray, tmp_path: Path) -> None:
+    """JPEG bytes written under a .png name would fool every viewer and reader after it."""
+    meta = PhotoMeta("JPEG", 8, "RGB", (128, 96))
+    with pytest.raises(InputError, match=r"the name says PNG but meta\.format is JPEG"):
+        write_photo(tmp_path / "a.png", retina, meta)
+    assert not list(tmp_path.iterdir())
+    assert read_photo(write_photo(tmp_path / "a.jpeg", retina, meta)).meta.format == "JPEG"

@@ -10,10 +10,9 @@ import numpy as np
 
 from domains.fundus.fov import estimate_fov, read_fov, read_mask
 from suite.errors import InputError
-from suite.io.photo import Photo, read_photo, write_photo
+from suite.io.photo import PHOTO_FORMATS, Photo, read_photo, write_photo
 
-FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".tif": "TIFF", ".tiff": "TIFF",
-           ".dcm": "DICOM"}
+FORMATS = PHOTO_FORMATS
 
 
 @dataclass

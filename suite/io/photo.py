@@ -32,6 +32,8 @@ if TYPE_CHECKING:
     from pydicom.dataset import Dataset
 
 MODES = {1: "L", 2: "LA", 3: "RGB", 4: "RGBA"}  # channel count -> mode of the array
+PHOTO_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".tif": "TIFF", ".tiff": "TIFF",
+                 ".dcm": "DICOM"}  # output suffix -> the format written
 PILLOW_8BIT = {"L", "LA", "RGB", "RGBA"}
 PILLOW_16BIT = {"I;16", "I;16L", "I;16B", "I;16N", "I"}
 TIFF_ICC_TAG = 34675
@@ -297,9 +299,14 @@ def write_photo(
     Raises:
         ShapeError: ``data`` is not ``(H, W, C)`` with C in 1..4.
         ValueError: ``data`` dtype does not match ``meta.bit_depth``.
-        InputError: unusable output path, or a layout the format cannot store.
+        InputError: unusable output path, a suffix of another format (``.png`` for JPEG
+            ``meta``), or a layout the format cannot store.
     """
     out = check_output_path(path, [meta.path] if meta.path is not None else [])
+    named = PHOTO_FORMATS.get(out.suffix.lower())
+    if named is not None and named != meta.format:  # JPEG bytes in a .png name fool viewers
+        raise InputError(out, f"the name says {named} but meta.format is {meta.format}; give "
+                              f"dataclasses.replace(meta, format={named!r}) or another name")
     arr = _check_data(data, meta)
     if meta.format == "DICOM" and meta.dataset is None:
         raise InputError(out, "DICOM output needs a DICOM input (its patient and study "
