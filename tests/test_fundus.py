@@ -577,3 +577,17 @@ def test_training_on_a_photo_without_a_fov_gives_training_advice(run_cli: Cli,
                            "--quiet")
     assert code == 2 and "flat.png" in err and "--fov" not in err
     assert "fundus photographs only" in err
+
+
+@pytest.mark.parametrize("name", sorted(BASELINES))
+def test_baselines_refuse_a_photos_stored_integers(name: str) -> None:
+    """uint8 data read as is would put every FOV pixel at 1.0."""
+    from suite.errors import UsageError
+
+    img = np.full((64, 64, 3), 120, np.uint8)
+    fov = np.zeros((64, 64), bool)
+    fov[8:56, 8:56] = True
+    with pytest.raises(UsageError, match="float RGB in"):
+        BASELINES[name](img, fov)
+    out = BASELINES[name](img / 255.0, fov)
+    assert out.dtype == np.float32 and 0 <= out.min() and out.max() <= 1

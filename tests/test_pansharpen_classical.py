@@ -291,3 +291,18 @@ def test_degrade_without_pan_is_refused(tmp_path: Path, run_cli) -> None:
     code, _, err = run_cli("degrade", "pansharpen", sample / "l8_ms_b2-b5.tif",
                            "-o", tmp_path / "low.tif")
     assert code == 2 and "needs --pan" in err and list(tmp_path.iterdir()) == []
+
+
+def test_classical_fit_refuses_what_a_script_may_pass() -> None:
+    from domains.pansharpen.classical import mtf_glp
+    from suite.errors import ShapeError, UsageError
+
+    rng = np.random.default_rng(0)
+    ms, pan = rng.random((4, 32, 32)), rng.random((32, 32))
+    with pytest.raises(UsageError, match="injection must be"):
+        mtf_glp(ms, pan, 4, injection="HPM")
+    with pytest.raises(UsageError, match="ratio must be"):
+        mtf_glp(ms, pan, 0)
+    with pytest.raises(ShapeError, match="resampled onto the PAN grid"):
+        mtf_glp(ms[:, :8, :8], pan, 4)  # MS at its own resolution
+    assert mtf_glp(ms, pan, 4, injection="hpm").shape == ms.shape

@@ -13,6 +13,14 @@ from scipy import ndimage
 from skimage import color, exposure
 
 from domains.fundus.fov import fov_diameter
+from suite.errors import UsageError
+
+
+def _unit_float(img: np.ndarray) -> None:
+    """Refuse the stored integers of a photo: these filters work on floats in ``[0, 1]``."""
+    if not np.issubdtype(np.asarray(img).dtype, np.floating):
+        raise UsageError(f"the baselines take float RGB in [0, 1], got {np.asarray(img).dtype} "
+                         "(divide a photo's data by 255, or 65535 for 16 bits)")
 
 
 def clahe_luminance(img: np.ndarray, fov: np.ndarray, clip_limit: float = 0.01) -> np.ndarray:
@@ -26,6 +34,7 @@ def clahe_luminance(img: np.ndarray, fov: np.ndarray, clip_limit: float = 0.01) 
     Returns:
         ``(H, W, 3)`` float32 in ``[0, 1]``.
     """
+    _unit_float(img)
     lab = color.rgb2lab(np.clip(img, 0, 1))
     kernel = max(8, int(fov_diameter(fov) / 8))
     lum = exposure.equalize_adapthist(lab[..., 0] / 100.0, kernel_size=kernel,
@@ -37,6 +46,7 @@ def clahe_luminance(img: np.ndarray, fov: np.ndarray, clip_limit: float = 0.01) 
 
 def unsharp(img: np.ndarray, fov: np.ndarray, amount: float = 1.0) -> np.ndarray:
     """Unsharp masking per channel, radius 1/300 of the FOV diameter (about vessel width)."""
+    _unit_float(img)
     radius = max(1.0, fov_diameter(fov) / 300)
     # by hand: skimage 0.26's unsharp_mask overflows on float32 and rescales float64 input
     blurred = ndimage.gaussian_filter(img.astype(np.float64), (radius, radius, 0))

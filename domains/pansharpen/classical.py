@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from suite.degradations.mtf import mtf_filter, mtf_radius
+from suite.errors import ShapeError, UsageError
 
 METHODS = ("brovey", "ihs", "gsa", "pca", "mtf-glp")
 EPS = 1e-6
@@ -114,6 +115,7 @@ def fit(
     """
     if method not in METHODS:
         raise ValueError(f"unknown method {method!r}; choose from {METHODS}")
+    _check_arguments(ms, pan, ratio, injection)
     c = ms.shape[0]
     gains = np.full(c, 0.3) if gains_mtf is None else np.asarray(gains_mtf, dtype=np.float64)
     if method == "mtf-glp":
@@ -136,6 +138,19 @@ def fit(
         axes,
         injection,
     )
+
+
+def _check_arguments(ms: np.ndarray, pan: np.ndarray, ratio: int, injection: str) -> None:
+    """Refuse what a script may pass by mistake, before numpy fails on it deep inside."""
+    if injection not in ("regression", "hpm"):
+        raise UsageError(f"injection must be 'regression' or 'hpm', got {injection!r}")
+    if not (isinstance(ratio, int | float | np.number) and float(ratio).is_integer()
+            and ratio >= 2):
+        raise UsageError(f"ratio must be a whole PAN/MS resolution ratio of 2 or more, "
+                         f"got {ratio!r}")
+    if np.ndim(ms) != 3 or np.ndim(pan) != 2 or np.shape(ms)[1:] != np.shape(pan):
+        raise ShapeError("ms, pan", "(C, H, W) resampled onto the PAN grid, (H, W)",
+                         (*np.shape(ms), *np.shape(pan)))
 
 
 def _fit_glp(
