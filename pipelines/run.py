@@ -10,7 +10,7 @@ from typing import Any
 
 from suite import plugins
 from suite.errors import InputError
-from suite.io.atomic import atomic_path, check_output_path
+from suite.io.atomic import atomic_path, check_output_path, read_paths
 from suite.weights import check_card_domain
 
 
@@ -52,7 +52,7 @@ def write_from_inputs(args: argparse.Namespace, operation: str) -> tuple[Path, d
         if getattr(args, "weights", None):
             check_card_domain(args.weights, domain.name)
     inputs = _existing(args.inputs)
-    out = check_output_path(args.output, inputs)
+    out = check_output_path(args.output, [*inputs, *read_paths(args)])
     domain.check_output(Path(args.output))
     with atomic_path(out) as tmp:
         summary = getattr(domain, operation)(inputs, tmp, args)
@@ -86,7 +86,7 @@ def evaluate_metrics(args: argparse.Namespace) -> dict[str, float]:
     _existing([args.pred, args.ref])
     metrics = domain.evaluate(args.pred, args.ref, args)
     if args.json:
-        out = check_output_path(args.json, [args.pred, args.ref])
+        out = check_output_path(args.json, read_paths(args))
         with atomic_path(out) as tmp:
             tmp.write_text(json.dumps(metrics, indent=2) + "\n")
     return metrics

@@ -163,3 +163,21 @@ def test_a_narrow_strip_is_filled_by_the_network(run_cli: Cli, tmp_path: Path) -
     assert code == 0, err
     filled = _read(tmp_path / "o.tif")
     assert np.array_equal(filled[:, cloud[0] == 0], data[:, cloud[0] == 0])
+
+
+def test_an_output_naming_any_file_the_command_reads_is_refused(run_cli: Cli,
+                                                               tmp_path: Path) -> None:
+    """-o or --json on the mask (or a PAN band, a reference...) would replace that input."""
+    data = _scene(64, 64)
+    image = _write(tmp_path / "img.tif", data)
+    cloud = np.zeros((1, 64, 64), np.uint8)
+    cloud[:, 10:20, 10:20] = 1
+    mask_path = _write(tmp_path / "m.tif", cloud)
+    before = mask_path.read_bytes()
+    code, _, err = run_cli("enhance", "cloud-inpaint", image, "-o", mask_path, "--mask",
+                           mask_path, "--method", "mean")
+    assert code == 2 and "output path is the input" in err
+    code, _, err = run_cli("evaluate", "cloud-inpaint", "--pred", image, "--ref", image,
+                           "--mask", mask_path, "--json", mask_path)
+    assert code == 2 and "output path is the input" in err
+    assert mask_path.read_bytes() == before

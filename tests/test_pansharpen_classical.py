@@ -306,3 +306,31 @@ def test_classical_fit_refuses_what_a_script_may_pass() -> None:
     with pytest.raises(ShapeError, match="resampled onto the PAN grid"):
         mtf_glp(ms[:, :8, :8], pan, 4)  # MS at its own resolution
     assert mtf_glp(ms, pan, 4, injection="hpm").shape == ms.shape
+
+
+def test_degrade_side_files_never_replace_an_input(tmp_path: Path, run_cli) -> None:
+    """-o scene.tif writes scene_pan.tif and scene_ref.tif: inputs of those names survive."""
+    sample = Path(__file__).resolve().parents[1] / "sample_data" / "pansharpen"
+    ms, pan = tmp_path / "scene_ref.tif", tmp_path / "scene_pan.tif"
+    ms.write_bytes((sample / "l8_ms_b2-b5.tif").read_bytes())
+    pan.write_bytes((sample / "l8_pan_b8.tif").read_bytes())
+    before = ms.read_bytes(), pan.read_bytes()
+    code, _, err = run_cli("degrade", "pansharpen", ms, "--pan", pan, "-o",
+                           tmp_path / "scene.tif", "--quiet")
+    assert code == 2 and "output path is the input" in err
+    assert (ms.read_bytes(), pan.read_bytes()) == before
+    assert not (tmp_path / "scene.tif").exists()
+    code, _, err = run_cli("degrade", "pansharpen", ms, "--pan", pan, "-o",
+                           tmp_path / "low.v2.tif", "--quiet")
+    assert code == 0, err
+    assert (tmp_path / "low.v2_pan.tif").is_file() and (tmp_path / "low.v2_ref.tif").is_file()
+
+
+def test_an_output_on_the_pan_band_is_refused(tmp_path: Path, run_cli) -> None:
+    sample = Path(__file__).resolve().parents[1] / "sample_data" / "pansharpen"
+    pan = tmp_path / "pan.tif"
+    pan.write_bytes((sample / "l8_pan_b8.tif").read_bytes())
+    before = pan.read_bytes()
+    code, _, err = run_cli("enhance", "pansharpen", sample / "l8_ms_b2-b5.tif", "--pan", pan,
+                           "-o", pan, "--method", "mtf-glp", "--quiet")
+    assert code == 2 and "output path is the input" in err and pan.read_bytes() == before

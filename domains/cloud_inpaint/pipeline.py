@@ -38,6 +38,7 @@ from domains.cloud_inpaint.windows import (
 )
 from suite.domain import DemoItem
 from suite.errors import InputError, UsageError
+from suite.io.atomic import side_output
 from suite.io.raster import (
     RasterMeta,
     check_same_grid,
@@ -174,9 +175,9 @@ def _producer(stored: np.ndarray, valid: np.ndarray, meta: RasterMeta):  # type:
     return produce
 
 
-def write_mask(target: Path, meta: RasterMeta, mask: np.ndarray | np.ndarray) -> Path:
-    """Write a uint8 mask (codes > 0 masked) on the image grid as ``TARGET_mask.tif``."""
-    path = target.with_name(target.name.split(".")[0] + "_mask.tif")
+def write_mask(path: Path, meta: RasterMeta, mask: np.ndarray) -> Path:
+    """Write a uint8 mask (codes > 0 masked) on the image grid to ``path`` (the output's side
+    file, :func:`suite.io.atomic.side_output`)."""
     out_meta = meta.updated(count=1, dtype="uint8", nodata=None, descriptions=("cloud mask",),
                             scales=(1.0,), offsets=(0.0,))
     data = mask.astype(np.uint8)[None]
@@ -192,8 +193,10 @@ def enhance_raster(path: Path, output: Path, options: argparse.Namespace) -> dic
     window (:mod:`domains.cloud_inpaint.windows`), unless a reference date needs it whole.
     """
     meta = read_raster_meta(path)
+    mask_out = side_output(options.output, "mask", options) if getattr(
+        options, "write_mask", False) else None
     if fills_by_windows(meta) and not options.reference:
-        return _enhance_large(path, output, meta, options)
+        return _enhance_large(path, output, meta, options, mask_out)
     scene = read_scene(path)
     mask, source = scene_mask(scene, options)
     ref = read_reference(options.reference, scene) if options.reference else None
@@ -207,13 +210,13 @@ def enhance_raster(path: Path, output: Path, options: argparse.Namespace) -> dic
         norm = detect_normalization(scene.meta, float(scene.stored.max()))
         stored[:, mask] = denormalize(filled, norm)[:, mask]
     write_raster_windows(output, scene.meta, _producer(stored, scene.valid, scene.meta))
-    if getattr(options, "write_mask", False):
-        write_mask(options.output, scene.meta, mask)
+    if mask_out is not None:
+        write_mask(mask_out, scene.meta, mask)
     return {"filled_fraction": round(float(mask.mean()), 4), "mask": source, "filler": label}
 
 
-def _enhance_large(path: Path, output: Path, meta: RasterMeta, options: argparse.Namespace
-                   ) -> dict[str, Any]:
+def _enhance_large(path: Path, output: Path, meta: RasterMeta, options: argparse.Namespace,
+                   mask_out: Path | None) -> dict[str, Any]:
     """:func:`enhance_raster` for a scene too large to hold whole."""
     method, model, label = filler_choice(options, guided=False)
     fill: WindowFill = mean_window_fill if method == "mean" else biharmonic_window_fill
@@ -223,8 +226,8 @@ def _enhance_large(path: Path, output: Path, meta: RasterMeta, options: argparse
         sweeps = int(getattr(model, "prior_sweeps", SMOOTH_SWEEPS))
     mask, source, note = enhance_by_windows(path, output, meta, options, choose_mask, fill,
                                             sweeps)
-    if getattr(options, "write_mask", False):
-        write_mask(options.output, meta, mask)
+    if mask_out is not None:
+        write_mask(mask_out, meta, mask)
     return {"filled_fraction": round(float(mask.mean()), 4), "mask": source,
             "filler": f"{label}, {note}"}
 
@@ -234,6 +237,7 @@ def degrade_raster(path: Path, output: Path, options: argparse.Namespace) -> dic
     cover = float(options.cover)
     if not 0.0 < cover < 1.0:
         raise UsageError(f"--cover must be in (0, 1), got {cover}")
+    mask_out = side_output(options.output, "mask", options)
     scene = read_scene(path)
     layer = make_clouds(scene.values.shape[1:], cover, np.random.default_rng(options.seed))
     codes = np.where(scene.valid, layer.codes, 0).astype(np.uint8)
@@ -242,7 +246,7 @@ def degrade_raster(path: Path, output: Path, options: argparse.Namespace) -> dic
     norm = detect_normalization(scene.meta, float(scene.stored.max()))
     stored = np.where(codes[None] > 0, denormalize(cloudy, norm), scene.stored)
     write_raster_windows(output, scene.meta, _producer(stored, scene.valid, scene.meta))
-    mask_path = write_mask(options.output, scene.meta, codes)
+    mask_path = write_mask(mask_out, scene.meta, codes)
     return {"cover": round(float((codes > 0).mean()), 4), "mask": str(mask_path)}
 
 

@@ -31,6 +31,7 @@ from domains.pansharpen.wald import load_scene, ms_window, reduced_scene, region
 from suite.degradations.mtf import SENSORS, sensor_mtf
 from suite.domain import DemoItem, Domain
 from suite.errors import InputError, UsageError
+from suite.io.atomic import side_output
 from suite.io.raster import RasterMeta, read_raster_meta, read_window, write_raster_windows
 
 CLASSICAL = classical.METHODS
@@ -170,15 +171,14 @@ def _degrade_pair(inputs: list[Path], output: Path, options: argparse.Namespace
     """
     if getattr(options, "pan", None) is None:
         raise UsageError("degrade pansharpen needs --pan PAN.tif")
+    pan_path = side_output(options.output, "pan", options)
+    ref_path = side_output(options.output, "ref", options)
     sensor = getattr(options, "sensor", "generic")
     pair = pair_rasters(list(inputs), options.pan)
     _check_valid(pair)
     lr, ref = reduced_scene(load_scene(list(inputs), options.pan), sensor)
     ms_meta = _output_meta(pair)
     dtype, pan_dtype = ms_meta.dtype, pair.pan_meta.dtype
-    stem = Path(options.output).name.split(".")[0]
-    pan_path = Path(options.output).with_name(f"{stem}_pan.tif")
-    ref_path = Path(options.output).with_name(f"{stem}_ref.tif")
     pan_meta = pair.pan_meta.updated(
         height=ref.shape[1], width=ref.shape[2], transform=lr.pan_transform, path=None)
     ref_meta = ms_meta.updated(height=ref.shape[1], width=ref.shape[2],

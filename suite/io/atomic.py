@@ -5,6 +5,7 @@ A failed run therefore leaves no partial output, and the target is replaced in o
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import os
 import re
@@ -137,3 +138,34 @@ def readable_like_other_files(path: str | Path) -> None:
     mask = os.umask(0)  # reading the umask means setting it; put it straight back
     os.umask(mask)
     os.chmod(path, 0o666 & ~mask)
+
+
+OUTPUT_OPTIONS = ("output", "json", "out")  # the command-line options that name what is written
+RASTER_SUFFIXES = (".tif", ".tiff")
+
+
+def read_paths(options: argparse.Namespace) -> list[Path]:
+    """Every existing path among a command's parsed options but its outputs: the inputs and
+    every path-valued option (a PAN band, a mask, a reference date, weights...), so that no
+    output may replace one of them."""
+    found: list[Path] = []
+    for name, value in vars(options).items():
+        if name in OUTPUT_OPTIONS:
+            continue
+        for item in value if isinstance(value, list) else [value]:
+            if isinstance(item, Path) and item.exists():
+                found.append(item)
+    return found
+
+
+def side_output(output: str | Path, tag: str, options: argparse.Namespace) -> Path:
+    """The file ``NAME_TAG.tif`` written beside ``NAME.tif`` (a mask, a reference), checked like
+    the output itself: it may not replace an input.
+
+    ``scene.v2.tif`` gives ``scene.v2_TAG.tif``, so that outputs named apart keep their side
+    files apart too.
+    """
+    out = Path(output)
+    name = out.name
+    stem = name[: -len(out.suffix)] if out.suffix.lower() in RASTER_SUFFIXES else name
+    return check_output_path(out.with_name(f"{stem}_{tag}.tif"), read_paths(options))
