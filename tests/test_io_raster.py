@@ -401,3 +401,23 @@ def test_a_zip_archive_is_refused_with_what_to_do(tmp_path: Path) -> None:
     with pytest.raises(InputError, match="is a zip archive; unzip it") as info:
         read_raster_meta(archive)
     assert str(archive) in str(info.value)
+
+
+@pytest.mark.parametrize(("photometric", "expected"), [
+    ("MINISBLACK", ("gray", "undefined", "undefined", "undefined")),
+    ("RGB", ("red", "green", "blue", "undefined")),
+])
+def test_a_fourth_byte_band_stays_a_band_not_alpha(tmp_path: Path, photometric: str,
+                                                   expected: tuple[str, ...]) -> None:
+    """GDAL's default for four byte bands is RGB plus alpha: a NIR band read as transparency
+    would mask its dark pixels and be dropped by the next run."""
+    data = np.random.default_rng(0).integers(0, 255, (4, 40, 30), dtype=np.uint8)
+    data[3, :5] = 0  # dark NIR pixels: an alpha band would mask them
+    src = fake_geotiff(tmp_path / "rgbn.tif", data, photometric=photometric,
+                       **({"alpha": "UNSPECIFIED"} if photometric == "RGB" else {}))
+    meta = read_raster_meta(src)
+    out = write_raster_windows(tmp_path / "out.tif", meta, reader(src))
+    with rasterio.open(out) as ds:
+        assert tuple(c.name for c in ds.colorinterp) == expected
+        assert (ds.dataset_mask() == 255).all()
+    assert read_raster_meta(out).alpha is None

@@ -86,6 +86,9 @@ class RasterMeta:
         paletted: whether the source's values index a colour table.
         band_tags: each band's own metadata (e.g. ``WAVELENGTH``), band statistics left out,
             written back to the output band of the same index.
+        colorinterp: each band's colour interpretation by name (``"red"``, ``"gray"``,
+            ``"undefined"``...): an output is written as RGB only when the source's first three
+            bands are red, green and blue.
     """
 
     profile: dict[str, Any]
@@ -105,6 +108,7 @@ class RasterMeta:
     alpha: int | None = None
     paletted: bool = False
     band_tags: tuple[dict[str, str], ...] = ()
+    colorinterp: tuple[str, ...] = ()
 
     @property
     def count(self) -> int:
@@ -209,6 +213,7 @@ def read_raster_meta(path: str | Path) -> RasterMeta:
             paletted=ColorInterp.palette in interps,
             band_tags=tuple({k: str(v) for k, v in ds.tags(i).items() if not _not_carried(k)}
                             for i in ds.indexes),
+            colorinterp=tuple(c.name for c in interps),
         )
 
 
@@ -490,10 +495,11 @@ def write_profile(meta: RasterMeta) -> dict[str, Any]:
     profile = dict(meta.profile)
     for key in ("blockxsize", "blockysize", "tiled", "compress", "predictor", "interleave"):
         profile.pop(key, None)
-    # YCbCr (a JPEG source's colour space) is valid only with JPEG compression, and the output is
-    # lossless deflate: GDAL would refuse to create the file.
-    if str(profile.get("photometric", "")).lower() == "ycbcr":
-        profile.pop("photometric")
+    # Set, not copied: a JPEG source's YCbCr is valid only with JPEG compression (the output is
+    # deflate), and GDAL's default for 3 or 4 bytes per pixel is RGB with a 4th band as alpha,
+    # so a red, green, blue, NIR scene would come back with its NIR band read as transparency.
+    rgb = meta.count >= 3 and meta.colorinterp[:3] == ("red", "green", "blue")
+    profile["photometric"] = "RGB" if rgb else "MINISBLACK"
     floating = np.issubdtype(np.dtype(meta.dtype), np.floating)
     profile.update(
         driver="GTiff",
