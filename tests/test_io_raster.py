@@ -421,3 +421,14 @@ def test_a_fourth_byte_band_stays_a_band_not_alpha(tmp_path: Path, photometric: 
         assert tuple(c.name for c in ds.colorinterp) == expected
         assert (ds.dataset_mask() == 255).all()
     assert read_raster_meta(out).alpha is None
+
+
+def test_band_files_with_nan_nodata_stack(tmp_path: Path) -> None:
+    """NaN is not equal to itself; two float bands with NaN nodata still share it."""
+    a = fake_geotiff(tmp_path / "a.tif", np.full((1, 30, 20), 0.2, np.float32), nodata=np.nan)
+    b = fake_geotiff(tmp_path / "b.tif", np.full((1, 30, 20), 0.3, np.float32), nodata=np.nan)
+    with stacked_bands([a, b]) as vrt:
+        assert read_raster_meta(vrt).count == 2
+    c = fake_geotiff(tmp_path / "c.tif", np.full((1, 30, 20), 0.3, np.float32), nodata=-1.0)
+    with pytest.raises(InputError, match="nodata -1.0 differ"), stacked_bands([a, c]):
+        pass

@@ -334,3 +334,22 @@ def test_an_output_on_the_pan_band_is_refused(tmp_path: Path, run_cli) -> None:
     code, _, err = run_cli("enhance", "pansharpen", sample / "l8_ms_b2-b5.tif", "--pan", pan,
                            "-o", pan, "--method", "mtf-glp", "--quiet")
     assert code == 2 and "output path is the input" in err and pan.read_bytes() == before
+
+
+def test_ms_band_files_of_another_data_type_are_refused(tmp_path: Path, run_cli) -> None:
+    """A float reflectance band written into the first file's uint16 would become zeros."""
+    sample = Path(__file__).resolve().parents[1] / "sample_data" / "pansharpen"
+    with rasterio.open(sample / "l8_ms_b2-b5.tif") as src:
+        profile, data = src.profile, src.read()
+    profile.update(count=1)
+    files = []
+    for i, (dtype, values) in enumerate([("uint16", data[0]), ("float32", data[1] / 65535.0)]):
+        profile.update(dtype=dtype, nodata=0)
+        files.append(tmp_path / f"b{i}.tif")
+        with rasterio.open(files[-1], "w", **profile) as dst:
+            dst.write(values.astype(dtype)[None])
+    out = tmp_path / "o.tif"
+    code, _, err = run_cli("enhance", "pansharpen", *files, "--pan", sample / "l8_pan_b8.tif",
+                           "-o", out, "--method", "mtf-glp", "--quiet")
+    assert code == 2 and "data type float32" in err and str(files[1]) in err
+    assert not out.exists()

@@ -20,6 +20,7 @@ from scipy import ndimage
 from suite.errors import InputError
 from suite.io.raster import (
     RasterMeta,
+    check_same_values,
     read_raster_meta,
     read_window,
     refuse_paletted,
@@ -83,7 +84,7 @@ def _check_grid(meta: RasterMeta, path: Path) -> None:
 
 
 def _ms_metas(ms_paths: list[Path]) -> list[RasterMeta]:
-    """Read and check the MS files: same CRS, transform and size."""
+    """Read and check the MS files: same CRS, transform, size, data type and nodata."""
     metas = [read_raster_meta(p) for p in ms_paths]
     for meta, path in zip(metas, ms_paths, strict=True):
         refuse_paletted(meta, path)
@@ -93,6 +94,7 @@ def _ms_metas(ms_paths: list[Path]) -> list[RasterMeta]:
         same = meta.crs == first.crs and meta.transform.almost_equals(first.transform)
         if not same or (meta.width, meta.height) != (first.width, first.height):
             raise InputError(path, f"is not on the grid of {ms_paths[0]} (MS bands must share it)")
+        check_same_values(path, meta, ms_paths[0], first)
     if len(_data_bands(metas)) < 2:
         raise InputError(ms_paths[0], "has 1 band; the MS image needs at least 2 bands")
     return metas

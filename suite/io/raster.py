@@ -309,6 +309,17 @@ def _vrt_georef(meta: RasterMeta) -> str:
             "</GeoTransform>\n")
 
 
+def check_same_values(path: Path, meta: RasterMeta, ref: Path, first: RasterMeta) -> None:
+    """Refuse band files of one image whose data types or nodata values differ: written into the
+    first file's type, a float band of reflectance would become zeros in an integer output."""
+    nodata_differs = not (meta.nodata == first.nodata or (
+        meta.nodata is not None and first.nodata is not None
+        and np.isnan(meta.nodata) and np.isnan(first.nodata)))
+    if meta.dtype != first.dtype or nodata_differs:
+        raise InputError(path, f"data type {meta.dtype} / nodata {meta.nodata} differ from "
+                         f"{first.dtype} / {first.nodata} of {ref}")
+
+
 def _check_stackable(path: Path, meta: RasterMeta, ref: Path, first: RasterMeta) -> None:
     if meta.crs != first.crs:
         raise InputError(path, f"CRS {meta.crs} differs from {first.crs} of {ref}")
@@ -317,9 +328,7 @@ def _check_stackable(path: Path, meta: RasterMeta, ref: Path, first: RasterMeta)
     if (meta.width, meta.height) != (first.width, first.height) or not same_grid:
         raise InputError(path, f"grid {meta.width}x{meta.height} at {tuple(meta.transform)[:6]} "
                          f"differs from {ref}'s; band files must share one grid")
-    if meta.dtype != first.dtype or meta.nodata != first.nodata:
-        raise InputError(path, f"data type {meta.dtype} / nodata {meta.nodata} differ from "
-                         f"{first.dtype} / {first.nodata} of {ref}")
+    check_same_values(path, meta, ref, first)
     with _open(path) as ds:
         if meta.nodata is None and any(MaskFlags.per_dataset in flags or MaskFlags.alpha in flags
                                        for flags in ds.mask_flag_enums):
