@@ -353,3 +353,32 @@ def test_ms_band_files_of_another_data_type_are_refused(tmp_path: Path, run_cli)
                            "-o", out, "--method", "mtf-glp", "--quiet")
     assert code == 2 and "data type float32" in err and str(files[1]) in err
     assert not out.exists()
+
+
+def _float_nan_copy(src: Path, dst: Path, hole: tuple[slice, slice]) -> Path:
+    """The file as float32 reflectance with NaN nodata and a NaN patch."""
+    with rasterio.open(src) as ds:
+        profile, data = ds.profile, ds.read().astype(np.float32) / 65535.0
+    data[(slice(None), *hole)] = np.nan
+    profile.update(dtype="float32", nodata=np.nan)
+    with rasterio.open(dst, "w", **profile) as out:
+        out.write(data)
+    return dst
+
+
+@pytest.mark.parametrize("method", ["mtf-glp", "deep"])
+def test_nan_nodata_stays_where_it_is(tmp_path: Path, run_cli, method: str) -> None:
+    """Registration and the deep method's adaptation once fed NaN nodata to their statistics:
+    a crash (exit 1), or NaN in every output pixel."""
+    sample = Path(__file__).resolve().parents[1] / "sample_data" / "pansharpen"
+    ms = _float_nan_copy(sample / "l8_ms_b2-b5.tif", tmp_path / "ms.tif",
+                         (slice(10, 16), slice(10, 16)))
+    pan = _float_nan_copy(sample / "l8_pan_b8.tif", tmp_path / "pan.tif",
+                          (slice(100, 120), slice(60, 90)))
+    out = tmp_path / "o.tif"
+    code, _, err = run_cli("enhance", "pansharpen", ms, "--pan", pan, "-o", out, "--method",
+                           method, "--adapt-steps", "3", "--quiet")
+    assert code == 0, err
+    with rasterio.open(out) as ds:
+        data, valid = ds.read(), ds.dataset_mask() > 0
+    assert np.isfinite(data[:, valid]).all() and 0.5 < valid.mean() < 1.0

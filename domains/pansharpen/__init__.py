@@ -27,7 +27,14 @@ from domains.pansharpen.registration import (
     Registration,
     register_windows,
 )
-from domains.pansharpen.wald import load_scene, ms_window, reduced_scene, region_scene
+from domains.pansharpen.wald import (
+    Scene,
+    crop_valid,
+    load_scene,
+    ms_window,
+    reduced_scene,
+    region_scene,
+)
 from suite.degradations.mtf import SENSORS, sensor_mtf
 from suite.domain import DemoItem, Domain
 from suite.errors import InputError, UsageError
@@ -97,21 +104,24 @@ def _fit(pair: PanMsPair, options: argparse.Namespace, shifts: np.ndarray | None
 
 
 def _pan_on_ms_grid(pair: PanMsPair, window: Window) -> tuple[np.ndarray, np.ndarray]:
-    """MS bands and the PAN averaged onto their grid, over an MS-pixel window."""
+    """MS bands and the PAN averaged onto their grid, over an MS-pixel window; NaN where either
+    has no data (registration leaves those pixels out)."""
     ms_t = pair.ms_meta.transform @ rasterio.Affine.translation(window.col_off, window.row_off)
-    ms = np.concatenate(
+    ms = np.ma.concatenate(
         [
-            read_window(p, window, boundless=True, indexes=[b for i, b in pair.ms_bands if i == k])
+            read_window(p, window, boundless=True, masked=True,
+                        indexes=[b for i, b in pair.ms_bands if i == k])
             for k, p in enumerate(pair.ms_paths)
         ]
-    ).astype(np.float32)
-    pan_lr = np.zeros(ms.shape[1:], dtype=np.float32)
+    ).astype(np.float32).filled(np.nan)
+    pan_lr = np.full(ms.shape[1:], np.nan, dtype=np.float32)
     with rasterio.open(pair.pan_path) as src:
         reproject(
             rasterio.band(src, 1),
             pan_lr,
             dst_transform=ms_t,
             dst_crs=src.crs,
+            dst_nodata=np.nan,
             resampling=Resampling.average,
         )
     return ms, pan_lr
@@ -250,6 +260,18 @@ def _adapt_window(pair: PanMsPair) -> Window:
     return Window(c0, r0, w, h)
 
 
+def _valid_part(pair: PanMsPair, scene: Scene) -> Scene:
+    """The adaptation region cut to pixels with data: nodata fed to the standardization and the
+    Wald pair would spread NaN (or a nodata value's pull) through every output pixel."""
+    if np.isfinite(scene.ms).all() and np.isfinite(scene.pan).all():
+        return scene
+    part = crop_valid(scene, finite=True)
+    if min(part.ms.shape[1:]) < 4 * pair.ratio:
+        raise InputError(pair.ms_paths[0], "has too little data without nodata around its centre "
+                         "for the deep method's adaptation; use a classical --method")
+    return part
+
+
 def _deep_model(pair: PanMsPair, options: argparse.Namespace) -> tuple[Any, dict[str, Any]]:
     """Load the network, standardize on a central region, adapt on its Wald pair."""
     model, card = deep.load(
@@ -265,7 +287,7 @@ def _deep_model(pair: PanMsPair, options: argparse.Namespace) -> tuple[Any, dict
             f"the weights were trained for ratios {trained}, the input's ratio is {pair.ratio}: "
             "use target adaptation (--adapt-steps > 0) or a classical --method"
         )
-    scene = region_scene(pair, _adapt_window(pair))
+    scene = _valid_part(pair, region_scene(pair, _adapt_window(pair), nan_invalid=True))
     norm = deep.fit_norm(scene.ms, scene.pan)
     tuned = deep.adapt_on_scene(model, scene, options.sensor, norm, adapt_cfg, steps,
                                 progress=not getattr(options, "quiet", False))

@@ -157,10 +157,16 @@ def clear_tiles(shape: tuple[int, int], clear: np.ndarray, side: int = TILE) -> 
     return [out[i] for i in keep]
 
 
+def usable(ms_lr: np.ndarray, pan_lr: np.ndarray) -> np.ndarray:
+    """Pixels ``(h, w)`` free of cloud (:func:`clear_mask`) where the PAN has data too (NaN
+    marks nodata in either)."""
+    return clear_mask(ms_lr) & np.isfinite(pan_lr)
+
+
 def band_correlation(blocks: list[tuple[np.ndarray, np.ndarray]]) -> np.ndarray:
     """``(C,)`` correlation of each band with the PAN over the clear pixels of all blocks."""
-    ms = np.concatenate([m[:, clear_mask(m)] for m, _ in blocks], axis=1)
-    pan = np.concatenate([p[clear_mask(m)] for m, p in blocks])
+    ms = np.concatenate([m[:, usable(m, p)] for m, p in blocks], axis=1)
+    pan = np.concatenate([p[usable(m, p)] for m, p in blocks])
     if pan.size < 16:
         return np.zeros(ms.shape[0])
     return np.array([np.corrcoef(b, pan)[0, 1] for b in ms])
@@ -182,7 +188,7 @@ def register_windows(
     """
     found, errs = [], []
     for ms_lr, pan_lr in blocks:
-        for region in clear_tiles(pan_lr.shape, clear_mask(ms_lr)):
+        for region in clear_tiles(pan_lr.shape, usable(ms_lr, pan_lr)):
             s, e = estimate_shifts(ms_lr[(slice(None), *region)], pan_lr[region])
             found.append(s)
             errs.append(e)

@@ -91,20 +91,25 @@ def ms_window(pair: PanMsPair) -> Window:
     return Window(c0, r0, pair.shape[1] // r, pair.shape[0] // r)
 
 
-def region_scene(pair: PanMsPair, win: Window) -> Scene:
-    """MS over the MS-pixel window ``win`` and the PAN pixels covering it (boundless reads)."""
-    ms = np.concatenate(
+def region_scene(pair: PanMsPair, win: Window, nan_invalid: bool = False) -> Scene:
+    """MS over the MS-pixel window ``win`` and the PAN pixels covering it (boundless reads);
+    with ``nan_invalid`` the pixels without data (nodata, masks, outside) read as NaN."""
+    ms = np.ma.concatenate(
         [
-            read_window(p, win, boundless=True, indexes=[bd for i, bd in pair.ms_bands if i == k])
+            read_window(p, win, boundless=True, masked=True,
+                        indexes=[bd for i, bd in pair.ms_bands if i == k])
             for k, p in enumerate(pair.ms_paths)
         ]
     ).astype(np.float32)
+    ms = ms.filled(np.nan) if nan_invalid else np.ma.getdata(ms)
     ms_t = pair.ms_meta.transform @ Affine.translation(win.col_off, win.row_off)
     pc0, pr0 = (int(np.floor(v + 1e-6)) for v in ~pair.transform @ (ms_t.c, ms_t.f))
     r = pair.ratio
     pan_win = Window(pc0, pr0, int(win.width) * r + 1, int(win.height) * r + 1)
-    pan = np.ma.getdata(read_pan(pair, pan_win)).astype(np.float32)
-    return Scene(ms, pan, ms_t, pair.transform @ Affine.translation(pc0, pr0), r)
+    pan_read = read_pan(pair, pan_win)
+    pan = pan_read.filled(np.nan) if nan_invalid else np.ma.getdata(pan_read)
+    return Scene(ms, pan.astype(np.float32), ms_t, pair.transform @ Affine.translation(pc0, pr0),
+                 r)
 
 
 def degrade_ms(scene: Scene, factor: int, sensor: str = "generic") -> Scene:
@@ -162,13 +167,17 @@ def pan_to_ms_grid(scene: Scene, sensor: str = "generic") -> np.ndarray:
     return resample_to_grid(low, scene.pan_transform, scene.ms.shape[1:], scene.ms_transform)
 
 
-def crop_valid(scene: Scene) -> Scene:
-    """The largest-ish axis-aligned part of ``scene`` free of zero (nodata) MS or PAN pixels.
+def crop_valid(scene: Scene, finite: bool = False) -> Scene:
+    """The largest-ish axis-aligned part of ``scene`` free of zero (nodata) MS or PAN pixels,
+    or with ``finite`` of NaN ones (:func:`region_scene` with ``nan_invalid``).
 
     Border rows or columns are trimmed greedily (the one with the most invalid pixels first)
     until no invalid MS pixel remains; the PAN is cut to the same footprint.
     """
-    valid = (scene.ms > 0).all(axis=0) & (pan_on_ms(scene) > 0)
+    def ok(a: np.ndarray) -> np.ndarray:
+        return np.isfinite(a) if finite else a > 0
+
+    valid = ok(scene.ms).all(axis=0) & ok(pan_on_ms(scene))
     r0, r1, c0, c1 = 0, valid.shape[0], 0, valid.shape[1]
     while r1 - r0 > 1 and c1 - c0 > 1 and not valid[r0:r1, c0:c1].all():
         v = valid[r0:r1, c0:c1]
