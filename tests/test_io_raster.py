@@ -430,5 +430,5 @@ def test_band_files_with_nan_nodata_stack(tmp_path: Path) -> None:
     with stacked_bands([a, b]) as vrt:
         assert read_raster_meta(vrt).count == 2
     c = fake_geotiff(tmp_path / "c.tif", np.full((1, 30, 20), 0.3, np.float32), nodata=-1.0)
-    with pytest.raises(InputError, match="nodata -1.0 differ"), stacked_bands([a, c]):
+    with pytest.raises(InputError, match=r"nodata -1\.0 differ"), stacked_bands([a, c]):
         pass

@@ -382,3 +382,26 @@ def test_nan_nodata_stays_where_it_is(tmp_path: Path, run_cli, method: str) -> N
     with rasterio.open(out) as ds:
         data, valid = ds.read(), ds.dataset_mask() > 0
     assert np.isfinite(data[:, valid]).all() and 0.5 < valid.mean() < 1.0
+
+
+def test_evaluate_leaves_nodata_out_and_refuses_another_grid(tmp_path: Path, run_cli) -> None:
+    sample = Path(__file__).resolve().parents[1] / "sample_data" / "pansharpen"
+    ref = _float_nan_copy(sample / "l8_ms_b2-b5.tif", tmp_path / "ref.tif",
+                          (slice(10, 16), slice(10, 16)))
+    with rasterio.open(ref) as ds:
+        profile, data = ds.profile, ds.read()
+    noisy = data + np.random.default_rng(0).normal(0, 0.002, data.shape).astype(np.float32)
+    with rasterio.open(tmp_path / "pred.tif", "w", **profile) as out:
+        out.write(noisy)
+    code, out, err = run_cli("evaluate", "pansharpen", "--pred", tmp_path / "pred.tif", "--ref",
+                             ref, "--ratio", "2")
+    assert code == 0, err
+    values = dict(line.split("\t") for line in out.strip().splitlines())
+    assert all(np.isfinite(float(v)) for v in values.values()), values
+    assert 0.5 < float(values["q2n_block32"]) < 1.0
+    profile.update(transform=profile["transform"] @ Affine.translation(10, 0))
+    with rasterio.open(tmp_path / "moved.tif", "w", **profile) as out:
+        out.write(data)
+    code, _, err = run_cli("evaluate", "pansharpen", "--pred", tmp_path / "pred.tif", "--ref",
+                           tmp_path / "moved.tif", "--ratio", "2")
+    assert code == 2 and "another grid" in err

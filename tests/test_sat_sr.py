@@ -411,3 +411,19 @@ def test_enhance_shows_its_progress_unless_quiet(tmp_path: Path, run_cli) -> Non
     code, _, err = run_cli("enhance", "sat-sr", SAMPLE, "-o", tmp_path / "b.tif", "--scale", "2",
                            "--model", "espcn", "--quiet")
     assert code == 0 and err == ""
+
+
+def test_evaluate_ssim_leaves_nan_nodata_out(tmp_path: Path, run_cli) -> None:
+    """SSIM was computed over every pixel: one NaN nodata patch made it NaN."""
+    with rasterio.open(SAMPLE) as ds:
+        profile, data = ds.profile, ds.read().astype(np.float32)
+    data[:, 5:9, 5:9] = np.nan
+    profile.update(dtype="float32", nodata=np.nan)
+    ref, pred = tmp_path / "ref.tif", tmp_path / "pred.tif"
+    for path, values in ((ref, data), (pred, data * 1.01)):
+        with rasterio.open(path, "w", **profile) as out:
+            out.write(values)
+    code, out, err = run_cli("evaluate", "sat-sr", "--pred", pred, "--ref", ref)
+    assert code == 0, err
+    ssim_value = float(out.split("ssim")[1].split()[0])
+    assert 0.9 < ssim_value <= 1.0

@@ -13,7 +13,7 @@ from domains.pansharpen.wald import Scene, full_pair, load_scene, pan_to_ms_grid
 from suite.degradations.mtf import sensor_mtf
 from suite.domain import DemoItem
 from suite.errors import InputError
-from suite.io.raster import read_window
+from suite.io.raster import check_same_grid, read_raster_meta, read_window
 from suite.metrics.spectral import ergas, q2n, q_index, qnr, sam, scc
 from suite.sample import sample_data_dir
 from suite.viz import save_png
@@ -26,18 +26,22 @@ def _masked(path: Path) -> tuple[np.ndarray, np.ndarray]:
 
 
 def reduced_resolution(pred: Path, ref: Path, ratio: float) -> dict[str, float]:
-    """SAM, ERGAS, Q, Q2n and sCC of a fusion against the reference MS on the same grid."""
+    """SAM, ERGAS, Q, Q2n and sCC of a fusion against the reference MS on the same grid, over
+    the pixels valid in both (Q and Q2n: windows and blocks wholly inside them)."""
+    check_same_grid(pred, read_raster_meta(pred), read_raster_meta(ref), "the prediction")
     p, pv = _masked(pred)
     r, rv = _masked(ref)
     if p.shape != r.shape:
         raise InputError(pred, f"shape {p.shape} differs from the reference {r.shape}")
     mask = pv & rv
+    if not mask.any():
+        raise InputError(pred, "has no pixel with data where the reference has data")
     return {
         "sam_deg": sam(p, r, mask),
         f"ergas_ratio{ratio:g}": ergas(p, r, ratio, mask),
-        "q_uiqi_win32": q_index(p, r, 32),
-        "q2n_block32": q2n(p, r, 32),
-        "scc_laplacian": scc(p, r),
+        "q_uiqi_win32": q_index(p, r, 32, mask),
+        "q2n_block32": q2n(p, r, 32, mask),
+        "scc_laplacian": scc(p, r, mask),
     }
 
 
@@ -48,8 +52,12 @@ def full_resolution(pred: Path, ms: Path, pan: Path, sensor: str) -> dict[str, f
     writes); the PAN is low-passed with its MTF and sampled on the MS grid for D_s.
     """
     pair = pair_rasters([ms], pan)
-    scene = load_scene([ms], pan)
-    fused, _ = _masked(pred)
+    scene = load_scene([ms], pan, nan_invalid=True)
+    meta = read_raster_meta(pred)
+    if meta.crs != pair.pan_meta.crs or not meta.transform.almost_equals(pair.transform, 1e-6):
+        raise InputError(pred, f"is not on the PAN grid of {pan}'s overlap with {ms} (CRS "
+                         f"{meta.crs}, transform {tuple(meta.transform)[:6]})")
+    fused, fused_valid = _masked(pred)
     if fused.shape[0] != scene.ms.shape[0]:
         raise InputError(pred, f"has {fused.shape[0]} bands, the MS {scene.ms.shape[0]}")
     if fused.shape[1:] != pair.shape:
@@ -60,7 +68,11 @@ def full_resolution(pred: Path, ms: Path, pan: Path, sensor: str) -> dict[str, f
     h = min(scene.pan.shape[0], fused.shape[1] - row0)
     w = min(scene.pan.shape[1], fused.shape[2] - col0)
     crop = fused[:, row0 : row0 + h, col0 : col0 + w]
-    return qnr(crop, scene.ms, scene.pan[:h, :w], pan_to_ms_grid(scene, sensor))
+    pan_hr, pan_lr = scene.pan[:h, :w], pan_to_ms_grid(scene, sensor)
+    # nodata (NaN here) left out at both resolutions; the MTF filter spreads a hole a little
+    mask = fused_valid[row0 : row0 + h, col0 : col0 + w] & np.isfinite(pan_hr)
+    mask_lr = np.isfinite(scene.ms).all(axis=0) & np.isfinite(pan_lr)
+    return qnr(crop, scene.ms, pan_hr, pan_lr, mask=mask, mask_lr=mask_lr)
 
 
 def evaluate(pred: Path, ref: Path, options: argparse.Namespace) -> dict[str, float]:

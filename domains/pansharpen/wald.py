@@ -65,7 +65,8 @@ def resample_to_grid(
 
 
 def load_scene(
-    ms_paths: list[Path], pan_path: Path, ms_cols: tuple[float, float] = (0.0, 1.0)
+    ms_paths: list[Path], pan_path: Path, ms_cols: tuple[float, float] = (0.0, 1.0),
+    nan_invalid: bool = False,
 ) -> Scene:
     """Read a georeferenced MS/PAN pair whole, optionally a vertical strip of it.
 
@@ -73,12 +74,14 @@ def load_scene(
         ms_paths: MS files (one multiband or several single-band files on one grid).
         pan_path: PAN file.
         ms_cols: fractions ``(start, stop)`` of the MS width to keep (e.g. ``(0, 2/3)``).
+        nan_invalid: pixels without data read as NaN (:func:`region_scene`).
     """
     pair = pair_rasters(ms_paths, pan_path)
     full = ms_window(pair)
     h, w = int(full.height) - 1, int(full.width) - 1
     a, b = int(ms_cols[0] * w), int(ms_cols[1] * w)
-    scene = region_scene(pair, Window(int(full.col_off) + a, int(full.row_off), b - a, h))
+    scene = region_scene(pair, Window(int(full.col_off) + a, int(full.row_off), b - a, h),
+                         nan_invalid)
     pan = scene.pan[: h * pair.ratio, : (b - a) * pair.ratio]  # exactly the MS footprint's rows
     return Scene(scene.ms, pan, scene.ms_transform, scene.pan_transform, scene.ratio)
 
@@ -162,9 +165,21 @@ def full_pair(scene: Scene) -> tuple[np.ndarray, np.ndarray]:
 
 
 def pan_to_ms_grid(scene: Scene, sensor: str = "generic") -> np.ndarray:
-    """The PAN MTF-filtered and sampled on the MS grid ``(h, w)`` (for QNR's D_s)."""
-    low = mtf_filter(scene.pan, sensor_mtf(sensor).pan, scene.ratio)
-    return resample_to_grid(low, scene.pan_transform, scene.ms.shape[1:], scene.ms_transform)
+    """The PAN MTF-filtered and sampled on the MS grid ``(h, w)`` (for QNR's D_s); NaN (no
+    data) in the PAN comes out as NaN wherever the filter read it."""
+    gain = sensor_mtf(sensor).pan
+    valid = np.isfinite(scene.pan)
+    if valid.all():
+        low = mtf_filter(scene.pan, gain, scene.ratio)
+        return resample_to_grid(low, scene.pan_transform, scene.ms.shape[1:], scene.ms_transform)
+    # a NaN would spread through the filter, and the cubic spline's prefilter is global
+    mean = float(scene.pan[valid].mean()) if valid.any() else 0.0
+    low = mtf_filter(np.where(valid, scene.pan, mean), gain, scene.ratio)
+    touched = mtf_filter((~valid).astype(np.float32), gain, scene.ratio) > 1e-3
+    out = resample_to_grid(low, scene.pan_transform, scene.ms.shape[1:], scene.ms_transform)
+    hit = resample_to_grid(touched.astype(np.float32), scene.pan_transform, scene.ms.shape[1:],
+                           scene.ms_transform, order=0) > 0.5
+    return np.where(hit, np.nan, out).astype(np.float32)
 
 
 def crop_valid(scene: Scene, finite: bool = False) -> Scene:

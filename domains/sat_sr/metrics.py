@@ -10,6 +10,8 @@ bands; SAM (degrees) is averaged over valid pixels; RMSE is over all bands and v
 from __future__ import annotations
 
 import numpy as np
+from scipy import ndimage
+from skimage.metrics import structural_similarity
 
 from suite.io.raster import RasterMeta
 from suite.metrics import psnr, ssim
@@ -33,7 +35,21 @@ def sr_metrics(pred: np.ndarray, ref: np.ndarray, valid: np.ndarray | None,
     return {
         "psnr_db": float(np.mean([psnr(p[c][mask], r[c][mask], rng)
                                   for c, rng in enumerate(ranges)])),
-        "ssim": float(np.mean([ssim(p[c], r[c], rng) for c, rng in enumerate(ranges)])),
+        "ssim": float(np.mean([_ssim(p[c], r[c], rng, mask) for c, rng in enumerate(ranges)])),
         "sam_deg": sam(p, r, mask),
         "rmse": float(np.sqrt(np.mean((p[:, mask] - r[:, mask]) ** 2))),
     }
+
+
+def _ssim(pred: np.ndarray, ref: np.ndarray, data_range: float, mask: np.ndarray) -> float:
+    """SSIM of one band; with pixels without data, the mean of the SSIM map over the positions
+    whose whole 11 x 11 window has data (where every pixel has data, the plain mean, which
+    skimage takes over the positions a whole window fits)."""
+    if mask.all():
+        return ssim(pred, ref, data_range)
+    fill = float(ref[mask].mean()) if mask.any() else 0.0
+    _, smap = structural_similarity(np.where(mask, pred, fill), np.where(mask, ref, fill),
+                                    data_range=data_range, gaussian_weights=True, sigma=1.5,
+                                    use_sample_covariance=False, full=True)
+    inner = ndimage.binary_erosion(mask, structure=np.ones((11, 11), bool), border_value=0)
+    return float(smap[inner].mean()) if inner.any() else float("nan")

@@ -11,7 +11,7 @@ import os
 import re
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from suite.errors import InputError
@@ -28,7 +28,7 @@ only these is an earlier output, and a new series may replace it."""
 
 
 def check_output_path(
-    output: str | Path, inputs: list[str | Path] | tuple[str | Path, ...] = (),
+    output: str | Path, inputs: Sequence[str | Path] = (),
     container: bool = False,
 ) -> Path:
     """Refuse an output path that cannot be written or that would overwrite an input.

@@ -88,7 +88,8 @@ def _q_map(x: np.ndarray, y: np.ndarray, size: int) -> np.ndarray:
     return q
 
 
-def q_index(pred: np.ndarray, ref: np.ndarray, block_size: int | None = 32) -> float:
+def q_index(pred: np.ndarray, ref: np.ndarray, block_size: int | None = 32,
+            mask: np.ndarray | None = None) -> float:
     """Universal Image Quality Index (Q), averaged over bands (1 is perfect).
 
     Args:
@@ -96,6 +97,8 @@ def q_index(pred: np.ndarray, ref: np.ndarray, block_size: int | None = 32) -> f
         ref: same shape as ``pred``.
         block_size: side of the sliding window (step 1) whose Q values are averaged; ``None`` for
             one global Q per band. Images smaller than the window use a global Q.
+        mask: ``(H, W)`` valid pixels, or ``None`` (all): only windows wholly inside it are
+            averaged (the global Q takes its pixels), so nodata never enters the score.
 
     References:
         Wang, Bovik, "A universal image quality index", IEEE SPL 9(3), 2002.
@@ -105,13 +108,22 @@ def q_index(pred: np.ndarray, ref: np.ndarray, block_size: int | None = 32) -> f
     if p.shape != r.shape:
         raise ShapeError("ref", str(p.shape), r.shape)
     p, r = (p[None], r[None]) if p.ndim == 2 else (p, r)
+    valid = _valid(mask, p.shape[1:])
+    p, r = np.where(valid, p, 0.0), np.where(valid, r, 0.0)
     values = []
     for a, b in zip(p, r, strict=True):
         if block_size is None or block_size >= min(a.shape):
-            values.append(_q_global(a, b))
+            values.append(_q_global(a[valid], b[valid]))
         else:
-            values.append(float(_q_map(a, b, block_size).mean()))
+            inside = _window_sums(valid.astype(np.float64), block_size) > block_size**2 - 0.5
+            values.append(float(_q_map(a, b, block_size)[inside].mean()) if inside.any()
+                          else float("nan"))
     return float(np.mean(values))
+
+
+def _valid(mask: np.ndarray | None, shape: tuple[int, ...]) -> np.ndarray:
+    """The ``(H, W)`` validity map: ``mask``, or every pixel."""
+    return np.ones(shape, bool) if mask is None else np.asarray(mask, dtype=bool)
 
 
 def _q_global(x: np.ndarray, y: np.ndarray) -> float:
@@ -190,12 +202,14 @@ def _blocks(img: np.ndarray, size: int) -> np.ndarray:
     return b.reshape(c, nh * nw, size * size)
 
 
-def q2n(pred: np.ndarray, ref: np.ndarray, block_size: int = 32) -> float:
+def q2n(pred: np.ndarray, ref: np.ndarray, block_size: int = 32,
+        mask: np.ndarray | None = None) -> float:
     """Hypercomplex quality index Q2n (Q4 for 4 bands, Q8 for 8), mean over blocks (1 perfect).
 
     Bands are zero-padded up to a power of two (as ``q2n.m``); the image is cut into
     non-overlapping ``block_size`` blocks after mirroring its sides up to whole blocks; in each
     block both images are normalized by the reference's band means and standard deviations.
+    With ``mask`` (``(H, W)`` valid pixels) only the blocks wholly inside it are averaged.
 
     References:
         Garzelli, Nencini, "Hypercomplex quality assessment of multi/hyperspectral images",
@@ -203,26 +217,35 @@ def q2n(pred: np.ndarray, ref: np.ndarray, block_size: int = 32) -> float:
         multispectral imagery", IEEE GRSL 1(4), 2004 (Q4).
     """
     p, r = _check_pair(pred, ref)
+    valid = _valid(mask, p.shape[1:])
+    p, r = np.where(valid, p, 0.0), np.where(valid, r, 0.0)
     c = p.shape[0]
     n = 1 << max(0, (c - 1).bit_length())
     if n > c:
         zeros = np.zeros((n - c, *p.shape[1:]))
         p, r = np.concatenate([p, zeros]), np.concatenate([r, zeros])
-    return float(np.mean(_onion_quality(_blocks(r, block_size), _blocks(p, block_size))))
+    quality = _onion_quality(_blocks(r, block_size), _blocks(p, block_size))
+    whole = _blocks(valid[None].astype(np.float64), block_size)[0].min(axis=1) > 0.5
+    return float(np.mean(quality[whole])) if whole.any() else float("nan")
 
 
-def scc(pred: np.ndarray, ref: np.ndarray) -> float:
-    """Spatial correlation coefficient: Pearson correlation of Laplacian details, band mean.
+def scc(pred: np.ndarray, ref: np.ndarray, mask: np.ndarray | None = None) -> float:
+    """Spatial correlation coefficient: Pearson correlation of Laplacian details, band mean;
+    with ``mask`` (``(H, W)`` valid pixels), over the pixels whose neighbours are valid too.
 
     References:
         Zhou, Civco, Silander, "A wavelet transform method to merge Landsat TM and SPOT
         panchromatic data", IJRS 19(4), 1998.
     """
     p, r = _check_pair(pred, ref)
+    valid = _valid(mask, p.shape[1:])
+    # the Laplacian reads each pixel's 4 neighbours: only pixels whose neighbours have data
+    inner = ndimage.binary_erosion(valid, border_value=1) if mask is not None else valid
+    p, r = np.where(valid, p, 0.0), np.where(valid, r, 0.0)
     values = []
     for a, b in zip(p, r, strict=True):
-        da = ndimage.laplace(a, mode="reflect").ravel()
-        db = ndimage.laplace(b, mode="reflect").ravel()
+        da = ndimage.laplace(a, mode="reflect")[inner]
+        db = ndimage.laplace(b, mode="reflect")[inner]
         values.append(np.corrcoef(da, db)[0, 1])
     return float(np.mean(values))
 
@@ -230,7 +253,8 @@ def scc(pred: np.ndarray, ref: np.ndarray) -> float:
 # ---------------------------------------------------------------- full resolution
 
 
-def d_lambda(fused: np.ndarray, ms: np.ndarray, p: int = 1, block_size: int | None = 32) -> float:
+def d_lambda(fused: np.ndarray, ms: np.ndarray, p: int = 1, block_size: int | None = 32,
+             mask: np.ndarray | None = None, mask_lr: np.ndarray | None = None) -> float:
     """Spectral distortion D_lambda: change of band-to-band Q from MS to fused image.
 
     Args:
@@ -238,6 +262,7 @@ def d_lambda(fused: np.ndarray, ms: np.ndarray, p: int = 1, block_size: int | No
         ms: ``(C, h, w)`` original multispectral image.
         p: exponent.
         block_size: Q window.
+        mask: ``(H, W)`` valid pixels of ``fused``; mask_lr: ``(h, w)`` of ``ms``.
 
     References:
         Alparone et al., "Multispectral and panchromatic data fusion assessment without
@@ -247,8 +272,8 @@ def d_lambda(fused: np.ndarray, ms: np.ndarray, p: int = 1, block_size: int | No
     total = 0.0
     for i in range(c):
         for j in range(i + 1, c):
-            q_f = q_index(fused[i], fused[j], block_size)
-            q_m = q_index(ms[i], ms[j], block_size)
+            q_f = q_index(fused[i], fused[j], block_size, mask)
+            q_m = q_index(ms[i], ms[j], block_size, mask_lr)
             total += 2 * abs(q_f - q_m) ** p
     return float((total / (c * (c - 1))) ** (1.0 / p))
 
@@ -260,6 +285,8 @@ def d_s(
     pan_lr: np.ndarray,
     q: int = 1,
     block_size: int | None = 32,
+    mask: np.ndarray | None = None,
+    mask_lr: np.ndarray | None = None,
 ) -> float:
     """Spatial distortion D_s: change of band-to-PAN Q between full and MS resolution.
 
@@ -270,14 +297,15 @@ def d_s(
         pan_lr: ``(h, w)`` PAN degraded to MS resolution (toolbox: MTF-filtered and decimated).
         q: exponent.
         block_size: Q window.
+        mask: ``(H, W)`` valid pixels of ``fused`` and ``pan``; mask_lr: ``(h, w)`` of the rest.
 
     References:
         Alparone et al., PE&RS 74(2), 2008.
     """
     total = 0.0
     for k in range(fused.shape[0]):
-        q_hr = q_index(fused[k], pan, block_size)
-        q_lr = q_index(ms[k], pan_lr, block_size)
+        q_hr = q_index(fused[k], pan, block_size, mask)
+        q_lr = q_index(ms[k], pan_lr, block_size, mask_lr)
         total += abs(q_hr - q_lr) ** q
     return float((total / fused.shape[0]) ** (1.0 / q))
 
@@ -290,8 +318,12 @@ def qnr(
     alpha: float = 1.0,
     beta: float = 1.0,
     block_size: int | None = 32,
+    mask: np.ndarray | None = None,
+    mask_lr: np.ndarray | None = None,
 ) -> dict[str, float]:
     """Quality with No Reference: ``(1 - D_lambda)^alpha (1 - D_s)^beta`` (1 is perfect).
+
+    ``mask`` / ``mask_lr``: valid pixels at full and at MS resolution (:func:`d_s`).
 
     Returns:
         ``{"qnr": ..., "d_lambda": ..., "d_s": ...}``.
@@ -299,6 +331,6 @@ def qnr(
     References:
         Alparone et al., PE&RS 74(2), 2008.
     """
-    dl = d_lambda(fused, ms, block_size=block_size)
-    ds = d_s(fused, ms, pan, pan_lr, block_size=block_size)
+    dl = d_lambda(fused, ms, block_size=block_size, mask=mask, mask_lr=mask_lr)
+    ds = d_s(fused, ms, pan, pan_lr, block_size=block_size, mask=mask, mask_lr=mask_lr)
     return {"qnr": float((1 - dl) ** alpha * (1 - ds) ** beta), "d_lambda": dl, "d_s": ds}
