@@ -405,3 +405,26 @@ def test_evaluate_leaves_nodata_out_and_refuses_another_grid(tmp_path: Path, run
     code, _, err = run_cli("evaluate", "pansharpen", "--pred", tmp_path / "pred.tif", "--ref",
                            tmp_path / "moved.tif", "--ratio", "2")
     assert code == 2 and "another grid" in err
+
+
+def test_degrade_keeps_nodata_out_of_the_degraded_pair(tmp_path: Path, run_cli) -> None:
+    """A nodata collar (0) was blurred into its neighbours, which came out valid and dark."""
+    sample = Path(__file__).resolve().parents[1] / "sample_data" / "pansharpen"
+    files = {}
+    for name, src, cols in (("ms", "l8_ms_b2-b5.tif", 8), ("pan", "l8_pan_b8.tif", 16)):
+        with rasterio.open(sample / src) as ds:
+            profile, data = ds.profile, ds.read()
+        data[:, :, :cols] = 0
+        profile.update(nodata=0)
+        files[name] = tmp_path / f"{name}.tif"
+        with rasterio.open(files[name], "w", **profile) as out:
+            out.write(data)
+    low = tmp_path / "low.tif"
+    code, _, err = run_cli("degrade", "pansharpen", files["ms"], "--pan", files["pan"], "-o",
+                           low, "--quiet")
+    assert code == 0, err
+    with rasterio.open(tmp_path / "low_ref.tif") as ref, rasterio.open(low) as lo:
+        ref_data, ref_valid = ref.read(), ref.dataset_mask() > 0
+        lo_data, lo_valid = lo.read(), lo.dataset_mask() > 0
+    assert lo_valid.mean() <= ref_valid.mean()
+    assert lo_data[:, lo_valid].min() > 0.5 * ref_data[:, ref_valid].min()

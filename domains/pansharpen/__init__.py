@@ -186,7 +186,7 @@ def _degrade_pair(inputs: list[Path], output: Path, options: argparse.Namespace
     sensor = getattr(options, "sensor", "generic")
     pair = pair_rasters(list(inputs), options.pan)
     _check_valid(pair)
-    lr, ref = reduced_scene(load_scene(list(inputs), options.pan), sensor)
+    lr, ref = reduced_scene(load_scene(list(inputs), options.pan, nan_invalid=True), sensor)
     ms_meta = _output_meta(pair)
     dtype, pan_dtype = ms_meta.dtype, pair.pan_meta.dtype
     pan_meta = pair.pan_meta.updated(
@@ -195,18 +195,21 @@ def _degrade_pair(inputs: list[Path], output: Path, options: argparse.Namespace
                                transform=lr.pan_transform)
     low_meta = ms_meta.updated(height=lr.ms.shape[1], width=lr.ms.shape[2],
                                transform=lr.ms_transform)
-    write_raster_windows(ref_path, ref_meta, _array_producer(_to_dtype(ref, dtype)))
-    write_raster_windows(pan_path, pan_meta, _array_producer(_to_dtype(lr.pan[None], pan_dtype)))
-    write_raster_windows(output, low_meta, _array_producer(_to_dtype(lr.ms, dtype)))
+    write_raster_windows(ref_path, ref_meta, _array_producer(ref, dtype))
+    write_raster_windows(pan_path, pan_meta, _array_producer(lr.pan[None], pan_dtype))
+    write_raster_windows(output, low_meta, _array_producer(lr.ms, dtype))
     return {"ratio": lr.ratio, "sensor": sensor, "pan": str(pan_path), "reference": str(ref_path)}
 
 
-def _array_producer(values: np.ndarray) -> Any:
-    """The windows of an in-memory ``(C, H, W)`` array, for :func:`write_raster_windows`."""
-    def produce(win: Window) -> np.ndarray:
+def _array_producer(values: np.ndarray, dtype: str) -> Any:
+    """The windows of an in-memory ``(C, H, W)`` float array in ``dtype``, for
+    :func:`write_raster_windows`; a pixel with NaN in any band is written as nodata."""
+    def produce(win: Window) -> np.ma.MaskedArray:
         rows = slice(int(win.row_off), int(win.row_off + win.height))
         cols = slice(int(win.col_off), int(win.col_off + win.width))
-        return values[:, rows, cols]
+        block = values[:, rows, cols]
+        invalid = np.broadcast_to(~np.isfinite(block).all(axis=0), block.shape)
+        return np.ma.MaskedArray(_to_dtype(np.nan_to_num(block), dtype), mask=invalid)
 
     return produce
 

@@ -12,6 +12,7 @@ References:
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -136,10 +137,10 @@ def reduced_scene(scene: Scene, sensor: str = "generic") -> tuple[Scene, np.ndar
     r, mtf = scene.ratio, sensor_mtf(sensor)
     c, h, w = scene.ms.shape
     ref = scene.ms[:, : h // r * r, : w // r * r]
-    ms_lr = mtf_decimate(ref, mtf.ms_gains(c), r)
-    pan_lr = resample_to_grid(
-        mtf_filter(scene.pan, mtf.pan, r), scene.pan_transform, ref.shape[1:], scene.ms_transform
-    )
+    ms_lr = nan_aware(lambda a: mtf_decimate(a, mtf.ms_gains(c), r), ref)
+    pan_lr = nan_aware(lambda a: resample_to_grid(
+        mtf_filter(a, mtf.pan, r), scene.pan_transform, ref.shape[1:], scene.ms_transform),
+        scene.pan)
     lr = Scene(ms_lr, pan_lr, scene.ms_transform @ Affine.scale(r), scene.ms_transform, r)
     return lr, ref
 
@@ -168,18 +169,25 @@ def pan_to_ms_grid(scene: Scene, sensor: str = "generic") -> np.ndarray:
     """The PAN MTF-filtered and sampled on the MS grid ``(h, w)`` (for QNR's D_s); NaN (no
     data) in the PAN comes out as NaN wherever the filter read it."""
     gain = sensor_mtf(sensor).pan
-    valid = np.isfinite(scene.pan)
+    return nan_aware(lambda a: resample_to_grid(
+        mtf_filter(a, gain, scene.ratio), scene.pan_transform, scene.ms.shape[1:],
+        scene.ms_transform), scene.pan)
+
+
+def nan_aware(linear: Callable[[np.ndarray], np.ndarray], image: np.ndarray) -> np.ndarray:
+    """``linear(image)`` for a linear filter or resampling, with NaN (no data) in ``image``
+    coming out as NaN wherever the operation read it, instead of everywhere (a cubic spline's
+    prefilter is global). The holes are filled with each band's mean for the operation."""
+    valid = np.isfinite(image)
     if valid.all():
-        low = mtf_filter(scene.pan, gain, scene.ratio)
-        return resample_to_grid(low, scene.pan_transform, scene.ms.shape[1:], scene.ms_transform)
-    # a NaN would spread through the filter, and the cubic spline's prefilter is global
-    mean = float(scene.pan[valid].mean()) if valid.any() else 0.0
-    low = mtf_filter(np.where(valid, scene.pan, mean), gain, scene.ratio)
-    touched = mtf_filter((~valid).astype(np.float32), gain, scene.ratio) > 1e-3
-    out = resample_to_grid(low, scene.pan_transform, scene.ms.shape[1:], scene.ms_transform)
-    hit = resample_to_grid(touched.astype(np.float32), scene.pan_transform, scene.ms.shape[1:],
-                           scene.ms_transform, order=0) > 0.5
-    return np.where(hit, np.nan, out).astype(np.float32)
+        return linear(image)
+    bands = image[None] if image.ndim == 2 else image
+    ok = valid[None] if image.ndim == 2 else valid
+    means = np.array([b[v].mean() if v.any() else 0.0 for b, v in zip(bands, ok, strict=True)])
+    filled = np.where(ok, bands, means[:, None, None]).astype(np.float32)
+    out = linear(filled[0] if image.ndim == 2 else filled)
+    touched = np.abs(linear((~ok[0] if image.ndim == 2 else ~ok).astype(np.float32))) > 1e-3
+    return np.where(touched, np.nan, out).astype(np.float32)
 
 
 def crop_valid(scene: Scene, finite: bool = False) -> Scene:
