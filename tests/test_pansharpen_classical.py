@@ -428,3 +428,31 @@ def test_degrade_keeps_nodata_out_of_the_degraded_pair(tmp_path: Path, run_cli) 
         lo_data, lo_valid = lo.read(), lo.dataset_mask() > 0
     assert lo_valid.mean() <= ref_valid.mean()
     assert lo_data[:, lo_valid].min() > 0.5 * ref_data[:, ref_valid].min()
+
+
+@pytest.mark.filterwarnings("ignore:Use `@` matmul:PendingDeprecationWarning")  # rasterio's
+def test_a_one_row_strip_is_sharpened_without_registration(tmp_path: Path, run_cli) -> None:
+    """Registration cut a zero-row window from a one-row MS strip: an internal error."""
+    sample = Path(__file__).resolve().parents[1] / "sample_data" / "pansharpen"
+    with rasterio.open(sample / "l8_ms_b2-b5.tif") as ms:
+        strip = Window(0, 10, ms.width, 1)
+        profile, data = ms.profile, ms.read(window=strip)
+        profile.update(height=1, transform=ms.window_transform(strip))
+        bounds = rasterio.windows.bounds(strip, ms.transform)
+    with rasterio.open(tmp_path / "ms.tif", "w", **profile) as out:
+        out.write(data)
+    with rasterio.open(sample / "l8_pan_b8.tif") as pan:
+        win = rasterio.windows.from_bounds(*bounds, pan.transform).round_offsets().round_lengths()
+        win = Window(win.col_off, win.row_off - 1, win.width, win.height + 2)
+        profile, data = pan.profile, pan.read(window=win)
+        profile.update(height=data.shape[1], width=data.shape[2],
+                       transform=pan.window_transform(win))
+    with rasterio.open(tmp_path / "pan.tif", "w", **profile) as out:
+        out.write(data)
+    code, _, err = run_cli("enhance", "pansharpen", tmp_path / "ms.tif", "--pan",
+                           tmp_path / "pan.tif", "-o", tmp_path / "o.tif", "--method", "mtf-glp",
+                           "--quiet")
+    assert code == 0, err
+    code, _, err = run_cli("degrade", "pansharpen", tmp_path / "ms.tif", "--pan",
+                           tmp_path / "pan.tif", "-o", tmp_path / "low.tif", "--quiet")
+    assert code == 2 and "needs more than 2 a side" in err

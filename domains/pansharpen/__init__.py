@@ -52,6 +52,8 @@ REGISTRATION_SIDE = 2048
 """Side (PAN pixels) of each window used to estimate band shifts."""
 REGISTRATION_GRID = 3
 """Registration windows per axis when the scene is larger than one window."""
+MIN_REGISTRATION_SIDE = 8
+"""MS pixels a side below which a scene is not registered (too little to correlate)."""
 
 
 def _has_valid(path: Path, window: Window | None = None) -> bool:
@@ -142,7 +144,12 @@ def _registration(pair: PanMsPair, options: argparse.Namespace) -> Registration 
     """Estimate band shifts on clear pixels of several windows (``--register auto``)."""
     if getattr(options, "register", "auto") == "off":
         return None
-    blocks = [_pan_on_ms_grid(pair, win) for win in _registration_windows(pair)]
+    windows = _registration_windows(pair)
+    if min(int(windows[0].height), int(windows[0].width)) < MIN_REGISTRATION_SIDE:
+        c = len(pair.ms_bands)  # a strip a few pixels high has nothing to correlate
+        return Registration(np.zeros((c, 2)), np.full(c, np.nan), False, None, 0,
+                            "too small to register")
+    blocks = [_pan_on_ms_grid(pair, win) for win in windows]
     threshold = float(getattr(options, "register_threshold", DEFAULT_THRESHOLD))
     return register_windows(blocks, threshold)
 
@@ -186,6 +193,11 @@ def _degrade_pair(inputs: list[Path], output: Path, options: argparse.Namespace
     sensor = getattr(options, "sensor", "generic")
     pair = pair_rasters(list(inputs), options.pan)
     _check_valid(pair)
+    full = ms_window(pair)
+    if min(int(full.height), int(full.width)) <= pair.ratio:
+        raise InputError(inputs[0], f"covers {int(full.height)} x {int(full.width)} MS pixels "
+                         f"of the PAN; degrading by {pair.ratio} needs more than {pair.ratio} "
+                         "a side")
     lr, ref = reduced_scene(load_scene(list(inputs), options.pan, nan_invalid=True), sensor)
     ms_meta = _output_meta(pair)
     dtype, pan_dtype = ms_meta.dtype, pair.pan_meta.dtype
