@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from pathlib import Path
 
@@ -432,3 +433,16 @@ def test_band_files_with_nan_nodata_stack(tmp_path: Path) -> None:
     c = fake_geotiff(tmp_path / "c.tif", np.full((1, 30, 20), 0.3, np.float32), nodata=-1.0)
     with pytest.raises(InputError, match=r"nodata -1\.0 differ"), stacked_bands([a, c]):
         pass
+
+
+def test_pixel_size_and_bounds_of_a_rotated_grid(tmp_path: Path) -> None:
+    """30 m pixels turned by 10 degrees read as 29.5 m, and the bounds missed two corners."""
+    angle = math.radians(10)
+    transform = Affine(30 * math.cos(angle), -30 * math.sin(angle), 458475.0,
+                       -30 * math.sin(angle), -30 * math.cos(angle), 4000000.0)
+    src = fake_geotiff(tmp_path / "rot.tif", np.ones((1, 40, 50), np.uint16), transform=transform)
+    meta = read_raster_meta(src)
+    assert meta.res == pytest.approx((30.0, 30.0))
+    corners = [transform @ (c, r) for c in (0, 50) for r in (0, 40)]
+    xs, ys = [x for x, _ in corners], [y for _, y in corners]
+    assert meta.bounds == pytest.approx((min(xs), min(ys), max(xs), max(ys)))

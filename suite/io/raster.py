@@ -127,15 +127,18 @@ class RasterMeta:
 
     @property
     def res(self) -> tuple[float, float]:
-        """Pixel size ``(x, y)`` in CRS units (metres for a projected CRS), both positive."""
-        return (abs(self.transform.a), abs(self.transform.e))
+        """Pixel size ``(x, y)`` in CRS units (metres for a projected CRS), both positive: the
+        lengths of a pixel's sides, also on a rotated grid."""
+        t = self.transform
+        return (math.hypot(t.a, t.d), math.hypot(t.b, t.e))
 
     @property
     def bounds(self) -> tuple[float, float, float, float]:
-        """``(left, bottom, right, top)`` in CRS units (north-up rasters)."""
-        left, top = self.transform @ (0, 0)
-        right, bottom = self.transform @ (self.width, self.height)
-        return (min(left, right), min(bottom, top), max(left, right), max(bottom, top))
+        """``(left, bottom, right, top)`` in CRS units: the box around all four corners, so a
+        rotated grid is covered whole."""
+        xs, ys = zip(*(self.transform @ corner for corner in (
+            (0, 0), (self.width, 0), (0, self.height), (self.width, self.height))), strict=True)
+        return (min(xs), min(ys), max(xs), max(ys))
 
     def updated(self, **changes: Any) -> RasterMeta:
         """Return a copy with fields and the matching profile keys changed.
