@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import difflib
+import os
 import signal
 import sys
 import threading
@@ -130,6 +131,11 @@ def _run(args_list: list[str], debug: bool) -> int:
     except Terminated:
         print("error: terminated", file=sys.stderr)
         return 128 + signal.SIGTERM
+    except BrokenPipeError:
+        # `suite info x.tif | head`: the reader left, as it may; like other tools, stop quietly
+        # (and keep Python from complaining again when it flushes stdout at exit)
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 128 + signal.SIGPIPE
     except Exception as exc:
         return _fail(exc, 1, debug, prefix="internal error: ")
 

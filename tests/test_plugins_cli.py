@@ -297,3 +297,15 @@ def test_batch_refuses_a_worker_count_below_one(run_cli, tmp_path: Path) -> None
                                "retina_700.png", "-o", tmp_path / "out", "--workers", count)
         assert code == 2 and "--workers" in err and "at least 1" in err
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_reader_that_leaves_early_is_not_an_internal_error() -> None:
+    """`suite info x.tif | head` closes the pipe before the CLI has written everything."""
+    raster = REPO / "sample_data" / "pansharpen" / "l8_ms_b2-b5.tif"
+    with subprocess.Popen([sys.executable, "-m", "pipelines.cli", "info", str(raster)],
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=REPO) as proc:
+        assert proc.stdout is not None and proc.stderr is not None
+        proc.stdout.close()  # the reader is gone before the CLI prints
+        err = proc.stderr.read().decode()
+        code = proc.wait(timeout=120)
+    assert code in (0, 141) and "internal error" not in err, err
