@@ -446,3 +446,19 @@ def test_pixel_size_and_bounds_of_a_rotated_grid(tmp_path: Path) -> None:
     corners = [transform @ (c, r) for c in (0, 50) for r in (0, 40)]
     xs, ys = [x for x, _ in corners], [y for _, y in corners]
     assert meta.bounds == pytest.approx((min(xs), min(ys), max(xs), max(ys)))
+
+
+def test_stacked_band_files_keep_each_bands_tags(tmp_path: Path) -> None:
+    """One file per band (Landsat): each band's WAVELENGTH, and only the shared dataset tags."""
+    paths = []
+    for name, wavelength in (("B2", "0.48"), ("B3", "0.56")):
+        path = fake_geotiff(tmp_path / f"{name}.tif", np.full((1, 30, 20), 3, np.uint16))
+        with rasterio.open(path, "r+") as ds:
+            ds.update_tags(BAND=name, SENSOR="OLI")
+            ds.update_tags(1, WAVELENGTH=wavelength)
+        paths.append(path)
+    with stacked_bands(paths) as vrt:
+        out = write_raster_windows(tmp_path / "out.tif", read_raster_meta(vrt), reader(vrt))
+    with rasterio.open(out) as ds:
+        assert [ds.tags(i).get("WAVELENGTH") for i in (1, 2)] == ["0.48", "0.56"]
+        assert ds.tags().get("SENSOR") == "OLI" and "BAND" not in ds.tags()

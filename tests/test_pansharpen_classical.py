@@ -456,3 +456,24 @@ def test_a_one_row_strip_is_sharpened_without_registration(tmp_path: Path, run_c
     code, _, err = run_cli("degrade", "pansharpen", tmp_path / "ms.tif", "--pan",
                            tmp_path / "pan.tif", "-o", tmp_path / "low.tif", "--quiet")
     assert code == 2 and "needs more than 2 a side" in err
+
+
+def test_band_files_keep_their_own_tags_in_the_fusion(tmp_path: Path, run_cli) -> None:
+    sample = Path(__file__).resolve().parents[1] / "sample_data" / "pansharpen"
+    with rasterio.open(sample / "l8_ms_b2-b5.tif") as src:
+        profile, data = src.profile, src.read()
+    profile.update(count=1)
+    files = []
+    for k, wavelength in enumerate(("0.48", "0.56")):
+        files.append(tmp_path / f"b{k}.tif")
+        with rasterio.open(files[-1], "w", **profile) as dst:
+            dst.write(data[k : k + 1])
+            dst.update_tags(BAND=f"B{k + 2}", SENSOR="OLI")
+            dst.update_tags(1, WAVELENGTH=wavelength)
+    out = tmp_path / "o.tif"
+    code, _, err = run_cli("enhance", "pansharpen", *files, "--pan", sample / "l8_pan_b8.tif",
+                           "-o", out, "--method", "mtf-glp", "--quiet")
+    assert code == 0, err
+    with rasterio.open(out) as ds:
+        assert [ds.tags(i).get("WAVELENGTH") for i in (1, 2)] == ["0.48", "0.56"]
+        assert ds.tags().get("SENSOR") == "OLI" and "BAND" not in ds.tags()

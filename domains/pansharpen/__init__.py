@@ -164,6 +164,12 @@ def _output_meta(pair: PanMsPair) -> RasterMeta:
         names.append(desc or (stem if metas[index].count == 1 else f"{stem}_b{band}"))
     scales = tuple(metas[i].scales[b - 1] for i, b in pair.ms_bands)
     offsets = tuple(metas[i].offsets[b - 1] for i, b in pair.ms_bands)
+    # each band keeps its own file's band tags (a WAVELENGTH per band); of the files' dataset
+    # tags, only those all of them share describe the stack (not the first file's BAND=B2)
+    band_tags = tuple(metas[i].band_tags[b - 1] if metas[i].band_tags else {}
+                      for i, b in pair.ms_bands)
+    shared = {k: v for k, v in metas[0].metadata.items()
+              if all(m.metadata.get(k) == v for m in metas[1:])}
     h, w = pair.shape
     return pair.ms_meta.updated(
         count=pair.band_count,
@@ -173,6 +179,8 @@ def _output_meta(pair: PanMsPair) -> RasterMeta:
         descriptions=tuple(names),
         scales=scales,
         offsets=offsets,
+        band_tags=band_tags,
+        metadata=shared,
         path=None,
     )
 

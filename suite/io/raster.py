@@ -251,9 +251,13 @@ def stacked_bands(paths: list[Path]) -> Iterator[Path]:
     sources = [(path, meta, k) for path, meta in zip(paths, metas, strict=True)
                for k in range(meta.count)]
     first = metas[0]
+    # only the dataset tags every file shares describe the stack (not the first file's BAND=B2)
+    shared = {k: v for k, v in first.metadata.items()
+              if all(m.metadata.get(k) == v for m in metas[1:])}
     xml = (
         f'<VRTDataset rasterXSize="{first.width}" rasterYSize="{first.height}">\n'
         + _vrt_georef(first)
+        + (f"  {_vrt_metadata(shared)}\n" if shared else "")
         + "".join(_vrt_band(i, *source) for i, source in enumerate(sources, start=1))
         + "</VRTDataset>\n"
     )
@@ -288,9 +292,7 @@ def _without_alpha(path: Path, meta: RasterMeta, alpha: int) -> str:
     return (
         f'<VRTDataset rasterXSize="{meta.width}" rasterYSize="{meta.height}">\n'
         + _vrt_georef(meta)
-        + "".join(f"  <Metadata{domain}>"
-                  + "".join(f'<MDI key="{escape(k)}">{escape(str(v))}</MDI>' for k, v in kv.items())
-                  + "</Metadata>\n" for domain, kv in tags.items() if kv)
+        + "".join(f"  {_vrt_metadata(kv, domain)}\n" for domain, kv in tags.items() if kv)
         + "".join(_vrt_band(i, path, meta, k) for i, k in enumerate(bands, start=1))
         + '  <MaskBand><VRTRasterBand dataType="Byte"><SimpleSource>'
         + f'<SourceFilename relativeToVRT="0">{source}</SourceFilename>'
@@ -339,6 +341,13 @@ def _check_stackable(path: Path, meta: RasterMeta, ref: Path, first: RasterMeta)
                              "stack the bands into one file first")
 
 
+def _vrt_metadata(tags: dict[str, str], domain: str = "") -> str:
+    """A VRT ``<Metadata>`` element (``domain``: e.g. ``' domain="RPC"'``)."""
+    items = "".join(f'<MDI key="{escape(k, {chr(34): "&quot;"})}">{escape(str(v))}</MDI>'
+                    for k, v in tags.items())
+    return f"<Metadata{domain}>{items}</Metadata>"
+
+
 def _vrt_band(index: int, path: Path, meta: RasterMeta, k: int) -> str:
     """The VRT's band ``index``: band ``k`` (0-based) of the file ``path``."""
     name = (meta.descriptions[k] if k < len(meta.descriptions) else None) or (
@@ -351,6 +360,8 @@ def _vrt_band(index: int, path: Path, meta: RasterMeta, k: int) -> str:
     if k < len(meta.scales) and (meta.scales[k] != 1.0 or meta.offsets[k] != 0.0):
         lines += [f"    <Offset>{meta.offsets[k]!r}</Offset>",
                   f"    <Scale>{meta.scales[k]!r}</Scale>"]
+    if k < len(meta.band_tags) and meta.band_tags[k]:  # the band's own tags (a WAVELENGTH)
+        lines.append("    " + _vrt_metadata(meta.band_tags[k]))
     lines += ["    <SimpleSource>",
               f'      <SourceFilename relativeToVRT="0">{escape(str(path.resolve()))}'
               "</SourceFilename>",
