@@ -427,3 +427,12 @@ def test_evaluate_ssim_leaves_nan_nodata_out(tmp_path: Path, run_cli) -> None:
     assert code == 0, err
     ssim_value = float(out.split("ssim")[1].split()[0])
     assert 0.9 < ssim_value <= 1.0
+
+
+def test_enhance_writes_a_cloud_optimized_geotiff_when_asked(tmp_path: Path, run_cli) -> None:
+    out = tmp_path / "cog.tif"
+    code, _, err = run_cli("enhance", "sat-sr", SAMPLE, "-o", out, "--scale", "2", "--model",
+                           "espcn", "--cog", "--quiet")
+    assert code == 0, err
+    with rasterio.open(out) as ds:
+        assert ds.tags(ns="IMAGE_STRUCTURE").get("LAYOUT") == "COG" and ds.overviews(1)

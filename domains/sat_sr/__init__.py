@@ -66,6 +66,8 @@ class SatSrDomain(Domain):
         if command in ("enhance", "degrade", "batch", "evaluate"):
             parser.add_argument("--scale", type=int, default=2, help="2 or 4 (default 2)")
         if command in ("enhance", "batch"):
+            parser.add_argument("--cog", action="store_true",
+                                help="write a Cloud-Optimized GeoTIFF")
             parser.add_argument("--model", default="default", help="default (RCAN-style "
                                 "residual net) or espcn (small and fast)")
             parser.add_argument("--sentinel2", action="store_true", help="inputs are the "

@@ -50,7 +50,8 @@ def enhance(inputs: list[Path], output: Path, options: argparse.Namespace) -> di
                             getattr(options, "device", "auto"))
     with stacked_bands(inputs) as raster:  # band files (one per band) read as one raster
         return enhance_raster(raster, output, model, scale, tiling,
-                              progress=not getattr(options, "quiet", False))
+                              progress=not getattr(options, "quiet", False),
+                              cog=bool(getattr(options, "cog", False)))
 
 
 def enhance_sentinel2(inputs: list[Path], output: Path, options: argparse.Namespace
@@ -80,7 +81,8 @@ def enhance_sentinel2(inputs: list[Path], output: Path, options: argparse.Namesp
         return model
 
     return enhance_s2(inputs, output, load, options.s2_offset, lambda: adapt_cfg,
-                      progress=not getattr(options, "quiet", False))
+                      progress=not getattr(options, "quiet", False),
+                      cog=bool(getattr(options, "cog", False)))
 
 
 def evaluate_rasters(pred: Path, ref: Path, scale: int = 2) -> dict[str, float]:

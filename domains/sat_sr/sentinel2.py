@@ -310,8 +310,9 @@ def output_meta(bands: BandSet) -> RasterMeta:
 
 def enhance_s2(inputs: list[Path], output: Path, load: Callable[[], nn.Module | None],
                offset: str = "auto", adapt_cfg: Callable[[], AdaptConfig] = AdaptConfig,
-               progress: bool = False) -> dict[str, Any]:
-    """Write the six sharpened bands to ``output`` (already a temporary path).
+               progress: bool = False, cog: bool = False) -> dict[str, Any]:
+    """Write the six sharpened bands to ``output`` (already a temporary path; a Cloud-Optimized
+    GeoTIFF with ``cog``).
 
     ``load`` gives the network (``None``: the classical guided method) once the band set has
     been checked, ``adapt_cfg`` then its adaptation settings; gains, statistics and the
@@ -322,7 +323,7 @@ def enhance_s2(inputs: list[Path], output: Path, load: Callable[[], nn.Module | 
     cfg = adapt_cfg()
     sharpener = fit_scene(*fit_region(bands), model, cfg)
     meta = output_meta(bands)
-    write_raster_windows(output, meta, S2Producer(bands, sharpener),
+    write_raster_windows(output, meta, S2Producer(bands, sharpener), cog=cog,
                          progress=progress)
     return {"bands": len(TARGETS), "width": meta.width, "height": meta.height,
             "offset": bands.offset, "method": "classical" if model is None else "network",

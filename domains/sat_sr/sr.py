@@ -143,10 +143,11 @@ class SrProducer:
 
 
 def enhance_raster(path: Path, output: Path, model: nn.Module, scale: int,
-                   tiling: Tiling, progress: bool = False) -> dict[str, Any]:
-    """Super-resolve the GeoTIFF ``path`` into ``output`` (already a temporary path)."""
+                   tiling: Tiling, progress: bool = False, cog: bool = False) -> dict[str, Any]:
+    """Super-resolve the GeoTIFF ``path`` into ``output`` (already a temporary path), a
+    Cloud-Optimized GeoTIFF with ``cog``."""
     meta = read_raster_meta(path)
     producer = SrProducer(path, meta, model, scale, tiling)
     out_meta = sr_meta(meta, scale)
-    write_raster_windows(output, out_meta, producer, progress=progress)
+    write_raster_windows(output, out_meta, producer, cog=cog, progress=progress)
     return {"bands": meta.count, "width": out_meta.width, "height": out_meta.height}
