@@ -462,3 +462,10 @@ def test_stacked_band_files_keep_each_bands_tags(tmp_path: Path) -> None:
     with rasterio.open(out) as ds:
         assert [ds.tags(i).get("WAVELENGTH") for i in (1, 2)] == ["0.48", "0.56"]
         assert ds.tags().get("SENSOR") == "OLI" and "BAND" not in ds.tags()
+
+
+def test_a_band_file_given_twice_is_refused(tmp_path: Path) -> None:
+    a = fake_geotiff(tmp_path / "a.tif", np.full((1, 30, 20), 3, np.uint16))
+    b = fake_geotiff(tmp_path / "b.tif", np.full((1, 30, 20), 4, np.uint16))
+    with pytest.raises(InputError, match="is given twice"), stacked_bands([a, b, a]):
+        pass

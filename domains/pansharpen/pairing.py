@@ -24,6 +24,7 @@ from suite.io.raster import (
     read_raster_meta,
     read_window,
     refuse_paletted,
+    refuse_repeated,
 )
 
 _TOL = 1e-6
@@ -85,6 +86,7 @@ def _check_grid(meta: RasterMeta, path: Path) -> None:
 
 def _ms_metas(ms_paths: list[Path]) -> list[RasterMeta]:
     """Read and check the MS files: same CRS, transform, size, data type and nodata."""
+    refuse_repeated(ms_paths)
     metas = [read_raster_meta(p) for p in ms_paths]
     for meta, path in zip(metas, ms_paths, strict=True):
         refuse_paletted(meta, path)

@@ -235,6 +235,7 @@ def stacked_bands(paths: list[Path]) -> Iterator[Path]:
             another grid, of another type or nodata, or that carries a mask band (a VRT would
             drop it).
     """
+    refuse_repeated(paths)
     metas = [read_raster_meta(p) for p in paths]
     for path, meta in zip(paths, metas, strict=True):
         refuse_paletted(meta, path)
@@ -273,6 +274,16 @@ def _temporary_vrt(xml: str, name: str) -> Iterator[Path]:
         vrt = Path(folder) / (name[:200] + ".vrt")
         vrt.write_text(xml)
         yield vrt
+
+
+def refuse_repeated(paths: list[Path]) -> None:
+    """Refuse a band file given twice (a typo in a list of bands, e.g. ``B4 B3 B3``)."""
+    seen: dict[Path, Path] = {}
+    for path in paths:
+        real = Path(path).resolve()
+        if real in seen:
+            raise InputError(path, f"is given twice (as {seen[real]} too); each band file once")
+        seen[real] = path
 
 
 def refuse_paletted(meta: RasterMeta, path: Path) -> None:
