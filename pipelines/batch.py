@@ -397,6 +397,9 @@ def batch(args: argparse.Namespace) -> int:
     todo = _resume(manifest, items, base) if args.resume else items
     if len(todo) < len(items):
         _say(args, f"resume: {len(items) - len(todo)} item(s) already done, skipped")
+    kept = manifest.keep_earlier({item.name for item in items})
+    if kept:
+        _say(args, f"manifest: kept {kept} entry(ies) of earlier runs in {out_dir}")
     manifest.save()
     if todo:
         try:

@@ -209,6 +209,7 @@ class Manifest:
         self.path = out_dir / MANIFEST
         self.header = header
         self.items: dict[str, dict[str, Any]] = {}
+        self.earlier: dict[str, dict[str, Any]] = {}  # kept entries of earlier runs
 
     def load_previous(self) -> dict[str, dict[str, Any]]:
         """Entries of an earlier run in the same folder (empty when there is none)."""
@@ -231,6 +232,17 @@ class Manifest:
             and entry.get("output_sha256") == sha256_path(item.output)
         )
 
+    def keep_earlier(self, names: set[str]) -> int:
+        """Keep the entries of earlier runs in this folder for items this run does not touch
+        whose outputs are still there, so the manifest keeps describing the folder; returns
+        how many were kept. Each entry carries its own options and weights fingerprints."""
+        for name, entry in self.load_previous().items():
+            output = entry.get("output")
+            done = entry.get("status") in ("ok", "skipped")
+            if name not in names and done and output and Path(output).exists():
+                self.earlier[name] = entry
+        return len(self.earlier)
+
     def record(self, name: str, entry: dict[str, Any]) -> None:
         """Set an item's entry and save the manifest (so a crash keeps what is done)."""
         self.items[name] = entry
@@ -238,6 +250,6 @@ class Manifest:
 
     def save(self) -> None:
         """Write the manifest atomically."""
-        body = {**self.header, "items": dict(sorted(self.items.items()))}
+        body = {**self.header, "items": dict(sorted({**self.earlier, **self.items}.items()))}
         with atomic_path(self.path) as tmp:
             tmp.write_text(json.dumps(body, indent=2, sort_keys=True, default=str) + "\n")

@@ -448,3 +448,20 @@ def test_local_workers_leave_ctrl_c_to_the_main_process() -> None:
         ignored = client.run(lambda: signal.getsignal(signal.SIGINT) == signal.SIG_IGN)
     assert list(ignored.values()) == [True]
     assert signal.getsignal(signal.SIGINT) == before  # the main process still stops on Ctrl-C
+
+
+def test_a_run_without_resume_keeps_earlier_entries_of_the_folder(
+    tmp_path: Path, cluster: str, fake_domains: None, run_cli: RunCli
+) -> None:
+    """Two runs over different scenes into one folder: the second rewrote the manifest with its
+    own items only, leaving the first run's outputs in the folder unrecorded."""
+    items = scenes(tmp_path / "in", 3)
+    out = tmp_path / "out"
+    base = ["batch", "pansharpen-scenes", "-o", out, "--scheduler", cluster, "--quiet"]
+    assert run_cli(*base[:2], *items[:2], *base[2:])[0] == 0
+    code, _, err = run_cli(*base[:2], items[2], *base[2:-1])
+    assert code == 0, err
+    entries = _manifest(out)["items"]
+    assert sorted(entries) == ["scene0.tif", "scene1.tif", "scene2.tif"]
+    assert {e["status"] for e in entries.values()} == {"ok"}
+    assert "1 ok" in err and "kept 2 entry(ies) of earlier runs" in err
