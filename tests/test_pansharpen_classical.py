@@ -336,18 +336,26 @@ def test_an_output_on_the_pan_band_is_refused(tmp_path: Path, run_cli) -> None:
     assert code == 2 and "output path is the input" in err and pan.read_bytes() == before
 
 
-def test_ms_band_files_of_another_data_type_are_refused(tmp_path: Path, run_cli) -> None:
-    """A float reflectance band written into the first file's uint16 would become zeros."""
+def _sample_band_files(folder: Path, dtypes: tuple[str, ...]) -> list[Path]:
+    """The bundled MS excerpt's first bands as one file each, in the given data types (a float
+    type holds reflectance: the value / 65535)."""
     sample = Path(__file__).resolve().parents[1] / "sample_data" / "pansharpen"
     with rasterio.open(sample / "l8_ms_b2-b5.tif") as src:
         profile, data = src.profile, src.read()
-    profile.update(count=1)
     files = []
-    for i, (dtype, values) in enumerate([("uint16", data[0]), ("float32", data[1] / 65535.0)]):
-        profile.update(dtype=dtype, nodata=0)
-        files.append(tmp_path / f"b{i}.tif")
+    for k, dtype in enumerate(dtypes):
+        values = data[k] / 65535.0 if np.dtype(dtype).kind == "f" else data[k]
+        profile.update(count=1, dtype=dtype, nodata=0)
+        files.append(folder / f"b{k}.tif")
         with rasterio.open(files[-1], "w", **profile) as dst:
             dst.write(values.astype(dtype)[None])
+    return files
+
+
+def test_ms_band_files_of_another_data_type_are_refused(tmp_path: Path, run_cli) -> None:
+    """A float reflectance band written into the first file's uint16 would become zeros."""
+    sample = Path(__file__).resolve().parents[1] / "sample_data" / "pansharpen"
+    files = _sample_band_files(tmp_path, ("uint16", "float32"))
     out = tmp_path / "o.tif"
     code, _, err = run_cli("enhance", "pansharpen", *files, "--pan", sample / "l8_pan_b8.tif",
                            "-o", out, "--method", "mtf-glp", "--quiet")
@@ -460,14 +468,9 @@ def test_a_one_row_strip_is_sharpened_without_registration(tmp_path: Path, run_c
 
 def test_band_files_keep_their_own_tags_in_the_fusion(tmp_path: Path, run_cli) -> None:
     sample = Path(__file__).resolve().parents[1] / "sample_data" / "pansharpen"
-    with rasterio.open(sample / "l8_ms_b2-b5.tif") as src:
-        profile, data = src.profile, src.read()
-    profile.update(count=1)
-    files = []
-    for k, wavelength in enumerate(("0.48", "0.56")):
-        files.append(tmp_path / f"b{k}.tif")
-        with rasterio.open(files[-1], "w", **profile) as dst:
-            dst.write(data[k : k + 1])
+    files = _sample_band_files(tmp_path, ("uint16", "uint16"))
+    for k, (path, wavelength) in enumerate(zip(files, ("0.48", "0.56"), strict=True)):
+        with rasterio.open(path, "r+") as dst:
             dst.update_tags(BAND=f"B{k + 2}", SENSOR="OLI")
             dst.update_tags(1, WAVELENGTH=wavelength)
     out = tmp_path / "o.tif"
