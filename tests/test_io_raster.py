@@ -469,3 +469,13 @@ def test_a_band_file_given_twice_is_refused(tmp_path: Path) -> None:
     b = fake_geotiff(tmp_path / "b.tif", np.full((1, 30, 20), 4, np.uint16))
     with pytest.raises(InputError, match="is given twice"), stacked_bands([a, b, a]):
         pass
+
+
+def test_float_blocks_for_an_integer_raster_are_rounded_and_clipped(tmp_path: Path) -> None:
+    """A producer's floats were cast as they were: 2550 became 246 in a byte raster."""
+    meta = read_raster_meta(fake_geotiff(tmp_path / "a.tif", np.zeros((1, 4, 4), np.uint8)))
+    block = np.array([[[2550.0, 0.7, -3.0, np.nan]] * 4])
+    out = write_raster_windows(tmp_path / "o.tif", meta, lambda w: block)
+    with rasterio.open(out) as ds:
+        assert ds.read()[0, 0, :3].tolist() == [255, 1, 0]
+        assert ds.dataset_mask()[0].tolist() == [255, 255, 255, 0]

@@ -602,10 +602,24 @@ def off_nodata(data: np.ndarray, nodata: float) -> np.ndarray:
     return np.where(hit, np.asarray(step, dtype=data.dtype), data)
 
 
+def _in_type(block: np.ndarray, dtype: str) -> np.ndarray:
+    """Float values for an integer raster rounded and clipped to its range, NaN masked: a plain
+    cast wraps them (2550 becomes 246 in a byte raster) and truncates (0.7 becomes 0)."""
+    values = np.ma.getdata(block)
+    if not (np.issubdtype(values.dtype, np.floating) and np.issubdtype(np.dtype(dtype),
+                                                                       np.integer)):
+        return block
+    info = np.iinfo(np.dtype(dtype))
+    invalid = np.ma.getmaskarray(block) | ~np.isfinite(values)
+    clipped = np.clip(np.rint(np.nan_to_num(values)), info.min, info.max).astype(dtype)
+    return np.ma.MaskedArray(clipped, mask=invalid) if invalid.any() else clipped
+
+
 def _write_window(dst: Any, window: Window, block: np.ndarray, meta: RasterMeta) -> bool:
     """Write one window; return whether the block had masked pixels and no nodata value."""
     if np.ndim(block) == 2:
         block = block[None]
+    block = _in_type(block, meta.dtype)
     masked = isinstance(block, np.ma.MaskedArray) and bool(np.ma.is_masked(block))
     data = np.asarray(np.ma.getdata(block), dtype=meta.dtype)
     if isinstance(block, np.ma.MaskedArray) and meta.nodata is not None:
