@@ -591,3 +591,52 @@ def test_baselines_refuse_a_photos_stored_integers(name: str) -> None:
         BASELINES[name](img, fov)
     out = BASELINES[name](img / 255.0, fov)
     assert out.dtype == np.float32 and 0 <= out.min() and out.max() <= 1
+
+
+def test_a_fov_mask_is_read_as_drawn_on_the_photo_as_shown(tmp_path: Path) -> None:
+    """A photo stored turned (EXIF Orientation 6) and a mask drawn on it upright, as every
+    viewer shows it: the mask was applied to the stored pixels, 90 degrees off."""
+    from PIL import Image
+
+    from domains.fundus.fov import read_fov
+    from suite.errors import InputError
+    from suite.io.photo import to_stored
+
+    shown = np.zeros((60, 40), bool)  # upright view of a 40 x 60 (rows x cols) stored photo
+    shown[5:35, 3:30] = True
+    Image.fromarray(shown.astype(np.uint8) * 255).save(tmp_path / "m.png")
+    fov = read_fov(tmp_path / "m.png", (40, 60), orientation=6)
+    assert np.array_equal(fov, to_stored(shown, 6)) and not np.array_equal(fov.T, shown)
+    Image.fromarray(to_stored(shown, 6).astype(np.uint8) * 255).save(tmp_path / "stored.png")
+    with pytest.raises(InputError, match="60x40 as shown, the photograph 40x60"):
+        read_fov(tmp_path / "stored.png", (40, 60), orientation=6)
+
+
+@pytest.mark.parametrize("kind", ["jpeg", "soft", "alpha", "green", "zero_one"])
+def test_a_fov_mask_reads_as_drawn_whatever_its_encoding(tmp_path: Path, kind: str) -> None:
+    """Any non-zero value was inside: JPEG noise and soft edges grew the FOV, a mask in the
+    alpha channel covered the frame, and a green mask read as empty."""
+    from PIL import Image, ImageFilter
+
+    from domains.fundus.fov import read_fov
+
+    yy, xx = np.mgrid[:96, :96]
+    disc = (yy - 48) ** 2 + (xx - 48) ** 2 < 36**2
+    grey = Image.fromarray(disc.astype(np.uint8) * 255)
+    path = tmp_path / ("m.jpg" if kind == "jpeg" else "m.png")
+    if kind == "jpeg":
+        grey.save(path, quality=60)
+    elif kind == "soft":
+        grey.filter(ImageFilter.GaussianBlur(2)).save(path)
+    elif kind == "alpha":
+        rgba = np.full((96, 96, 4), 255, np.uint8)
+        rgba[..., 3] = disc * 255
+        Image.fromarray(rgba).save(path)
+    elif kind == "green":
+        rgb = np.zeros((96, 96, 3), np.uint8)
+        rgb[..., 1] = disc * 200
+        Image.fromarray(rgb).save(path)
+    else:
+        Image.fromarray(disc.astype(np.uint8)).save(path)
+    fov = read_fov(path, (96, 96))
+    assert np.mean(fov != disc) < 0.01, np.mean(fov != disc)

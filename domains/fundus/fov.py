@@ -12,7 +12,7 @@ import numpy as np
 from scipy import ndimage
 
 from suite.errors import InputError
-from suite.io.photo import read_photo
+from suite.io.photo import read_photo, to_display, to_stored
 
 MIN_FRACTION = 0.2  # a fundus disc covers at least this share of the frame
 MAX_FRACTION = 0.97  # ... and leaves some dark rim
@@ -125,26 +125,42 @@ def _ellipse_through(rows: np.ndarray) -> tuple[float, float, float, float] | No
     return float(cx), float(cy), float(ax), float(ay)
 
 
-def read_mask(path: str | Path, shape: tuple[int, ...], what: str) -> np.ndarray:
-    """A user's mask (any image; non-zero = set) of the photograph's ``(H, W)`` ``shape``.
+def read_mask(path: str | Path, shape: tuple[int, ...], what: str,
+              orientation: int | None = None) -> np.ndarray:
+    """A user's mask of the photograph's stored ``(H, W)`` ``shape``, drawn on the photograph
+    as viewers show it (its EXIF ``orientation``), from any image: set where its alpha is
+    above half (when it has transparency), else where its brightest channel is above half of
+    its maximum, so that a mask saved as JPEG, anti-aliased, or drawn in one colour reads as
+    drawn.
 
     Raises:
         InputError: unreadable file, or not the photograph's size (``what`` names the mask).
     """
-    data = read_photo(path).data
-    if data.shape[:2] != tuple(shape[:2]):
-        raise InputError(path, f"{what} is {data.shape[1]}x{data.shape[0]}, the photograph is "
-                         f"{shape[1]}x{shape[0]}")
-    return np.asarray(data[..., 0] > 0, dtype=bool)
+    mask = read_photo(path)
+    data = np.asarray(mask.data)
+    if data.shape[2] in (2, 4) and data[..., -1].min() < data[..., -1].max():
+        plane = data[..., -1]  # the shape is in the transparency
+    else:
+        plane = data[..., : 3 if data.shape[2] >= 3 else 1].max(axis=2)
+    top = float(plane.max())
+    seen = to_display(plane > top / 2 if top > 0 else plane > 0, mask.meta.orientation)
+    stored = to_stored(seen, orientation)
+    if stored.shape[:2] != tuple(shape[:2]):
+        shown = to_display(np.zeros(shape[:2], bool), orientation).shape
+        raise InputError(path, f"{what} is {seen.shape[1]}x{seen.shape[0]} as shown, the "
+                         f"photograph {shown[1]}x{shown[0]}")
+    return np.ascontiguousarray(stored, dtype=bool)
 
 
-def read_fov(path: str | Path, shape: tuple[int, int]) -> np.ndarray:
-    """Read a user's FOV mask (any image; non-zero = inside) of the photograph's size.
+def read_fov(path: str | Path, shape: tuple[int, int], orientation: int | None = None
+             ) -> np.ndarray:
+    """Read a user's FOV mask (:func:`read_mask`: inside where set) of the photograph's size,
+    drawn on the photograph as shown (its EXIF ``orientation``).
 
     Raises:
         InputError: unreadable file, wrong size or an empty mask.
     """
-    mask = read_mask(path, shape, "FOV mask")
+    mask = read_mask(path, shape, "FOV mask", orientation)
     if mask.sum() < 64:
         raise InputError(path, "FOV mask is empty")
     return mask

@@ -44,17 +44,20 @@ def read_fundus(path: Path, fov_path: Path | None) -> FundusPhoto:
     scale = 65535.0 if photo.data.dtype == np.uint16 else 255.0
     rgb = photo.data[..., :3].astype(np.float32) / scale  # alpha is kept aside, unchanged
     shape = (rgb.shape[0], rgb.shape[1])
-    fov = read_fov(fov_path, shape) if fov_path is not None else estimate_fov(rgb, path)
+    fov = (read_fov(fov_path, shape, photo.meta.orientation) if fov_path is not None
+           else estimate_fov(rgb, path))
     return FundusPhoto(rgb, fov, photo)
 
 
-def read_label_mask(path: Path, shape: tuple[int, ...]) -> np.ndarray:
-    """A vessel label mask (any image, non-zero = vessel) of the photograph's ``shape``.
+def read_label_mask(path: Path, shape: tuple[int, ...], orientation: int | None = None
+                    ) -> np.ndarray:
+    """A vessel label mask (:func:`domains.fundus.fov.read_mask`) of the photograph's
+    ``shape``, drawn on it as shown (its EXIF ``orientation``).
 
     Raises:
         InputError: unreadable, or not the photograph's size.
     """
-    return read_mask(path, shape, "vessel label mask")
+    return read_mask(path, shape, "vessel label mask", orientation)
 
 
 def check_output_format(output: Path, src: FundusPhoto, path: Path) -> None:

@@ -91,7 +91,8 @@ def evaluate_photos(pred: Path, ref: Path, options: argparse.Namespace) -> dict[
                                "pixels are not the same places")
     scale = 65535.0 if p.data.dtype == np.uint16 else 255.0
     labels = getattr(options, "vessels", None)
-    vessels = None if labels is None else read_label_mask(labels, r.fov.shape)
+    vessels = (None if labels is None
+               else read_label_mask(labels, r.fov.shape, r.photo.meta.orientation))
     return fundus_metrics(p.data[..., :3].astype(np.float32) / scale, r.rgb, r.fov, vessels)
 
 

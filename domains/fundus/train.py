@@ -99,7 +99,8 @@ def training_pairs(paths: list[Path], cfg: FundusConfig) -> Pairs:
             ) from None
         labels = None
         if cfg.data.vessel_labels is not None:
-            labels = read_label_mask(label_file(cfg.data.vessel_labels, path), photo.fov.shape)
+            labels = read_label_mask(label_file(cfg.data.vessel_labels, path),
+                                     photo.fov.shape, photo.photo.meta.orientation)
         x, y = make_pairs(photo.rgb, photo.fov, cfg.data.severities, i, cfg.data.region, labels)
         inputs, targets = inputs + x, targets + y
     for j in range(cfg.data.synthetic):

@@ -203,6 +203,26 @@ def _exif_tag(im: Image.Image, tag: int) -> object:
         return None
 
 
+# Stored pixels -> as viewers show them, for each EXIF/TIFF Orientation (ImageOps.exif_transpose)
+_TO_DISPLAY = {
+    2: lambda a: a[:, ::-1], 3: lambda a: a[::-1, ::-1], 4: lambda a: a[::-1],
+    5: lambda a: a.swapaxes(0, 1), 6: lambda a: np.rot90(a, -1),
+    7: lambda a: a[::-1, ::-1].swapaxes(0, 1), 8: lambda a: np.rot90(a, 1),
+}
+_INVERSE = {2: 2, 3: 3, 4: 4, 5: 5, 6: 8, 7: 7, 8: 6}
+
+
+def to_display(data: np.ndarray, orientation: int | None) -> np.ndarray:
+    """``(H, W, ...)`` stored pixels turned and mirrored as viewers show them."""
+    return _TO_DISPLAY[orientation](data) if orientation in _TO_DISPLAY else data
+
+
+def to_stored(data: np.ndarray, orientation: int | None) -> np.ndarray:
+    """Inverse of :func:`to_display`: pixels as seen, back to how a photo with ``orientation``
+    stores them."""
+    return _TO_DISPLAY[_INVERSE[orientation]](data) if orientation in _INVERSE else data
+
+
 def _orientation(value: object) -> int | None:
     """An Orientation tag's value if it turns or mirrors the picture (2 to 8), else ``None``."""
     try:
