@@ -640,3 +640,26 @@ def test_a_fov_mask_reads_as_drawn_whatever_its_encoding(tmp_path: Path, kind: s
         Image.fromarray(disc.astype(np.uint8)).save(path)
     fov = read_fov(path, (96, 96))
     assert np.mean(fov != disc) < 0.01, np.mean(fov != disc)
+
+
+def test_outputs_are_checked_before_the_work(tmp_path: Path, run_cli) -> None:
+    """A .bmp output got PNG bytes; an alpha photo to .jpg and a folder output failed only
+    after the whole restoration."""
+    photo = tmp_path / "p.png"
+    rgba = np.asarray(Image.open(SAMPLE).resize((128, 128)).convert("RGBA")).copy()
+    Image.fromarray(rgba).save(photo)
+    (tmp_path / "folder").mkdir()
+    for output, message in (("o.bmp", "name the output .png or .jpg"),
+                            ("o.jpg", "has an alpha channel, which JPEG cannot store"),
+                            ("folder", "name the output")):
+        code, _, err = run_cli("degrade", "fundus", photo, "-o", tmp_path / output)
+        assert code == 2 and message in err, (output, err)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["folder", "p.png"]
+
+
+def test_a_palette_photo_keeps_its_format(tmp_path: Path) -> None:
+    """Converting a palette PNG to RGB dropped Pillow's format: 'None', a KeyError on writing."""
+    from suite.io.photo import read_photo
+
+    Image.open(SAMPLE).resize((64, 64)).convert("P").save(tmp_path / "pal.png")
+    assert read_photo(tmp_path / "pal.png").meta.format == "PNG"

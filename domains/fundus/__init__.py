@@ -23,6 +23,17 @@ class FundusDomain(Domain):
     task = "fundus photograph restoration (haze, illumination, blur; tiled 2D U-Net)"
     input_kinds = ("photo",)
     runtimes = ("torch", "torch-bf16")
+    output_suffixes = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".dcm")
+    output_format = "PNG, JPEG, TIFF or DICOM"
+
+    def batch_output_name(self, item: Path) -> str:
+        """The item's name; a DICOM photo named without a suffix gets ``.dcm`` (its headers
+        are kept), any other unknown suffix ``.png``."""
+        from suite.io.volume import is_dicom_file
+
+        if not item.name.lower().endswith(self.output_suffixes) and is_dicom_file(item):
+            return item.name + ".dcm"
+        return super().batch_output_name(item)
 
     def default_weights(self) -> Path | None:
         """The shipped weights, trained by ``default.yaml`` (see the model card)."""

@@ -61,14 +61,19 @@ def read_label_mask(path: Path, shape: tuple[int, ...], orientation: int | None 
 
 
 def check_output_format(output: Path, src: FundusPhoto, path: Path) -> None:
-    """Refuse, before any work, a DICOM output (``.dcm``) of a photo that is not DICOM.
+    """Refuse, before any work, a DICOM output (``.dcm``) of a photo that is not DICOM, and a
+    JPEG output of a photo with an alpha channel.
 
     Raises:
-        InputError: names the input ``path``, which lacks the patient and study headers.
+        InputError: names the input ``path``, which lacks the headers or has the alpha.
     """
-    if FORMATS.get(output.suffix.lower()) == "DICOM" and src.photo.meta.dataset is None:
+    fmt = FORMATS.get(output.suffix.lower())
+    if fmt == "DICOM" and src.photo.meta.dataset is None:
         raise InputError(path, "DICOM output needs a DICOM input (its patient and study "
                                "headers); give an output ending in .png, .jpg or .tif")
+    if fmt == "JPEG" and src.photo.data.shape[2] == 4:
+        raise InputError(path, "has an alpha channel, which JPEG cannot store; give an output "
+                               "ending in .png or .tif")
 
 
 def write_like(output: Path, rgb: np.ndarray, src: FundusPhoto, description: str,

@@ -152,6 +152,7 @@ def _read_dicom(path: Path) -> Photo:
 
 
 def _read_pillow(path: Path, im: Image.Image) -> Photo:
+    fmt = str(im.format)  # before any convert(), whose copy has no format
     if im.format == "PNG" and im.mode in ("RGB", "RGBA", "LA") and _png_is_16bit(im):
         raise InputError(path, "16-bit colour PNG: Pillow would reduce it to 8 bits (use TIFF)")
     if im.mode == "P":
@@ -166,7 +167,7 @@ def _read_pillow(path: Path, im: Image.Image) -> Photo:
     else:
         raise InputError(path, f"colour mode {im.mode} is not supported (L, LA, RGB, RGBA)")
     data = data[..., np.newaxis] if data.ndim == 2 else data
-    return Photo(data=np.ascontiguousarray(data), meta=_meta(path, str(im.format), data, depth, im))
+    return Photo(data=np.ascontiguousarray(data), meta=_meta(path, fmt, data, depth, im))
 
 
 def _png_is_16bit(im: Image.Image) -> bool:
