@@ -118,7 +118,8 @@ def _train_common(p: argparse.ArgumentParser) -> None:
 def _evaluate_common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--pred", type=Path, required=True, help="enhanced output")
     p.add_argument("--ref", type=Path, required=True, help="clean reference")
-    p.add_argument("--json", type=Path, help="also write the metrics as JSON here")
+    p.add_argument("--json", type=Path,
+                   help="also write the metrics as JSON here (an infinite or NaN value as null)")
 
 
 def _batch_common(p: argparse.ArgumentParser) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 from pathlib import Path
 from typing import Any
@@ -88,7 +89,9 @@ def evaluate_metrics(args: argparse.Namespace) -> dict[str, float]:
     if args.json:
         out = check_output_path(args.json, read_paths(args))
         with atomic_path(out) as tmp:
-            tmp.write_text(json.dumps(metrics, indent=2) + "\n")
+            # strict JSON has no Infinity (PSNR of identical images) or NaN: written as null
+            clean = {k: (v if math.isfinite(v) else None) for k, v in metrics.items()}
+            tmp.write_text(json.dumps(clean, indent=2, allow_nan=False) + "\n")
     return metrics
 
 

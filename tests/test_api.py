@@ -125,3 +125,13 @@ def test_threads_apply_to_the_call_only(phantom: Path) -> None:
     before = torch.get_num_threads()
     api.evaluate("ct-denoise", pred=phantom, ref=phantom, threads=1 if before > 1 else 2)
     assert torch.get_num_threads() == before
+
+
+def test_evaluate_json_is_strict_json_when_a_metric_is_infinite(phantom: Path) -> None:
+    """PSNR of identical volumes is infinite; 'Infinity' is not JSON to strict parsers."""
+    out = phantom.with_name("m.json")
+    metrics = api.evaluate("ct-denoise", pred=phantom, ref=phantom, json=out)
+    assert any(not np.isfinite(v) for v in metrics.values())
+    text = out.read_text()
+    assert "Infinity" not in text and "NaN" not in text
+    assert json.loads(text, parse_constant=lambda c: pytest.fail(c)) is not None
