@@ -468,3 +468,64 @@ def test_a_source_without_a_study_uid_gets_one_for_the_whole_derived_series(
     studies = {str(pydicom.dcmread(f, stop_before_pixels=True).StudyInstanceUID)
                for f in out.iterdir()}
     assert len(studies) == 1 and len(studies.pop()) > 10
+
+
+def _rewritten_series(tmp_path: Path, change) -> Path:  # type: ignore[no-untyped-def]
+    """The sample CT series, each slice passed through ``change(ds)`` and written again."""
+    folder = tmp_path / "src"
+    folder.mkdir()
+    for k, path in enumerate(sorted(fx.CT_DICOM.iterdir())):
+        ds = pydicom.dcmread(path)
+        kwargs = change(ds) or {}
+        pydicom.dcmwrite(folder / f"s{k}.dcm", ds, **kwargs)
+    return folder
+
+
+def test_a_big_endian_series_is_written_little_endian(tmp_path: Path) -> None:
+    """Any DICOM output of a big-endian series was an internal error, after all the work."""
+    from pydicom.uid import ExplicitVRBigEndian
+
+    def big_endian(ds: pydicom.Dataset) -> dict:
+        pixels = ds.pixel_array.astype(">i2" if ds.PixelRepresentation else ">u2")
+        ds.file_meta.TransferSyntaxUID = ExplicitVRBigEndian
+        ds.PixelData = pixels.tobytes()
+        return {"little_endian": False, "implicit_vr": False, "force_encoding": True}
+
+    src = read_volume(_rewritten_series(tmp_path, big_endian))
+    back = read_volume(write_volume(tmp_path / "out", src.data, src.meta, "d", "test"))
+    np.testing.assert_array_equal(back.data, src.data)
+    assert str(pydicom.dcmread(next((tmp_path / "out").iterdir())).file_meta.TransferSyntaxUID
+               ) == pydicom.uid.ExplicitVRLittleEndian
+
+
+def test_tags_that_read_the_stored_values_are_restated(tmp_path: Path) -> None:
+    """A modality LUT, a real-world value mapping and the padding value were copied as they
+    were onto re-encoded pixels (values converted twice, quantities off by the new slope);
+    MONOCHROME1 became MONOCHROME2, showing the series inverted."""
+    from pydicom.dataset import Dataset
+    from pydicom.sequence import Sequence
+
+    def quantitative(ds: pydicom.Dataset) -> None:
+        mapping = Dataset()
+        mapping.RealWorldValueSlope, mapping.RealWorldValueIntercept = 0.25, 3.0
+        mapping.LUTLabel = "test"
+        ds.RealWorldValueMappingSequence = Sequence([mapping])
+        ds.add_new(0x00280120, "SS" if ds.PixelRepresentation else "US", 0)
+        ds.PhotometricInterpretation = "MONOCHROME1"
+
+    folder = _rewritten_series(tmp_path, quantitative)
+    first = pydicom.dcmread(sorted(folder.iterdir())[0])
+    src = read_volume(folder)
+    data = src.data * 1.37 + 0.25  # non-integer: re-encoded with a new slope and intercept
+    out = write_volume(tmp_path / "out", data, src.meta, "d", "test")
+    ds = pydicom.dcmread(sorted(out.iterdir())[0])
+    stored = ds.pixel_array.astype(float)
+    value = stored * float(ds.RescaleSlope) + float(ds.RescaleIntercept)
+    mapping = ds.RealWorldValueMappingSequence[0]
+    rwv = stored * mapping.RealWorldValueSlope + mapping.RealWorldValueIntercept
+    old_stored = (value - float(first.RescaleIntercept)) / float(first.RescaleSlope)
+    np.testing.assert_allclose(rwv, old_stored * 0.25 + 3.0, atol=1e-6 + 0.25 * 1.37)
+    pad_value = int(ds.PixelPaddingValue) * float(ds.RescaleSlope) + float(ds.RescaleIntercept)
+    expected_pad = 0 * float(first.RescaleSlope) + float(first.RescaleIntercept)
+    assert abs(pad_value - expected_pad) <= float(ds.RescaleSlope)
+    assert ds.PhotometricInterpretation == "MONOCHROME1" and "ModalityLUTSequence" not in ds

@@ -22,6 +22,7 @@ from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.multival import MultiValue
 from pydicom.pixels import apply_modality_lut
 from pydicom.sequence import Sequence as DicomSequence
+from pydicom.tag import Tag
 from pydicom.uid import (
     CTImageStorage,
     ExplicitVRLittleEndian,
@@ -596,6 +597,8 @@ def derived_instance(
     same one (one per series when not given).
     """
     ds = copy.deepcopy(src)
+    if ds.original_encoding[1] is False:  # pydicom will not write a big-endian header as
+        ds.set_original_encoding(False, True, ds.original_character_set)  # little endian
     if not str(src.get("StudyInstanceUID") or "").strip():
         ds.StudyInstanceUID = study_uid or generate_uid()
     ds.SOPClassUID = _sop_class(src)
@@ -647,19 +650,27 @@ def _file_meta(ds: Dataset) -> FileMetaDataset:
 def _set_pixels(
     ds: Dataset, rows_cols: np.ndarray, slope: float, intercept: float, signed: bool
 ) -> None:
-    """Store a ``(Rows, Columns)`` 16-bit slice with consistent pixel-module tags."""
+    """Store a ``(Rows, Columns)`` 16-bit slice with consistent pixel-module tags.
+
+    Every tag that describes the old stored values is rewritten for the new ones or dropped:
+    the padding value is re-encoded, a linear real-world value mapping (and Philips' private
+    scale slope) re-expressed, a modality LUT dropped (the new rescale replaces it); a
+    MONOCHROME1 source stays MONOCHROME1, so that viewers show it as they showed the source.
+    """
+    _restate_for_new_storage(ds, slope, intercept, signed)
     for tag in (
         "SmallestImagePixelValue",
         "LargestImagePixelValue",
-        "PixelPaddingValue",
         "PixelPaddingRangeLimit",
         "PlanarConfiguration",
         "NumberOfFrames",
+        "ModalityLUTSequence",
     ):
         if tag in ds:
             del ds[tag]  # their meaning and VR (US/SS) depend on the old storage
     ds.SamplesPerPixel = 1
-    ds.PhotometricInterpretation = "MONOCHROME2"
+    if ds.get("PhotometricInterpretation") != "MONOCHROME1":
+        ds.PhotometricInterpretation = "MONOCHROME2"
     ds.BitsAllocated = 16
     ds.BitsStored = 16
     ds.HighBit = 15
@@ -670,3 +681,51 @@ def _set_pixels(
     dtype = "<i2" if signed else "<u2"
     ds.PixelData = np.ascontiguousarray(rows_cols, dtype=dtype).tobytes()
     ds["PixelData"].VR = "OW"
+
+
+PHILIPS_SCALE_SLOPE = (0x2005, 0x100E)  # MR Scale Slope (FL), "Philips MR Imaging DD 001"
+
+
+def _restate_for_new_storage(ds: Dataset, slope: float, intercept: float, signed: bool) -> None:
+    """Rewrite the tags that read the old stored values (``value = stored * old slope + old
+    intercept``) so that they mean the same for the new ones."""
+    lut = "ModalityLUTSequence" in ds  # stored -> value not linear: nothing to re-express
+    old_slope = float(ds.get("RescaleSlope", 1.0) or 1.0)
+    old_intercept = float(ds.get("RescaleIntercept", 0.0) or 0.0)
+    pad = ds.get("PixelPaddingValue")
+    if "PixelPaddingValue" in ds:
+        del ds.PixelPaddingValue
+    if pad is not None and not lut:  # the padding's value, in the new storage
+        new = round((int(pad) * old_slope + old_intercept - intercept) / slope)
+        low, high = (-32768, 32767) if signed else (0, 65535)
+        if low <= new <= high:
+            ds.add_new(0x00280120, "SS" if signed else "US", new)
+    if "RealWorldValueMappingSequence" in ds:
+        _restate_real_world(ds, old_slope, old_intercept, slope, intercept, signed, lut)
+    if PHILIPS_SCALE_SLOPE in ds and not lut:
+        # Philips' floating-point value is (stored * RS + RI) / (RS * SS): keep it with the new RS
+        ds[PHILIPS_SCALE_SLOPE].value = float(ds[PHILIPS_SCALE_SLOPE].value) * old_slope / slope
+
+
+def _restate_real_world(ds: Dataset, old_slope: float, old_intercept: float, slope: float,
+                        intercept: float, signed: bool, lut: bool) -> None:
+    """Linear real-world value mappings re-expressed on the new stored values; a mapping by
+    LUT, or any behind a modality LUT, cannot be, and is dropped."""
+    kept = []
+    for item in ds.RealWorldValueMappingSequence:
+        if lut or "RealWorldValueLUTData" in item or "RealWorldValueSlope" not in item:
+            continue
+        m, b = float(item.RealWorldValueSlope), float(item.get("RealWorldValueIntercept", 0.0))
+        item.RealWorldValueSlope = m * slope / old_slope
+        item.RealWorldValueIntercept = b + m * (intercept - old_intercept) / old_slope
+        low, high = (-32768, 32767) if signed else (0, 65535)
+        for name, value in (("RealWorldValueFirstValueMapped", low),
+                            ("RealWorldValueLastValueMapped", high)):
+            if name in item:
+                del item[name]
+            item.add_new(Tag(name), "SS" if signed else "US", value)
+        kept.append(item)
+    if kept:
+        ds.RealWorldValueMappingSequence = DicomSequence(kept)
+    else:
+        del ds.RealWorldValueMappingSequence
