@@ -2,7 +2,8 @@
 
 Slices are ordered by the projection of ImagePositionPatient on the slice normal (never by file
 name or InstanceNumber), and a series that cannot be stacked honestly (missing or duplicated
-slices, uneven spacing, gantry tilt, mixed orientations or sizes) is refused with an
+slices, uneven spacing, gantry tilt (positions off the slice normal), mixed orientations or
+sizes) is refused with an
 :class:`~suite.errors.InputError` that names the folder and the problem. Compressed transfer
 syntaxes decode through pydicom's pixel handlers (pylibjpeg plugins for JPEG 2000 / JPEG-LS).
 """
@@ -340,6 +341,8 @@ def _sort_and_check(root: Path, headers: list[Header]) -> list[Header]:
 
 
 def _check_uniform(root: Path, headers: list[Header]) -> None:
+    # GantryDetectorTilt alone is not refused: a tilted stack is caught by its positions
+    # drifting off the slice normal (_check_steps); a tilt-corrected series keeps the tag
     sizes = {(int(ds.Rows), int(ds.Columns)) for _, ds in headers}
     if len(sizes) > 1:
         raise InputError(root, f"mixed image sizes (Rows, Columns) {sorted(sizes)} in one series")
@@ -353,8 +356,6 @@ def _check_uniform(root: Path, headers: list[Header]) -> None:
         if not np.allclose(_cosines(ds, file), cos0, atol=ORIENTATION_ATOL):
             first = headers[0][0].name
             raise InputError(root, f"mixed orientations: {file.name} differs from {first}")
-        if abs(float(ds.get("GantryDetectorTilt", 0) or 0)) > 1e-6:
-            raise InputError(root, f"gantry tilt {ds.GantryDetectorTilt} degrees in {file.name}")
         if int(ds.get("NumberOfFrames", 1) or 1) > 1 or int(ds.get("SamplesPerPixel", 1)) != 1:
             raise InputError(
                 file,
