@@ -90,6 +90,8 @@ def enhance_volume(path: Path, output: Path, options: argparse.Namespace) -> dic
         model = to_bfloat16(model)
         method += ", bfloat16"  # recorded in the output's derivation
     out = super_resolve(model, vol.data, axis, scale)
+    if float(vol.data.min()) >= 0:  # a magnitude image: the cubic spline and the network
+        out = np.maximum(out, 0.0)  # overshoot below 0 beside sharp edges, which is no signal
     meta = _with_affine(vol.meta, sr_affine(vol.meta.affine, axis, vol.data.shape[axis], scale))
     write_volume(output, out, meta, description=f"through-plane SR x{scale:g}",
                  derivation=f"suite mri-sr axis {axis}: {method}")
