@@ -86,3 +86,27 @@ def test_multi_frame_photo_is_refused(tmp_path: Path) -> None:
     with pytest.raises(InputError, match="2 frames") as info:
         read_photo(path)
     assert str(path) in str(info.value)
+
+
+def test_a_12_bit_photo_is_read_and_written_on_its_own_scale(tmp_path: Path, run_cli) -> None:
+    """12 bits stored in 16 were read as if 65535 were white: no FOV found, or with --fov an
+    output up to 18792 (beyond 12 bits) with the colour wrecked, declared as 16 bits."""
+    from pydicom.uid import ExplicitVRLittleEndian
+
+    rgb = np.asarray(Image.open(SAMPLE).convert("RGB").resize((256, 256))).astype(np.uint16) * 16
+    ds = pydicom.dcmread(_op_dicom(tmp_path / "op8.dcm"))
+    ds.Rows, ds.Columns = rgb.shape[:2]
+    ds.PhotometricInterpretation = "RGB"
+    ds.BitsAllocated, ds.BitsStored, ds.HighBit = 16, 12, 11
+    ds.PixelData = rgb.astype("<u2").tobytes()
+    ds["PixelData"].VR = "OW"
+    ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds.save_as(tmp_path / "op12.dcm", enforce_file_format=True)
+    code, _, err = run_cli("degrade", "fundus", tmp_path / "op12.dcm", "-o", tmp_path / "o.dcm",
+                           "--severity", "0")
+    assert code == 0, err
+    out = pydicom.dcmread(tmp_path / "o.dcm")
+    assert (out.BitsAllocated, out.BitsStored, out.HighBit) == (16, 12, 11)
+    pixels = out.pixel_array.astype(float)
+    assert pixels.max() <= 4095
+    assert np.abs(pixels.mean(axis=(0, 1)) - rgb.mean(axis=(0, 1))).max() < 0.1 * rgb.mean()

@@ -41,8 +41,7 @@ def read_fundus(path: Path, fov_path: Path | None) -> FundusPhoto:
     if channels < 3:
         raise InputError(path, f"{photo.meta.mode} image has no colour; fundus restoration "
                          "needs an RGB photograph (3 channels, or 4 with alpha)")
-    scale = 65535.0 if photo.data.dtype == np.uint16 else 255.0
-    rgb = photo.data[..., :3].astype(np.float32) / scale  # alpha is kept aside, unchanged
+    rgb = photo.data[..., :3].astype(np.float32) / photo.meta.full_scale  # alpha kept aside
     shape = (rgb.shape[0], rgb.shape[1])
     fov = (read_fov(fov_path, shape, photo.meta.orientation) if fov_path is not None
            else estimate_fov(rgb, path))
@@ -87,7 +86,9 @@ def write_like(output: Path, rgb: np.ndarray, src: FundusPhoto, description: str
     meta = src.photo.meta
     fmt = FORMATS.get(output.suffix.lower(), meta.format)
     depth = meta.bit_depth if fmt in ("TIFF", "DICOM") else 8
-    data = _quantize(rgb, depth)
+    # 12 bits stored stay 12 in a 16-bit DICOM or TIFF (a TIFF has no tag to say so)
+    top = meta.full_scale if depth == meta.bit_depth else float(2**depth - 1)
+    data = _quantize(rgb, depth, top)
     if src.photo.data.shape[2] == 4:
         alpha = src.photo.data[..., 3:]
         alpha = alpha if depth == meta.bit_depth else (alpha >> 8).astype(np.uint8)
@@ -99,7 +100,6 @@ def write_like(output: Path, rgb: np.ndarray, src: FundusPhoto, description: str
     return write_photo(output, data, out_meta, description, derivation)
 
 
-def _quantize(rgb: np.ndarray, depth: int) -> np.ndarray:
-    top = 65535.0 if depth == 16 else 255.0
+def _quantize(rgb: np.ndarray, depth: int, top: float) -> np.ndarray:
     dtype = np.uint16 if depth == 16 else np.uint8
     return (np.clip(rgb, 0, 1) * top + 0.5).astype(dtype)

@@ -89,7 +89,7 @@ def evaluate_photos(pred: Path, ref: Path, options: argparse.Namespace) -> dict[
         raise InputError(pred, f"EXIF orientation {p.meta.orientation or 1} differs from the "
                                f"reference's {r.photo.meta.orientation or 1}: their stored "
                                "pixels are not the same places")
-    scale = 65535.0 if p.data.dtype == np.uint16 else 255.0
+    scale = p.meta.full_scale
     labels = getattr(options, "vessels", None)
     vessels = (None if labels is None
                else read_label_mask(labels, r.fov.shape, r.photo.meta.orientation))

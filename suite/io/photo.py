@@ -65,6 +65,8 @@ class PhotoMeta:
             JPEG JFIF density, TIFF resolution tags).
         orientation: the EXIF/TIFF Orientation (2 to 8) of pixels stored turned or mirrored
             (a camera held upright), written back in every format; ``None`` for 1 or none.
+        bits_stored: DICOM BitsStored below the 16 bits allocated (12-bit cameras): the values'
+            full scale is ``2**bits_stored - 1``, not 65535; ``None`` otherwise.
     """
 
     format: str
@@ -77,6 +79,12 @@ class PhotoMeta:
     dataset: Dataset | None = None
     dpi: tuple[float, float] | None = None
     orientation: int | None = None
+    bits_stored: int | None = None
+
+    @property
+    def full_scale(self) -> float:
+        """The largest value a sample can hold: 255, 65535, or 4095 for 12 bits stored."""
+        return float(2 ** (self.bits_stored or self.bit_depth) - 1)
 
 
 @dataclass
@@ -146,8 +154,10 @@ def _read_dicom(path: Path) -> Photo:
                                "(8 or 16-bit unsigned grey or colour)")
     data = data[..., np.newaxis] if data.ndim == 2 else data
     del ds.PixelData
-    meta = PhotoMeta("DICOM", 8 * data.dtype.itemsize, MODES[data.shape[2]],
-                     (data.shape[1], data.shape[0]), path, dataset=ds)
+    allocated = 8 * data.dtype.itemsize
+    stored = int(ds.get("BitsStored", allocated) or allocated)
+    meta = PhotoMeta("DICOM", allocated, MODES[data.shape[2]], (data.shape[1], data.shape[0]),
+                     path, dataset=ds, bits_stored=stored if 8 < stored < allocated else None)
     return Photo(data=np.ascontiguousarray(data), meta=meta)
 
 
@@ -404,7 +414,8 @@ def _write_dicom(
     elif "PlanarConfiguration" in ds:
         del ds.PlanarConfiguration
     bits = 8 * arr.dtype.itemsize
-    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = bits, bits, bits - 1, 0
+    kept = meta.bits_stored if bits == 16 and meta.bits_stored else bits  # 12 bits stay 12
+    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = bits, kept, kept - 1, 0
     pixels = np.ascontiguousarray(arr[..., 0] if channels == 1 else arr).astype(
         "<u2" if bits == 16 else np.uint8).tobytes()
     ds.PixelData = pixels + b"\0" * (len(pixels) % 2)  # DICOM values have even length
