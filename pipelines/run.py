@@ -122,6 +122,9 @@ def info(args: argparse.Namespace) -> int:
         print(json.dumps(_raster_info(args.weights), indent=2, sort_keys=True))
         return 0
     path = args.weights
+    if path.is_file() and is_dicom_file(path) and _is_dicom_photo(path):
+        print(json.dumps(_photo_info(path), indent=2, sort_keys=True))
+        return 0
     if path.is_dir() or path.suffix.lower() == ".dcm" or is_dicom_file(path):  # DICOMDIR too
         print(json.dumps(_dicom_info(path, args.recursive), indent=2, sort_keys=True))
         return 0
@@ -142,17 +145,28 @@ PHOTO_INFO_SUFFIXES = (".png", ".jpg", ".jpeg")
 WEIGHTS_SUFFIXES = (".safetensors", ".pt", ".pth", ".ckpt", ".onnx")
 
 
-def _photo_info(path: Path) -> dict[str, Any]:
-    """Size, channels and bit depth of a photograph, without decoding its pixels."""
-    from PIL import Image, UnidentifiedImageError
+def _is_dicom_photo(path: Path) -> bool:
+    """A DICOM file without slice geometry (an ophthalmic or secondary-capture photograph)."""
+    import pydicom
 
     try:
-        with Image.open(path) as img:
-            bits = 16 if img.mode.startswith("I;16") or img.mode == "I" else 8
-            return {"file": str(path), "format": img.format, "width": img.width,
-                    "height": img.height, "mode": img.mode, "bits": bits}
-    except (UnidentifiedImageError, OSError) as exc:
-        raise InputError(path, f"corrupt or unreadable image ({exc})") from None
+        ds = pydicom.dcmread(path, stop_before_pixels=True)
+    except Exception:  # the volume reader names the problem
+        return False
+    geometry = ("ImageOrientationPatient", "PerFrameFunctionalGroupsSequence")
+    return not any(tag in ds for tag in geometry) and "DirectoryRecordSequence" not in ds
+
+
+def _photo_info(path: Path) -> dict[str, Any]:
+    """Size, channels, bit depth, orientation and colour profile of a photograph, as the suite
+    reads it (decoded, so that a corrupt file is named)."""
+    from suite.io.photo import read_photo
+
+    meta = read_photo(path).meta
+    return {"file": str(path), "format": meta.format, "width": meta.size[0],
+            "height": meta.size[1], "mode": meta.mode, "bits": meta.bits_stored or meta.bit_depth,
+            "orientation": meta.orientation or 1, "icc_profile": meta.icc_profile is not None,
+            "dpi": list(meta.dpi) if meta.dpi else None}
 
 
 def _raster_info(path: Path) -> dict[str, Any]:

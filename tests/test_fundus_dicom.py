@@ -110,3 +110,13 @@ def test_a_12_bit_photo_is_read_and_written_on_its_own_scale(tmp_path: Path, run
     pixels = out.pixel_array.astype(float)
     assert pixels.max() <= 4095
     assert np.abs(pixels.mean(axis=(0, 1)) - rgb.mean(axis=(0, 1))).max() < 0.1 * rgb.mean()
+
+
+def test_info_reads_a_dicom_photo_as_a_photo(tmp_path: Path, run_cli) -> None:
+    """It was taken for a CT or MR series: 'geometry unknown', exit 2."""
+    import json
+
+    code, out, err = run_cli("info", _op_dicom(tmp_path / "op.dcm"))
+    assert code == 0, err
+    shown = json.loads(out)
+    assert (shown["format"], shown["mode"], shown["bits"]) == ("DICOM", "RGB", 8)

@@ -9,6 +9,7 @@ from importlib.metadata import EntryPoint
 from pathlib import Path
 
 import pytest
+from PIL import Image
 
 from suite import plugins
 from suite.domain import Domain
@@ -208,8 +209,15 @@ def test_info_shows_a_photograph_and_names_a_file_it_cannot_read(run_cli,
 
     code, out, err = run_cli("info", REPO / "sample_data" / "fundus" / "retina_700.png")
     assert code == 0, err
-    assert json.loads(out) | {"file": ""} == {"file": "", "format": "PNG", "width": 700,
-                                              "height": 700, "mode": "RGB", "bits": 8}
+    shown = json.loads(out)
+    assert {k: shown[k] for k in ("format", "width", "height", "mode", "bits", "orientation")
+            } == {"format": "PNG", "width": 700, "height": 700, "mode": "RGB", "bits": 8,
+                  "orientation": 1}
+    broken = tmp_path / "broken.jpg"  # a truncated JPEG was reported as fine
+    Image.open(REPO / "sample_data" / "fundus" / "retina_700.png").save(broken)
+    broken.write_bytes(broken.read_bytes()[:5000])
+    code, _, err = run_cli("info", broken)
+    assert code == 2 and "broken.jpg" in err
     (tmp_path / "notes.txt").write_text("a note\n")
     code, _, err = run_cli("info", tmp_path / "notes.txt")
     assert code == 2 and "notes.txt: suite info reads weights" in err
