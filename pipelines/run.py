@@ -154,7 +154,7 @@ def _is_dicom_photo(path: Path) -> bool:
     except Exception:  # the volume reader names the problem
         return False
     geometry = ("ImageOrientationPatient", "PerFrameFunctionalGroupsSequence")
-    return not any(tag in ds for tag in geometry) and "DirectoryRecordSequence" not in ds
+    return "Rows" in ds and not any(tag in ds for tag in geometry)  # an image, no DICOMDIR
 
 
 def _photo_info(path: Path) -> dict[str, Any]:
