@@ -383,7 +383,8 @@ def batch(args: argparse.Namespace) -> int:
     sources = expand_inputs(args.inputs, domain, args, skipped)  # before the output folder
     if skipped:
         names = ", ".join(p.name for p in skipped[:3]) + (", ..." if len(skipped) > 3 else "")
-        _say(args, f"skipped {len(skipped)} sidecar or note file(s): {names}")
+        _say(args, f"skipped {len(skipped)} sidecar, note or hidden file(s) or sub-folder(s) "
+                   f"(sub-folders are not searched): {names}")
     if not sources:
         raise InputError(args.inputs[0], "no input files besides sidecar and note files")
     out_dir = _out_dir(args)

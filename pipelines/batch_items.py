@@ -112,6 +112,8 @@ def expand_inputs(
                 if not found:
                     raise InputError(match, "no files directly inside this folder (sub-folders "
                                             "are not searched; give them or a glob)")
+                if skipped is not None:  # said, not silently passed over
+                    skipped.extend(sorted(set(match.iterdir()) - set(found)))
             if magic or not match.is_file():
                 kept = [f for f in found if not (f.is_file() and is_sidecar(f))]
                 if skipped is not None:

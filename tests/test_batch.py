@@ -393,10 +393,13 @@ def test_sidecars_in_a_folder_or_glob_are_skipped_but_named_files_are_items(
              "notes.txt", "Thumbs.db")
     for name in names:
         (tmp_path / name).write_bytes(b"x")
+    (tmp_path / ".DS_Store").write_bytes(b"x")  # hidden files and sub-folders: named as skipped
+    (tmp_path / "older").mkdir()
     skipped: list[Path] = []
     assert expand_inputs([tmp_path], BOX, skipped=skipped) == [tmp_path / "scene.tif",
                                                                tmp_path / "sub-01_T1w.nii.gz"]
-    assert sorted(p.name for p in skipped) == sorted(names[1:2] + names[3:])
+    assert sorted(p.name for p in skipped) == sorted([*names[1:2], *names[3:], ".DS_Store",
+                                                      "older"])
     assert expand_inputs([str(tmp_path / "sub-01_*")], BOX) == [tmp_path / "sub-01_T1w.nii.gz"]
     assert expand_inputs([tmp_path / "notes.txt"], BOX) == [tmp_path / "notes.txt"]
 
