@@ -217,3 +217,15 @@ def test_a_name_of_another_format_is_refused(retina: np.ndarray, tmp_path: Path)
         write_photo(tmp_path / "a.png", retina, meta)
     assert not list(tmp_path.iterdir())
     assert read_photo(write_photo(tmp_path / "a.jpeg", retina, meta)).meta.format == "JPEG"
+
+
+def test_a_jpeg_without_a_resolution_gets_no_invented_dpi(retina: np.ndarray,
+                                                          tmp_path: Path) -> None:
+    """Pillow reports 72 dpi for a JPEG whose EXIF has no resolution; outputs carried it."""
+    img = Image.fromarray(retina)
+    exif = img.getexif()
+    exif[271] = "FundusCam"
+    img.save(tmp_path / "e.jpg", exif=exif)
+    assert read_photo(tmp_path / "e.jpg").meta.dpi is None
+    img.save(tmp_path / "d.jpg", dpi=(300, 300))
+    assert read_photo(tmp_path / "d.jpg").meta.dpi == pytest.approx((300.0, 300.0))

@@ -38,6 +38,7 @@ PILLOW_8BIT = {"L", "LA", "RGB", "RGBA"}
 PILLOW_16BIT = {"I;16", "I;16L", "I;16B", "I;16N", "I"}
 TIFF_ICC_TAG = 34675
 ORIENTATION_TAG = 274  # EXIF and TIFF Orientation: how the stored pixels are turned for display
+X_RESOLUTION_TAG = 282  # EXIF XResolution
 JPEG_QUALITY = 95
 _LOSSY_SYNTAXES = (
     "1.2.840.10008.1.2.4.50",  # JPEG baseline
@@ -245,6 +246,9 @@ def _orientation(value: object) -> int | None:
 
 def _pillow_dpi(im: Image.Image) -> tuple[float, float] | None:
     dpi = im.info.get("dpi")
+    if im.format == "JPEG" and not (im.info.get("jfif_unit") in (1, 2)
+                                    or _exif_tag(im, X_RESOLUTION_TAG) is not None):
+        return None  # Pillow's fallback of 72 dpi for an EXIF block without a resolution
     if not isinstance(dpi, tuple) or len(dpi) != 2 or not all(float(d) > 0 for d in dpi):
         return None
     return float(dpi[0]), float(dpi[1])
