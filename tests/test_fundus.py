@@ -663,3 +663,18 @@ def test_a_palette_photo_keeps_its_format(tmp_path: Path) -> None:
 
     Image.open(SAMPLE).resize((64, 64)).convert("P").save(tmp_path / "pal.png")
     assert read_photo(tmp_path / "pal.png").meta.format == "PNG"
+
+
+def test_an_inverted_fov_mask_is_refused(tmp_path: Path) -> None:
+    """It restored the black rim and left the retina untouched, exit 0."""
+    from domains.fundus.fov import read_fov
+    from suite.errors import InputError
+
+    yy, xx = np.mgrid[:96, :96]
+    disc = (yy - 48) ** 2 + (xx - 48) ** 2 < 40**2
+    Image.fromarray((~disc).astype(np.uint8) * 255).save(tmp_path / "inv.png")
+    with pytest.raises(InputError, match="inverted"):
+        read_fov(tmp_path / "inv.png", (96, 96))
+    full = np.ones((96, 96), bool)  # a disc that fills the frame is fine
+    Image.fromarray(full.astype(np.uint8) * 255).save(tmp_path / "full.png")
+    assert read_fov(tmp_path / "full.png", (96, 96)).all()

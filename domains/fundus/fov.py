@@ -163,6 +163,12 @@ def read_fov(path: str | Path, shape: tuple[int, int], orientation: int | None =
     mask = read_mask(path, shape, "FOV mask", orientation)
     if mask.sum() < 64:
         raise InputError(path, "FOV mask is empty")
+    h, w = mask.shape
+    centre = mask[h // 2 - h // 8: h // 2 + h // 8 + 1, w // 2 - w // 8: w // 2 + w // 8 + 1]
+    if mask[0, 0] and mask[0, -1] and mask[-1, 0] and mask[-1, -1] and centre.mean() < 0.5:
+        # restoring the black rim and leaving the retina as it was is never what was meant
+        raise InputError(path, "FOV mask is set in the corners and not at the centre: inverted? "
+                               "(set pixels are inside the field of view)")
     return mask
 
 
