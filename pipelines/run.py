@@ -213,6 +213,7 @@ def _dicom_info(path: Path, recursive: bool = False) -> dict[str, Any]:
     return {
         "shape": list(vol.data.shape),
         "voxel_mm": [round(float(z), 6) for z in vol.meta.spacing],
+        "affine_ras_mm": [[round(float(v), 6) for v in row] for row in vol.meta.affine[:3]],
         "orientation": "".join(nib.aff2axcodes(vol.meta.affine)),
         "modality": vol.meta.modality,
         "series_uid": vol.meta.series_uid,
@@ -224,17 +225,20 @@ def _dicom_info(path: Path, recursive: bool = False) -> dict[str, Any]:
 def _nifti_info(path: Path) -> dict[str, Any]:
     """Shape, voxel size, orientation, description and the suite's provenance record."""
     import nibabel as nib
+    import numpy as np
 
-    from suite.io.nifti import provenance
+    from suite.io.nifti import affine_mm, provenance
 
     try:
         img = nib.load(path)
     except Exception as exc:
         raise InputError(path, f"unreadable NIfTI ({exc})") from exc
     header = img.header
+    affine, _ = affine_mm(img)  # what every command uses, not pixdim (they may disagree)
     return {
         "shape": list(img.shape),
-        "voxel_mm": [round(float(z), 6) for z in header.get_zooms()[:3]],
+        "voxel_mm": [round(float(z), 6) for z in np.linalg.norm(affine[:3, :3], axis=0)],
+        "affine_ras_mm": [[round(float(v), 6) for v in row] for row in affine[:3]],
         "orientation": "".join(nib.aff2axcodes(img.affine)) if int(header["sform_code"])
         or int(header["qform_code"]) else "unknown (sform and qform codes 0; "
         f"{''.join(nib.aff2axcodes(img.affine))} is nibabel's guess from the voxel sizes)",

@@ -212,3 +212,32 @@ def test_a_volume_asked_of_a_3d_nifti_is_refused(tmp_path: Path) -> None:
     assert read_volume(path, volume=0).data.shape == (4, 4, 4)
     with pytest.raises(InputError, match="single 3D volume; there is no volume 2"):
         read_volume(path, volume=2)
+
+
+def test_a_volume_in_microns_is_read_in_millimetres(tmp_path: Path) -> None:
+    """Units other than mm were ignored: 3 micron voxels were taken for 3 mm."""
+    img = nib.Nifti1Image(np.zeros((4, 4, 4), np.float32), np.diag([3.0, 3.0, 3.0, 1.0]))
+    img.header.set_xyzt_units("micron")
+    nib.save(img, tmp_path / "um.nii.gz")
+    vol = read_volume(tmp_path / "um.nii.gz")
+    assert vol.meta.spacing == pytest.approx((0.003, 0.003, 0.003))
+    out = write_volume(tmp_path / "o.nii.gz", vol.data, vol.meta, "d", "test")
+    back = nib.load(out)
+    assert back.header.get_xyzt_units()[0] == "mm"
+    np.testing.assert_allclose(back.affine, np.diag([0.003, 0.003, 0.003, 1.0]), atol=1e-9)
+
+
+def test_info_shows_the_grid_every_command_uses(tmp_path: Path, run_cli) -> None:  # type: ignore[no-untyped-def]
+    """voxel_mm came from pixdim while the commands use the sform: 2 mm shown, 4 mm used."""
+    import json
+
+    img = nib.Nifti1Image(np.zeros((4, 4, 4), np.float32), np.diag([1.0, 1.0, 4.0, 1.0]))
+    img.set_qform(np.diag([2.0, 2.0, 2.0, 1.0]), code=2)
+    img.set_sform(np.diag([1.0, 1.0, 4.0, 1.0]), code=2)
+    img.header.set_zooms((2.0, 2.0, 2.0))
+    nib.save(img, tmp_path / "v.nii.gz")
+    code, out, err = run_cli("info", tmp_path / "v.nii.gz")
+    assert code == 0, err
+    shown = json.loads(out)
+    assert shown["voxel_mm"] == [1.0, 1.0, 4.0]
+    assert shown["affine_ras_mm"][2] == [0.0, 0.0, 4.0, 0.0]

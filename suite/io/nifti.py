@@ -32,7 +32,8 @@ def read_nifti(path: str | Path, allow_4d: bool = False) -> Volume:
 
     Returns:
         Volume with ``data`` float32 ``(I, J, K)`` (scaling applied), ``meta.affine`` the image
-        affine (sform if set, else qform) in RAS+ mm, and the header kept.
+        affine (sform if set, else qform) in RAS+ mm (a header in metres or microns is
+        converted, and kept saying millimetres), and the header kept.
 
     Raises:
         InputError: unreadable file, a 4D volume without ``allow_4d``, or NaN/Inf voxels.
@@ -57,15 +58,28 @@ def read_nifti(path: str | Path, allow_4d: bool = False) -> Volume:
     bad = int(np.count_nonzero(~np.isfinite(data)))
     if bad:
         raise InputError(p, f"{bad} of {data.size} voxels are NaN or Inf")
-    affine = np.asarray(img.affine, dtype=np.float64)
+    affine, header = affine_mm(img)
     meta = VolumeMeta(
         affine=affine,
         spacing=tuple(float(s) for s in np.linalg.norm(affine[:3, :3], axis=0)),
         source_format="nifti",
         source_path=p,
-        nifti_header=img.header.copy(),
+        nifti_header=header,
     )
     return Volume(data=data, meta=meta)
+
+
+def affine_mm(img: Any) -> tuple[np.ndarray, Any]:
+    """The image's affine (sform if set, else qform) in millimetres, and a copy of its header
+    that says so: a header in metres or microns is converted (the suite works in mm)."""
+    affine = np.asarray(img.affine, dtype=np.float64)
+    header = img.header.copy()
+    space, time = header.get_xyzt_units()
+    to_mm = {"meter": 1000.0, "micron": 0.001}.get(space)
+    if to_mm is not None:
+        affine = np.vstack([affine[:3] * to_mm, affine[3:]])
+        header.set_xyzt_units("mm", time)
+    return affine, header
 
 
 class AnalyzeError(TypeError):
