@@ -539,3 +539,13 @@ def test_a_tilt_tag_on_a_regular_stack_reads(tmp_path: Path) -> None:
     plain = read_volume(fx.copy_series(fx.CT_DICOM, tmp_path / "plain", 4)[0].parent)
     np.testing.assert_allclose(tagged.meta.affine, plain.meta.affine)
     np.testing.assert_array_equal(tagged.data, plain.data)
+
+
+def test_a_series_once_lossy_stays_declared_lossy() -> None:
+    """Written uncompressed, the pixels of a JPEG baseline source keep what JPEG took away."""
+    from suite.io.dicom import derived_instance
+
+    src = pydicom.dcmread(sorted(fx.CT_DICOM.iterdir())[0], stop_before_pixels=True)
+    assert "LossyImageCompression" not in derived_instance(src, generate_uid(), "d", "t", 1)
+    src.file_meta.TransferSyntaxUID = pydicom.uid.JPEGBaseline8Bit
+    assert derived_instance(src, generate_uid(), "d", "t", 1).LossyImageCompression == "01"

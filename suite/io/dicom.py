@@ -620,8 +620,21 @@ def derived_instance(
         ref.ReferencedFrameNumber = ds.ReferencedFrameNumber
         del ds.ReferencedFrameNumber
     ds.SourceImageSequence = DicomSequence([ref])
+    meta = getattr(src, "file_meta", None) or FileMetaDataset()
+    if str(meta.get("TransferSyntaxUID", "")) in LOSSY_SYNTAXES:
+        # once lossy, always lossy: written uncompressed, the pixels keep what JPEG took away
+        ds.LossyImageCompression = "01"
     ds.file_meta = _file_meta(ds)
     return ds
+
+
+# Transfer syntaxes that are lossy by name. JPEG 2000 (.91) and HTJ2K (.203) may be either; for
+# them the source's own LossyImageCompression, copied with its header, says which.
+LOSSY_SYNTAXES = (
+    "1.2.840.10008.1.2.4.50",  # JPEG baseline
+    "1.2.840.10008.1.2.4.51",  # JPEG extended
+    "1.2.840.10008.1.2.4.81",  # JPEG-LS near-lossless
+)
 
 
 def _sop_class(src: Dataset) -> str:

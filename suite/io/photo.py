@@ -40,13 +40,6 @@ TIFF_ICC_TAG = 34675
 ORIENTATION_TAG = 274  # EXIF and TIFF Orientation: how the stored pixels are turned for display
 X_RESOLUTION_TAG = 282  # EXIF XResolution
 JPEG_QUALITY = 95
-_LOSSY_SYNTAXES = (
-    "1.2.840.10008.1.2.4.50",  # JPEG baseline
-    "1.2.840.10008.1.2.4.51",  # JPEG extended
-    "1.2.840.10008.1.2.4.81",  # JPEG-LS near-lossless
-    "1.2.840.10008.1.2.4.91",  # JPEG 2000
-    "1.2.840.10008.1.2.4.203",  # HTJ2K
-)
 
 
 @dataclass
@@ -403,11 +396,7 @@ def _write_dicom(
     channels = arr.shape[2]
     if channels not in (1, 3):
         raise InputError(tmp, f"DICOM output of {MODES[channels]} is not supported (grey or RGB)")
-    ds = derived_instance(src, generate_uid(), description, derivation, 1)
-    lossy = str(src.get("LossyImageCompression", "00")) == "01" or \
-        src.file_meta.get("TransferSyntaxUID", "") in _LOSSY_SYNTAXES
-    if lossy:  # once lossy, always lossy: the derived pixels inherit the source's compression
-        ds.LossyImageCompression = "01"
+    ds = derived_instance(src, generate_uid(), description, derivation, 1)  # lossy kept
     for tag in ("NumberOfFrames", "SmallestImagePixelValue", "LargestImagePixelValue"):
         if tag in ds:
             delattr(ds, tag)
