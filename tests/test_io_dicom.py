@@ -549,3 +549,11 @@ def test_a_series_once_lossy_stays_declared_lossy() -> None:
     assert "LossyImageCompression" not in derived_instance(src, generate_uid(), "d", "t", 1)
     src.file_meta.TransferSyntaxUID = pydicom.uid.JPEGBaseline8Bit
     assert derived_instance(src, generate_uid(), "d", "t", 1).LossyImageCompression == "01"
+
+
+def test_one_file_twice_is_named_as_such(tmp_path: Path) -> None:
+    """A PACS export holding one file twice was reported as two slices at one position."""
+    fx.require_data()
+    files = fx.copy_series(fx.CT_DICOM, tmp_path / "s", 3)
+    shutil.copyfile(files[1], tmp_path / "s" / "copy.dcm")
+    _assert_refused(tmp_path / "s", "duplicate slice positions", "the same instance twice")

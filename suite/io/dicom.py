@@ -372,6 +372,10 @@ SPLITTING_ATTRIBUTES = ("EchoNumbers", "EchoTime", "AcquisitionNumber",
 
 def _why_duplicated(a: Dataset, b: Dataset) -> str:
     """A hint naming the attribute in which two images at one position differ, if any."""
+    uid = str(a.get("SOPInstanceUID", "") or "")
+    if uid and uid == str(b.get("SOPInstanceUID", "") or ""):
+        return (f" (the same instance twice, SOPInstanceUID {uid}: a copy of one file, as PACS "
+                "exports sometimes hold; remove one)")
     for name in SPLITTING_ATTRIBUTES:
         if name in a and name in b and str(a.get(name)) != str(b.get(name)):
             return (f" (they differ in {name}, {a.get(name)} vs {b.get(name)}: the series holds "
