@@ -372,8 +372,8 @@ SPLITTING_ATTRIBUTES = ("EchoNumbers", "EchoTime", "AcquisitionNumber",
 
 def _why_duplicated(a: Dataset, b: Dataset) -> str:
     """A hint naming the attribute in which two images at one position differ, if any."""
-    uid = str(a.get("SOPInstanceUID", "") or "")
-    if uid and uid == str(b.get("SOPInstanceUID", "") or ""):
+    uid = _instance_uid(a)
+    if uid and uid == _instance_uid(b):
         return (f" (the same instance twice, SOPInstanceUID {uid}: a copy of one file, as PACS "
                 "exports sometimes hold; remove one)")
     for name in SPLITTING_ATTRIBUTES:
@@ -381,6 +381,12 @@ def _why_duplicated(a: Dataset, b: Dataset) -> str:
             return (f" (they differ in {name}, {a.get(name)} vs {b.get(name)}: the series holds "
                     "several volumes; split it by that attribute first, e.g. with dcm2niix)")
     return ""
+
+
+def _instance_uid(ds: Dataset) -> str:
+    """SOPInstanceUID, or the file meta's copy (anonymisers sometimes leave only that)."""
+    meta = getattr(ds, "file_meta", None) or FileMetaDataset()
+    return str(ds.get("SOPInstanceUID") or meta.get("MediaStorageSOPInstanceUID") or "")
 
 
 def _check_steps(root: Path, headers: list[Header], pos: np.ndarray, normal: np.ndarray) -> None:
@@ -617,9 +623,7 @@ def derived_instance(
         ds.SeriesNumber = int(src.SeriesNumber) + 1000  # viewers list series by number
     ref = Dataset()
     ref.ReferencedSOPClassUID = _source_sop_class(src)
-    ref.ReferencedSOPInstanceUID = src.get("SOPInstanceUID") or src.file_meta.get(
-        "MediaStorageSOPInstanceUID", ""
-    )
+    ref.ReferencedSOPInstanceUID = _instance_uid(src)
     if "ReferencedFrameNumber" in ds:  # a frame of an enhanced source: the reference says which
         ref.ReferencedFrameNumber = ds.ReferencedFrameNumber
         del ds.ReferencedFrameNumber
