@@ -557,3 +557,19 @@ def test_one_file_twice_is_named_as_such(tmp_path: Path) -> None:
     files = fx.copy_series(fx.CT_DICOM, tmp_path / "s", 3)
     shutil.copyfile(files[1], tmp_path / "s" / "copy.dcm")
     _assert_refused(tmp_path / "s", "duplicate slice positions", "the same instance twice")
+
+
+def test_a_regridded_series_keeps_the_source_pixel_spacing_text(tmp_path: Path) -> None:
+    """Recomputed from the affine, 2.34375 came out as 2.343749557 (the source's direction
+    cosines are not exactly unit length), and ImagesInAcquisition kept the source's count."""
+    src = read_volume(fx.require_data() / "mri/dicom2nifti_hitachi_shoulder_mr")
+    affine = src.meta.affine.copy()
+    affine[:3, 2] /= 2  # twice the slices, as mri-sr --scale 2 writes them
+    data = np.repeat(src.data, 2, axis=2)
+    meta = dataclasses.replace(src.meta, affine=affine)
+    out = write_volume(tmp_path / "sr", data, meta, "sr", "test")
+    first = pydicom.dcmread(sorted(out.iterdir())[0])
+    source = src.meta.datasets[0]  # type: ignore[index]
+    assert list(first.PixelSpacing) == list(source.PixelSpacing)
+    assert len(str(first.SliceThickness).replace(".", "").lstrip("0")) <= 8
+    assert "ImagesInAcquisition" not in first

@@ -563,12 +563,16 @@ def _set_geometry(ds: Dataset, affine: np.ndarray, k: int, shape: tuple[int, ...
     position = lps[:3, 3] + k * lps[:3, 2]
     normal = lps[:3, 2] / step_mm
     ds.Columns, ds.Rows = int(shape[0]), int(shape[1])
-    ds.PixelSpacing = [f"{row_mm:.10g}", f"{col_mm:.10g}"]
+    source = [float(v) for v in ds.get("PixelSpacing", [0, 0])]
+    if not np.allclose([row_mm, col_mm], source, rtol=1e-6):  # the source's own string when
+        ds.PixelSpacing = [f"{row_mm:.10g}", f"{col_mm:.10g}"]  # kept: no float noise added
+    if "ImagesInAcquisition" in ds:  # the source's count, not this grid's
+        del ds.ImagesInAcquisition
     ds.ImagePositionPatient = [f"{v:.10g}" for v in position]
     ds.ImageOrientationPatient = [f"{v:.10g}" for v in
                                   (*(lps[:3, 0] / col_mm), *(lps[:3, 1] / row_mm))]
-    ds.SliceThickness = f"{step_mm:.10g}"
-    ds.SpacingBetweenSlices = f"{step_mm:.10g}"
+    ds.SliceThickness = f"{step_mm:.8g}"  # 8 digits: 0.625, not 0.6250000012
+    ds.SpacingBetweenSlices = f"{step_mm:.8g}"
     ds.SliceLocation = f"{float(position @ normal):.10g}"
 
 
