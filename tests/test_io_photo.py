@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import struct
 import warnings
 import zlib
@@ -9,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import tifffile
 from PIL import Image, ImageCms
 from pydicom.data import get_testdata_file
 
@@ -229,3 +231,25 @@ def test_a_jpeg_without_a_resolution_gets_no_invented_dpi(retina: np.ndarray,
     assert read_photo(tmp_path / "e.jpg").meta.dpi is None
     img.save(tmp_path / "d.jpg", dpi=(300, 300))
     assert read_photo(tmp_path / "d.jpg").meta.dpi == pytest.approx((300.0, 300.0))
+
+
+def test_camera_and_date_tags_travel_between_tiff_and_exif(retina: np.ndarray,
+                                                          tmp_path: Path) -> None:
+    """A TIFF output lost ImageDescription, Make, Model and DateTime (and carried tifffile's
+    JSON instead); a JPEG's camera and date were lost in a TIFF output, and a TIFF's in a JPEG."""
+    tifffile.imwrite(tmp_path / "src.tif", retina, photometric="rgb", metadata=None,
+                     description="OD macula", datetime="2024:05:06 07:08:09", software=False,
+                     extratags=[(271, "s", 0, "FundusCam", False), (272, "s", 0, "X1", False)])
+    photo = read_photo(tmp_path / "src.tif")
+    with tifffile.TiffFile(write_photo(tmp_path / "out.tif", photo.data, photo.meta)) as back:
+        tags = back.pages[0].tags
+        assert (tags[270].value, tags[271].value, tags[272].value, tags[306].value) == (
+            "OD macula", "FundusCam", "X1", "2024:05:06 07:08:09")
+    jpeg_meta = dataclasses.replace(photo.meta, format="JPEG")
+    with Image.open(write_photo(tmp_path / "out.jpg", photo.data, jpeg_meta)) as written:
+        exif = written.getexif()
+    assert (exif[271], exif[306]) == ("FundusCam", "2024:05:06 07:08:09")
+    jpeg = read_photo(tmp_path / "out.jpg")
+    tiff_meta = dataclasses.replace(jpeg.meta, format="TIFF")
+    with tifffile.TiffFile(write_photo(tmp_path / "again.tif", jpeg.data, tiff_meta)) as again:
+        assert again.pages[0].tags[272].value == "X1"

@@ -16,7 +16,7 @@ holds the headers it needs.
 from __future__ import annotations
 
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -40,6 +40,9 @@ TIFF_ICC_TAG = 34675
 ORIENTATION_TAG = 274  # EXIF and TIFF Orientation: how the stored pixels are turned for display
 X_RESOLUTION_TAG = 282  # EXIF XResolution
 JPEG_QUALITY = 95
+# Descriptive TIFF tags, numbered alike in EXIF's first IFD: ImageDescription, Make, Model,
+# Software, DateTime, Artist, Copyright
+DESCRIPTIVE_TAGS = (270, 271, 272, 305, 306, 315, 33432)
 
 
 @dataclass
@@ -61,6 +64,9 @@ class PhotoMeta:
             (a camera held upright), written back in every format; ``None`` for 1 or none.
         bits_stored: DICOM BitsStored below the 16 bits allocated (12-bit cameras): the values'
             full scale is ``2**bits_stored - 1``, not 65535; ``None`` otherwise.
+        described: the descriptive tags of a TIFF source (:data:`DESCRIPTIVE_TAGS`: camera,
+            date, description...), by tag number, written back to a TIFF output and, in a new
+            EXIF block, to PNG and JPEG ones (an EXIF source keeps its own block whole).
     """
 
     format: str
@@ -74,6 +80,7 @@ class PhotoMeta:
     dpi: tuple[float, float] | None = None
     orientation: int | None = None
     bits_stored: int | None = None
+    described: dict[int, str] = field(default_factory=dict)
 
     @property
     def full_scale(self) -> float:
@@ -279,6 +286,8 @@ def _read_tiff(path: Path) -> Photo:
         dpi = _tiff_dpi(page)
         turned = page.tags.get(ORIENTATION_TAG)
         orientation = _orientation(turned.value if turned is not None else None)
+        described = {code: str(page.tags[code].value) for code in DESCRIPTIVE_TAGS
+                     if code in page.tags and str(page.tags[code].value).strip()}
     if data.dtype not in (np.uint8, np.uint16):
         raise InputError(path, f"TIFF samples of type {data.dtype} are not 8 or 16-bit photos")
     data = data[..., np.newaxis] if data.ndim == 2 else data
@@ -287,6 +296,7 @@ def _read_tiff(path: Path) -> Photo:
     depth = 8 * data.dtype.itemsize
     meta = PhotoMeta("TIFF", depth, MODES[data.shape[2]], (data.shape[1], data.shape[0]), path)
     meta.icc_profile, meta.dpi, meta.orientation = icc_bytes, dpi, orientation
+    meta.described = described
     return Photo(data=np.ascontiguousarray(data), meta=meta)
 
 
@@ -372,9 +382,11 @@ def _write_pillow(out: Path, tmp: Path, arr: np.ndarray, meta: PhotoMeta) -> Non
         options["icc_profile"] = meta.icc_profile
     if meta.exif:
         options["exif"] = meta.exif
-    elif meta.orientation:  # from a TIFF source: the tag alone, in a new EXIF block
+    elif meta.orientation or meta.described:  # from a TIFF source: its tags, in a new EXIF
         exif = Image.Exif()
-        exif[ORIENTATION_TAG] = meta.orientation
+        exif.update(meta.described)
+        if meta.orientation:
+            exif[ORIENTATION_TAG] = meta.orientation
         options["exif"] = exif.tobytes()
     if meta.dpi:
         options["dpi"] = meta.dpi
@@ -418,6 +430,11 @@ def _write_dicom(
 
 def _write_tiff(tmp: Path, arr: np.ndarray, meta: PhotoMeta) -> None:
     channels = arr.shape[2]
+    tags = _descriptive(meta)
+    extra: list[tuple[int, str, int, str | int, bool]] = [
+        (code, "s", 0, text, False) for code, text in tags.items() if code not in (270, 305, 306)]
+    if meta.orientation:  # so that a viewer turns the picture as the source's did
+        extra.append((ORIENTATION_TAG, "H", 1, meta.orientation, False))
     tifffile.imwrite(
         tmp,
         arr[..., 0] if channels == 1 else arr,
@@ -427,7 +444,20 @@ def _write_tiff(tmp: Path, arr: np.ndarray, meta: PhotoMeta) -> None:
         resolution=meta.dpi,
         resolutionunit="INCH" if meta.dpi else None,
         compression="zlib",  # lossless and needs no codec beyond Python's zlib
-        # the Orientation tag, so that a viewer turns the picture as the source's did
-        extratags=[(ORIENTATION_TAG, "H", 1, meta.orientation, False)] if meta.orientation
-        else (),
+        description=tags.get(270), metadata=None,  # not tifffile's own JSON description
+        software=tags.get(305, False), datetime=tags.get(306),
+        extratags=extra,
     )
+
+
+def _descriptive(meta: PhotoMeta) -> dict[int, str]:
+    """The source's descriptive tags: a TIFF's own, or those of a PNG or JPEG's EXIF block."""
+    if meta.described or not meta.exif:
+        return dict(meta.described)
+    exif = Image.Exif()
+    try:
+        exif.load(meta.exif)
+    except Exception:  # a malformed EXIF block (common in edited photos) describes nothing
+        return {}
+    return {code: str(exif[code]).strip("\x00 ") for code in DESCRIPTIVE_TAGS
+            if code in exif and str(exif[code]).strip("\x00 ")}
