@@ -284,6 +284,10 @@ def test_enhance_keeps_16_bit_tiff_and_outside_pixels(run_cli: Cli, tmp_path: Pa
     result = tifffile.imread(out)
     assert result.dtype == np.uint16 and result.shape == data.shape
     assert np.array_equal(result[~fov], data[~fov])
+    assert "8 bits" not in err
+    code, _, err = run_cli("enhance", "fundus", src, "-o", tmp_path / "out8.png", "--weights",
+                           tiny_weights, "--quiet")  # said when it happens, not found later
+    assert code == 0 and "16-bit photograph is written with 8 bits as PNG" in err
 
 
 def test_enhance_accepts_a_fov_file_and_rgba(run_cli: Cli, tmp_path: Path, small_png: Path,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -86,6 +87,9 @@ def write_like(output: Path, rgb: np.ndarray, src: FundusPhoto, description: str
     meta = src.photo.meta
     fmt = FORMATS.get(output.suffix.lower(), meta.format)
     depth = meta.bit_depth if fmt in ("TIFF", "DICOM") else 8
+    if depth < meta.bit_depth:  # documented, but a user should not find it out later
+        print(f"note: the {meta.bit_depth}-bit photograph is written with 8 bits as {fmt}; "
+              f"name the output .tif to keep {meta.bit_depth} bits", file=sys.stderr)
     # 12 bits stored stay 12 in a 16-bit DICOM or TIFF (a TIFF has no tag to say so)
     top = meta.full_scale if depth == meta.bit_depth else float(2**depth - 1)
     data = _quantize(rgb, depth, top)
