@@ -241,3 +241,14 @@ def test_info_shows_the_grid_every_command_uses(tmp_path: Path, run_cli) -> None
     shown = json.loads(out)
     assert shown["voxel_mm"] == [1.0, 1.0, 4.0]
     assert shown["affine_ras_mm"][2] == [0.0, 0.0, 4.0, 0.0]
+
+
+def test_nan_voxels_are_not_written(tmp_path: Path) -> None:
+    """The reader refuses NaN voxels; the writer made such files (the DICOM one refused)."""
+    nib.save(nib.Nifti1Image(np.zeros((4, 4, 4), np.float32), np.eye(4)), tmp_path / "v.nii")
+    vol = read_volume(tmp_path / "v.nii")
+    data = vol.data.copy()
+    data[1, 1, 1] = np.nan
+    with pytest.raises(InputError, match="1 voxels are NaN or Inf"):
+        write_volume(tmp_path / "o.nii.gz", data, vol.meta, "d", "test")
+    assert not (tmp_path / "o.nii.gz").exists()

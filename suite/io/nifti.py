@@ -131,9 +131,13 @@ def write_nifti(
         The absolute output path.
 
     Raises:
-        InputError: the output path is unusable.
+        InputError: the output path is unusable, or NaN or infinite values (a file the suite
+            and most tools would refuse to read back), as the DICOM writer refuses them.
     """
     out = check_output_path(path, [meta.source_path])
+    bad = int(np.count_nonzero(~np.isfinite(np.asarray(data))))
+    if bad:
+        raise InputError(out, f"{bad} voxels are NaN or Inf; not written")
     header = _output_header(meta)
     img = nib.Nifti1Image(np.asarray(data, dtype=np.float32), meta.affine, header=header)
     sform_code, qform_code = _xform_codes(meta)
