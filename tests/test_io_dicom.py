@@ -473,7 +473,7 @@ def _rewritten_series(tmp_path: Path, change) -> Path:  # type: ignore[no-untype
     """The sample CT series, each slice passed through ``change(ds)`` and written again."""
     folder = tmp_path / "src"
     folder.mkdir()
-    for k, path in enumerate(sorted(fx.CT_DICOM.iterdir())):
+    for k, path in enumerate(sorted(SAMPLE_CT.iterdir())):  # bundled: runs without ../shared
         ds = pydicom.dcmread(path)
         kwargs = change(ds) or {}
         pydicom.dcmwrite(folder / f"s{k}.dcm", ds, **kwargs)
@@ -545,7 +545,7 @@ def test_a_series_once_lossy_stays_declared_lossy() -> None:
     """Written uncompressed, the pixels of a JPEG baseline source keep what JPEG took away."""
     from suite.io.dicom import derived_instance
 
-    src = pydicom.dcmread(sorted(fx.CT_DICOM.iterdir())[0], stop_before_pixels=True)
+    src = pydicom.dcmread(sorted(SAMPLE_CT.iterdir())[0], stop_before_pixels=True)
     assert "LossyImageCompression" not in derived_instance(src, generate_uid(), "d", "t", 1)
     src.file_meta.TransferSyntaxUID = pydicom.uid.JPEGBaseline8Bit
     assert derived_instance(src, generate_uid(), "d", "t", 1).LossyImageCompression == "01"
