@@ -612,7 +612,8 @@ def _in_type(block: np.ndarray, dtype: str) -> np.ndarray:
     info = np.iinfo(np.dtype(dtype))
     invalid = np.ma.getmaskarray(block) | ~np.isfinite(values)
     clipped = np.clip(np.rint(np.nan_to_num(values)), info.min, info.max).astype(dtype)
-    return np.ma.MaskedArray(clipped, mask=invalid) if invalid.any() else clipped
+    masked = isinstance(block, np.ma.MaskedArray) or invalid.any()  # keeps the nodata rule
+    return np.ma.MaskedArray(clipped, mask=invalid) if masked else clipped
 
 
 def _write_window(dst: Any, window: Window, block: np.ndarray, meta: RasterMeta) -> bool:
