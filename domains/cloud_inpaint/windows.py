@@ -181,7 +181,7 @@ def _filled_window(path: Path, meta: RasterMeta, inner: Window, seen: Scan, mask
     hole = mask[rows, cols] | ~seen.valid[rows, cols]
     pinned = hole & _cut_edge(outer, meta)
     if pinned.any():
-        z[:, pinned] = _coarse_at(prior, outer)[:, pinned]
+        z[:, pinned] = _coarse_at(prior, outer, pinned)
     values = fill(z.astype(np.float32), hole, pinned) * prior.std + prior.mean
     keep = inner_slices(outer, inner)
     out = stored[:, keep[0], keep[1]].copy()
@@ -205,13 +205,13 @@ def _cut_edge(outer: Window, meta: RasterMeta) -> np.ndarray:
     return edge
 
 
-def _coarse_at(prior: Prior, win: Window) -> np.ndarray:
-    """The coarse prior, bilinearly interpolated at the pixel centres of ``win``."""
-    f = prior.cell
-    r = (np.arange(int(win.row_off), int(win.row_off + win.height)) + 0.5) / f - 0.5
-    c = (np.arange(int(win.col_off), int(win.col_off + win.width)) + 0.5) / f - 0.5
-    rr, cc = np.meshgrid(r, c, indexing="ij")
-    return np.stack([ndimage.map_coordinates(band, [rr, cc], order=1, mode="nearest")
+def _coarse_at(prior: Prior, win: Window, where: np.ndarray) -> np.ndarray:
+    """The coarse prior ``(C, n)``, bilinearly interpolated at the centres of the ``where``
+    pixels of ``win`` (only the pinned edge is needed, not the whole window)."""
+    rows, cols = np.nonzero(where)
+    r = (rows + int(win.row_off) + 0.5) / prior.cell - 0.5
+    c = (cols + int(win.col_off) + 0.5) / prior.cell - 0.5
+    return np.stack([ndimage.map_coordinates(band, [r, c], order=1, mode="nearest")
                      for band in prior.coarse])
 
 
