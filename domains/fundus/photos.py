@@ -96,8 +96,6 @@ def write_like(output: Path, rgb: np.ndarray, src: FundusPhoto, description: str
     if src.photo.data.shape[2] == 4:
         alpha = src.photo.data[..., 3:]
         alpha = alpha if depth == meta.bit_depth else (alpha >> 8).astype(np.uint8)
-        if fmt == "JPEG":
-            raise InputError(output, "JPEG cannot store the input's alpha channel; use PNG/TIFF")
         data = np.concatenate([data, alpha], axis=2)
     # Everything else (ICC profile, EXIF, pixel density, DICOM header) travels unchanged.
     out_meta = dataclasses.replace(meta, format=fmt, bit_depth=depth, path=None)
