@@ -138,9 +138,7 @@ def reduced_scene(scene: Scene, sensor: str = "generic") -> tuple[Scene, np.ndar
     c, h, w = scene.ms.shape
     ref = scene.ms[:, : h // r * r, : w // r * r]
     ms_lr = nan_aware(lambda a: mtf_decimate(a, mtf.ms_gains(c), r), ref)
-    pan_lr = nan_aware(lambda a: resample_to_grid(
-        mtf_filter(a, mtf.pan, r), scene.pan_transform, ref.shape[1:], scene.ms_transform),
-        scene.pan)
+    pan_lr = pan_to_ms_grid(scene, sensor, ref.shape[1:])
     lr = Scene(ms_lr, pan_lr, scene.ms_transform @ Affine.scale(r), scene.ms_transform, r)
     return lr, ref
 
@@ -165,12 +163,14 @@ def full_pair(scene: Scene) -> tuple[np.ndarray, np.ndarray]:
     return resample_to_grid(scene.ms, scene.ms_transform, shape, scene.pan_transform), scene.pan
 
 
-def pan_to_ms_grid(scene: Scene, sensor: str = "generic") -> np.ndarray:
-    """The PAN MTF-filtered and sampled on the MS grid ``(h, w)`` (for QNR's D_s); NaN (no
-    data) in the PAN comes out as NaN wherever the filter read it."""
-    gain = sensor_mtf(sensor).pan
+def pan_to_ms_grid(scene: Scene, sensor: str = "generic",
+                   shape: tuple[int, ...] | None = None) -> np.ndarray:
+    """The PAN MTF-filtered and sampled on the MS grid (its first ``shape`` pixels, all of it
+    by default): QNR's D_s and the Wald pair's PAN. NaN (no data) in the PAN comes out as NaN
+    wherever the filter read it."""
+    gain, size = sensor_mtf(sensor).pan, tuple(shape or scene.ms.shape[1:])
     return nan_aware(lambda a: resample_to_grid(
-        mtf_filter(a, gain, scene.ratio), scene.pan_transform, scene.ms.shape[1:],
+        mtf_filter(a, gain, scene.ratio), scene.pan_transform, (size[0], size[1]),
         scene.ms_transform), scene.pan)
 
 
